@@ -1,0 +1,143 @@
+"""The paper's encoder/decoder, the ALD mask, and the autoencoder that splits its latent.
+
+``GroupLatentAutoencoder`` takes *any* encoder/decoder pair whose latent ``(B, C, *spatial)`` the
+group can act on. Its latent channels are split by ``ALDMask``: learnable logits ``alpha`` (one per
+channel, shared by all inputs), ``p = sigmoid(alpha)``, hard mask ``M = 1[p > tau]`` and the
+straight-through estimator ``M + p - p.detach()`` (forward exactly 0/1, backward ``dp/dalpha``).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .groups import Group, get_group
+
+
+def paper_encoder(in_channels: int = 1, latent_channels: int = 64, spatial_dims: int = 2) -> nn.Module:
+    """Conv(in→32, k4 s2 p1) → LeakyReLU(0.2) → Conv(32→C, k4 s2 p1) → LeakyReLU(0.2): 28² → 7²."""
+    Conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
+    return nn.Sequential(
+        Conv(in_channels, 32, 4, 2, 1), nn.LeakyReLU(0.2),
+        Conv(32, latent_channels, 4, 2, 1), nn.LeakyReLU(0.2))
+
+
+def paper_decoder(out_channels: int = 1, latent_channels: int = 64, spatial_dims: int = 2) -> nn.Module:
+    """Mirror of :func:`paper_encoder` with transposed convolutions, ending in Tanh ([-1, 1])."""
+    ConvT = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
+    return nn.Sequential(
+        ConvT(latent_channels, 32, 4, 2, 1), nn.LeakyReLU(0.2),
+        ConvT(32, out_channels, 4, 2, 1), nn.Tanh())
+
+
+class ALDMask(nn.Module):
+    """Adaptive Latent Disentanglement mask over ``channels`` latent channels.
+
+    ``trainable=False`` with ``init_logits`` gives a fixed (manual) partition.
+    """
+
+    def __init__(self, channels: int, tau: float = 0.5, trainable: bool = True,
+                 init_logits: torch.Tensor | None = None):
+        super().__init__()
+        if not 0.0 < tau < 1.0:
+            raise ValueError(f"tau must lie in the open interval (0, 1); got {tau!r}")
+        self.tau = float(tau)
+        logits = torch.randn(channels) * 0.1 if init_logits is None else init_logits.float().clone()
+        self.logits = nn.Parameter(logits, requires_grad=trainable)  # (C,)
+
+    def probs(self) -> torch.Tensor:
+        return torch.sigmoid(self.logits)
+
+    def hard(self) -> torch.Tensor:
+        """The 0/1 mask, ``1[sigmoid(alpha) > tau]``, without gradient."""
+        return (self.probs() > self.tau).to(self.logits.dtype).detach()
+
+    def forward(self) -> torch.Tensor:
+        p = self.probs()
+        return self.hard() + p - p.detach()      # (C,) forward 0/1, backward dp/dalpha
+
+
+LatentAction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class GroupLatentAutoencoder(nn.Module):
+    """Encoder–decoder whose latent ``z`` splits into variant ``z_v = M⊙z`` and invariant ``z_i``.
+
+    ``latent_action`` (default: the group's exact ``act_latent``) may be an ``nn.Module`` with
+    parameters of its own (a learned representation of the group); it is then trained jointly.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, group: Group | str,
+                 latent_channels: int, tau: float = 0.5, latent_action: LatentAction | None = None,
+                 mask: ALDMask | None = None):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+        self.group = get_group(group)
+        self.latent_channels = latent_channels
+        self.mask = mask if mask is not None else ALDMask(latent_channels, tau)
+        if isinstance(latent_action, nn.Module):
+            self.latent_action = latent_action               # registered: saved and trained
+        else:
+            self._action_fn = latent_action or self.group.act_latent
+
+    @property
+    def tau(self) -> float:
+        return self.mask.tau
+
+    def act(self, z_v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "latent_action"):
+            return self.latent_action(z_v, g)
+        return self._action_fn(z_v, g)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.encoder(x)                                   # (B, C, 7, 7) for the paper model
+        if z.shape[1] != self.latent_channels:
+            raise ValueError(f"encoder gives {z.shape[1]} latent channels, model was built for "
+                             f"latent_channels={self.latent_channels}")
+        return z
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def _broadcast(self, m: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return m.view(1, -1, *([1] * (z.dim() - 2)))          # (1, C, 1, 1)
+
+    def split(self, z: torch.Tensor, hard: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z_i, z_v)``; ``hard=True`` uses the 0/1 mask without gradient to the logits."""
+        m = self._broadcast(self.mask.hard() if hard else self.mask(), z)
+        return (1 - m) * z, m * z
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Encode ``x``, act on its variant part with ``g`` and decode the prediction of ``T_g x``."""
+        z = self.encode(x)
+        z_i, z_v = self.split(z)
+        phi = self.act(z_v, g)
+        return {"z": z, "z_i": z_i, "z_v": z_v, "phi_z_v": phi, "recon": self.decode(z_i + phi)}
+
+    def hard_mask(self) -> torch.Tensor:
+        return self.mask.hard()
+
+    def variant_fraction(self) -> float:
+        return self.mask.hard().mean().item()
+
+
+def build_model(group: Group | str = "c4", latent_channels: int = 64, tau: float = 0.5,
+                in_channels: int = 1, mask: str = "learned",
+                latent_action: LatentAction | None = None) -> GroupLatentAutoencoder:
+    """The paper model for ``group``; ``mask='manual'`` fixes the first half of channels variant."""
+    group = get_group(group)
+    if mask not in ("learned", "manual"):
+        raise ValueError(f"unknown mask {mask!r}; choose 'learned' or 'manual'")
+    if latent_channels < 1:
+        raise ValueError(f"latent_channels must be a positive integer; got {latent_channels!r}")
+    enc = paper_encoder(in_channels, latent_channels, group.spatial_dims)
+    dec = paper_decoder(in_channels, latent_channels, group.spatial_dims)
+    ald = None
+    if mask == "manual":
+        if not 0.0 < tau < 1.0:
+            raise ValueError(f"tau must lie in the open interval (0, 1); got {tau!r}")
+        logits = torch.full((latent_channels,), -10.0)
+        logits[: latent_channels // 2] = 10.0                   # first half variant, fixed
+        ald = ALDMask(latent_channels, tau, trainable=False, init_logits=logits)
+    return GroupLatentAutoencoder(enc, dec, group, latent_channels, tau, latent_action, ald)

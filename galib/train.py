@@ -1,0 +1,261 @@
+"""Training loop: ``TrainConfig`` (the paper's defaults), ``train`` and checkpoint loading.
+
+Per epoch it records train and validation loss (total and each term), the variant fraction and
+channels of the mask, and seconds; keeps ``best.pt`` (lowest validation loss) and ``last.pt``; and
+resumes from ``last.pt``. Pair sampling uses one generator per epoch seeded from ``(seed, epoch)``,
+so an interrupted and resumed run ends with the same weights as an uninterrupted one.
+Checkpoints are plain dicts of tensors and literals (``torch.load(..., weights_only=True)``),
+written to a temporary file and renamed, so a crash never leaves a half-written file.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+
+from .data import DataSplits, ImageSet, iterate_pairs, load_dataset
+from .groups import get_group
+from .losses import OBJECTIVES
+from .models import GroupLatentAutoencoder, build_model
+
+LOSS_TERMS = ("loss", "recon", "inv", "const")
+# Fields that define the model's weights: a checkpoint only loads into a config that agrees on them.
+MODEL_FIELDS = ("group", "latent_channels", "mask", "objective", "latent_action")
+# Fields that may differ when resuming (everything else must match the checkpoint).
+RESUME_FREE = ("epochs", "device", "data_root")
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "auto"          # auto | mnist | fashion-mnist | glyphs
+    data_root: str | None = None
+    group: str = "c4"              # see galib.groups.available_groups()
+    tau: float = 0.5               # mask threshold, in (0, 1)
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 1e-3
+    latent_channels: int = 64
+    lambda_inv: float = 1.0
+    lambda_const: float = 1.0
+    seed: int = 42
+    max_train: int | None = None   # cap on training images; None = all
+    device: str = "auto"           # auto (cuda, mps, cpu) | cpu | cuda | mps
+    val_fraction: float = 0.2
+    mask: str = "learned"          # learned (ALD) | manual (first half variant, fixed)
+    objective: str = "group"       # group (the paper's losses) | ae (plain autoencoder baseline)
+    latent_action: str = "exact"   # exact (the group's own Phi_g) | a learned kind the group offers
+
+    def validate(self) -> "TrainConfig":
+        if not (isinstance(self.tau, (int, float)) and 0.0 < self.tau < 1.0):
+            raise ValueError(f"tau must lie in the open interval (0, 1); got {self.tau!r}")
+        for key in ("epochs", "batch_size", "latent_channels"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{key} must be a positive integer; got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive; got {self.lr!r}")
+        for key in ("lambda_inv", "lambda_const"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0; got {getattr(self, key)!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; choose one of {sorted(OBJECTIVES)}")
+        get_group(self.group)                                  # raises on an unknown group
+        resolve_device(self.device)
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; allowed: {sorted(known)}")
+        return cls(**d)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → cuda, then mps, then cpu; an explicit device must exist."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
+        raise ValueError(f"unknown device {device!r}; choose auto, cpu, cuda, cuda:N or mps")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+def model_from_config(cfg: TrainConfig, image_shape: tuple[int, ...]) -> GroupLatentAutoencoder:
+    """Build the paper model for ``cfg`` and check the group can act on its images and latents."""
+    group = get_group(cfg.group)
+    group.check_shape((1, 1, *image_shape), "image")
+    action = None if cfg.latent_action == "exact" else group.make_latent_action(
+        cfg.latent_action, cfg.latent_channels)
+    model = build_model(group, cfg.latent_channels, cfg.tau, mask=cfg.mask, latent_action=action)
+    with torch.no_grad():
+        z = model.encode(torch.zeros(1, 1, *image_shape))
+    group.check_shape(z.shape, "latent")
+    return model
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_json(obj, path: Path) -> None:
+    atomic_write(path, lambda p: Path(p).write_text(json.dumps(obj, indent=2, allow_nan=True)))
+
+
+def _check_compatible(saved: dict, cfg: TrainConfig, keys, path) -> None:
+    diffs = {k: (saved.get(k), getattr(cfg, k)) for k in keys if saved.get(k) != getattr(cfg, k)}
+    if diffs:
+        desc = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diffs.items())
+        raise ValueError(f"checkpoint {path} is incompatible with the config ({desc})")
+
+
+def load_checkpoint(path: str | Path, cfg: TrainConfig | None = None,
+                    map_location: str | torch.device = "cpu"):
+    """``(model, config, checkpoint dict)``; with ``cfg`` the model-defining fields must agree."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    saved = TrainConfig.from_dict(ckpt["config"])
+    if cfg is not None:
+        _check_compatible(ckpt["config"], cfg, MODEL_FIELDS, path)
+    model = model_from_config(saved, tuple(ckpt["image_shape"]))
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), saved, ckpt
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass
+class TrainResult:
+    model: GroupLatentAutoencoder   # weights of the best validation epoch
+    history: list[dict]
+    config: TrainConfig
+    data: DataSplits
+    run_dir: Path | None
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def run_epoch(model, data: ImageSet, cfg: TrainConfig, generator: torch.Generator,
+              device: torch.device, optimizer: torch.optim.Optimizer | None = None,
+              progress: bool = False, desc: str = "") -> dict[str, float]:
+    """One pass over ``data``: trains when ``optimizer`` is given, else evaluates without grad.
+
+    Returns per-sample means of every loss term.
+    """
+    group, loss_fn = model.group, OBJECTIVES[cfg.objective]
+    sums = dict.fromkeys(LOSS_TERMS, 0.0)
+    model.train(optimizer is not None)
+    batches = iterate_pairs(data, group, cfg.batch_size, generator, shuffle=optimizer is not None,
+                            device=device)
+    bar = _progress(batches, total=math.ceil(len(data) / cfg.batch_size), desc=desc, enabled=progress)
+    with torch.set_grad_enabled(optimizer is not None):
+        for x, gx, g, _ in bar:
+            terms = loss_fn(model, x, gx, g, cfg.lambda_inv, cfg.lambda_const)
+            if optimizer is not None:
+                optimizer.zero_grad(set_to_none=True)
+                terms["loss"].backward()
+                optimizer.step()
+            for k in LOSS_TERMS:
+                sums[k] += terms[k].item() * len(x)
+    return {k: v / len(data) for k, v in sums.items()}
+
+
+def _progress(it, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm                                 # terminal and JupyterLab
+    return tqdm(it, total=total, desc=desc, leave=False)
+
+
+def train(cfg: TrainConfig | None = None, run_dir: str | Path | None = None,
+          data: DataSplits | None = None, resume: bool = True, progress: bool = True,
+          verbose: bool = True) -> TrainResult:
+    """Train per ``cfg``; with ``run_dir`` save checkpoints/history there and resume from them."""
+    cfg = (cfg or TrainConfig()).validate()
+    device = resolve_device(cfg.device)
+    if data is None:
+        data = load_dataset(cfg.dataset, cfg.data_root, seed=cfg.seed, max_train=cfg.max_train,
+                            val_fraction=cfg.val_fraction, verbose=verbose)
+    torch.manual_seed(cfg.seed)
+    model = model_from_config(cfg, data.image_shape).to(device)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    history, start, best_val = [], 0, math.inf
+    run_dir = Path(run_dir) if run_dir is not None else None
+    last = run_dir / "last.pt" if run_dir else None
+    if last is not None and resume and last.exists():
+        ckpt = torch.load(last, map_location=device, weights_only=True)
+        keys = [f.name for f in fields(TrainConfig) if f.name not in RESUME_FREE]
+        _check_compatible(ckpt["config"], cfg, keys, last)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        history, start, best_val = ckpt["history"], ckpt["epoch"] + 1, ckpt["best_val"]
+        if verbose and start < cfg.epochs:
+            print(f"[galib] resuming {run_dir} at epoch {start}/{cfg.epochs}")
+    val_gen_seed = cfg.seed + 1                                # the same validation pairs every epoch
+    best_state = None
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        tr = run_epoch(model, data.train, cfg, epoch_generator(cfg.seed, epoch), device, optimizer,
+                       progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        va = run_epoch(model, data.val, cfg, torch.Generator().manual_seed(val_gen_seed), device)
+        row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in tr.items()},
+               **{f"val_{k}": v for k, v in va.items()},
+               "variant_fraction": model.variant_fraction(),
+               "variant_channels": model.hard_mask().nonzero().flatten().tolist(),
+               "mask_probs": model.mask.probs().detach().cpu().tolist(),
+               "seconds": time.perf_counter() - t0}
+        history.append(row)
+        improved = va["loss"] < best_val
+        best_val = min(best_val, va["loss"])
+        if improved:
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if verbose:
+            print(f"epoch {epoch + 1:3d}/{cfg.epochs}  train {tr['loss']:.4f}  val {va['loss']:.4f} "
+                  f"(recon {va['recon']:.4f} inv {va['inv']:.4f} const {va['const']:.4f})  "
+                  f"variant {row['variant_fraction']:.2f}  {row['seconds']:.1f}s" + ("  *" if improved else ""))
+        if run_dir is not None:
+            _save_epoch(run_dir, cfg, model, optimizer, epoch, history, best_val, improved, data)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    elif run_dir is not None and (run_dir / "best.pt").exists():   # resumed a finished run
+        model.load_state_dict(torch.load(run_dir / "best.pt", map_location=device,
+                                         weights_only=True)["model"])
+    return TrainResult(model.eval(), history, cfg, data, run_dir)
+
+
+def _save_epoch(run_dir: Path, cfg, model, optimizer, epoch, history, best_val, improved, data):
+    state = {"config": asdict(cfg), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "epoch": epoch, "history": history, "best_val": best_val,
+             "image_shape": list(data.image_shape), "data": data.describe()}
+    if improved:
+        atomic_write(run_dir / "best.pt", lambda p: torch.save(state, p))
+    atomic_write(run_dir / "last.pt", lambda p: torch.save(state, p))
+    save_json({"config": asdict(cfg), "data": data.describe(), "history": history},
+              run_dir / "history.json")
