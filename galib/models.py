@@ -55,7 +55,7 @@ class ALDMask(nn.Module):
 
     def forward(self) -> torch.Tensor:
         p = self.probs()
-        return self.hard() + p - p.detach()      # (C,) forward 0/1, backward dp/dalpha
+        return self.hard() + (p - p.detach())    # (C,) exactly 0/1 forward, dp/dalpha backward
 
 
 LatentAction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
