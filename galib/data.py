@@ -33,12 +33,20 @@ class DatasetUnavailable(FileNotFoundError):
 class ImageSet:
     images: torch.Tensor      # (N, H, W) or (N, D, H, W) uint8
     labels: torch.Tensor      # (N,) int64
+    # Optional fixed occluder applied to float images *after* the group action (``blocked:``
+    # datasets): pairs are (occlude(x), occlude(T_g x)); ``images`` themselves stay unoccluded.
+    occlude: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def take(self, idx: torch.Tensor) -> "ImageSet":
-        return ImageSet(self.images[idx], self.labels[idx])
+        return ImageSet(self.images[idx], self.labels[idx], self.occlude)
+
+    def floats(self, idx: torch.Tensor | slice | None = None) -> torch.Tensor:
+        """Float images ``(B, 1, *spatial)`` in [-1, 1], occluded if the set has an occluder."""
+        x = to_float(self.images if idx is None else self.images[idx])
+        return x if self.occlude is None else self.occlude(x)
 
 
 @dataclass
@@ -161,15 +169,22 @@ def load_dataset(name: str = "auto", data_root: str | os.PathLike | None = None,
     ``max_test`` caps the test images. ``auto`` takes ``mnist`` if it can be had, else
     ``fashion-mnist`` if found locally, else ``glyphs``, and prints which and why.
     """
+    wrapper = next((p for p in _DATASET_WRAPPERS if name.startswith(p)), None)
+    if wrapper is not None:                                    # e.g. blocked:NAME → wrap NAME
+        inner = load_dataset(name[len(wrapper):], data_root, seed, max_train, max_test,
+                             val_fraction, glyphs_sizes, download, verbose)
+        return _DATASET_WRAPPERS[wrapper](name, inner)
     if name not in DATASETS and not any(name.startswith(p) for p in _EXTRA_LOADERS):
         raise ValueError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}"
-                         + (f" or a prefix {list(_EXTRA_LOADERS)}" if _EXTRA_LOADERS else ""))
+                         + (f" or a prefix {list(_EXTRA_LOADERS) + list(_DATASET_WRAPPERS)}"
+                            if _EXTRA_LOADERS or _DATASET_WRAPPERS else ""))
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie in (0, 1); got {val_fraction!r}")
     for key, cap in (("max_train", max_train), ("max_test", max_test)):
         if cap is not None and (not isinstance(cap, int) or cap < 1):
             raise ValueError(f"{key} must be a positive integer or None; got {cap!r}")
     root = _resolve_root(data_root)
+    given_val: list = []                                       # an extra loader may bring its own val
     if name == "auto":
         name, source, train, test = _auto(root, seed, glyphs_sizes, download, verbose)
     elif name == "glyphs":
@@ -178,8 +193,11 @@ def load_dataset(name: str = "auto", data_root: str | os.PathLike | None = None,
         source, train, test = _load_idx_dataset(name, root, download)
     else:
         prefix = next(p for p in _EXTRA_LOADERS if name.startswith(p))
-        source, train, test = _EXTRA_LOADERS[prefix](name, root, seed)
-    train, val = _split(train, val_fraction, seed)
+        source, train, test, *given_val = _EXTRA_LOADERS[prefix](name, root, seed)
+    if given_val and given_val[0] is not None:
+        val = given_val[0]
+    else:
+        train, val = _split(train, val_fraction, seed)
     if max_train is not None:
         train = train.take(torch.arange(min(max_train, len(train))))
         n_val = max(1, round(max_train * val_fraction / (1 - val_fraction)))
@@ -206,8 +224,11 @@ def _auto(root: Path, seed: int, glyphs_sizes, download: bool, verbose: bool):
     return "glyphs", source, train, test
 
 
-# Further datasets (e.g. ``npz:PATH``) register a loader ``(name, root, seed) -> (source, train, test)``.
-_EXTRA_LOADERS: dict[str, Callable[[str, Path, int], tuple[str, ImageSet, ImageSet]]] = {}
+# Further datasets (e.g. ``npz:PATH``) register a loader ``(name, root, seed) -> (source, train, test)``
+# or ``(source, train, test, val)`` when the data bring their own validation split.
+_EXTRA_LOADERS: dict[str, Callable[[str, Path, int], tuple]] = {}
+# Wrappers (e.g. ``blocked:``) load the rest of the name as a dataset and transform its splits.
+_DATASET_WRAPPERS: dict[str, Callable[[str, DataSplits], DataSplits]] = {}
 
 
 # ----------------------------------------------------------------------------- batches and pairs
@@ -217,12 +238,20 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 
 
 def make_pairs(images: torch.Tensor, group: Group, generator: torch.Generator | None = None,
-               g: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(x, T_g x, g)`` for a uint8 batch; ``g`` is sampled from ``group`` unless given."""
+               g: torch.Tensor | None = None,
+               occlude: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x, T_g x, g)`` for a uint8 batch; ``g`` is sampled from ``group`` unless given.
+
+    ``occlude`` (an ``ImageSet.occlude``) is applied to both images after the action.
+    """
     x = to_float(images)                                       # (B, 1, H, W)
     if g is None:
         g = group.sample(len(x), generator)
-    return x, group.act_image(x, g), g
+    gx = group.act_image(x, g)
+    if occlude is not None:
+        x, gx = occlude(x), occlude(gx)
+    return x, gx, g
 
 
 def iterate_pairs(data: ImageSet, group: Group, batch_size: int, generator: torch.Generator,
@@ -236,5 +265,9 @@ def iterate_pairs(data: ImageSet, group: Group, batch_size: int, generator: torc
     elements = group.sample(n, generator)
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
-        x, gx, g = make_pairs(data.images[idx].to(device), group, g=elements[idx].to(device))
+        x, gx, g = make_pairs(data.images[idx].to(device), group, g=elements[idx].to(device),
+                              occlude=data.occlude)
         yield x, gx, g, data.labels[idx].to(device)
+
+
+from . import datasets_extra  # noqa: E402,F401  (registers shapes3d, npz:, blocked:)

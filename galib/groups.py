@@ -46,7 +46,7 @@ class Group:
         if len(shape) != 2 + self.spatial_dims:
             raise ValueError(
                 f"group {self.name!r} acts on {self.spatial_dims}-D maps of shape "
-                f"(B, C, {', '.join('HWD'[:self.spatial_dims])}); got {what} shape {tuple(shape)}")
+                f"(B, C, {', '.join('DHW'[3 - self.spatial_dims:])}); got {what} shape {tuple(shape)}")
 
     def element_names(self) -> list[str]:
         return [str(i) for i in range(len(self))]

@@ -259,3 +259,41 @@ def _save_epoch(run_dir: Path, cfg, model, optimizer, epoch, history, best_val, 
     atomic_write(run_dir / "last.pt", lambda p: torch.save(state, p))
     save_json({"config": asdict(cfg), "data": data.describe(), "history": history},
               run_dir / "history.json")
+
+
+# ----------------------------------------------------------------------------- command line
+def config_parser(description: str = "Train the ALD model.") -> "argparse.ArgumentParser":
+    """An argparse parser with one ``--flag`` per ``TrainConfig`` field plus ``--run-dir``."""
+    import argparse
+    parser = argparse.ArgumentParser(description=description)
+    for f in fields(TrainConfig):
+        default = getattr(TrainConfig, f.name)
+        kind = {"max_train": _optional_int, "data_root": str}.get(f.name, type(default))
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=default,
+                            help=f"default: {default}")
+    parser.add_argument("--run-dir", default=None, help="folder for checkpoints and history.json")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _optional_int(text: str) -> int | None:
+    return None if text.lower() == "none" else int(text)
+
+
+def config_from_args(args) -> TrainConfig:
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+
+
+def main(argv=None) -> None:
+    args = config_parser().parse_args(argv)
+    result = train(config_from_args(args), args.run_dir, progress=not args.no_progress)
+    best = min(result.history, key=lambda h: h["val_loss"])
+    print(json.dumps({"data": result.data.describe(), "best_epoch": best["epoch"],
+                      "best_val_loss": best["val_loss"], "variant_fraction": best["variant_fraction"],
+                      "variant_channels": best["variant_channels"],
+                      "seconds_per_epoch": sum(h["seconds"] for h in result.history) / len(result.history)},
+                     indent=2))
+
+
+if __name__ == "__main__":
+    main()
