@@ -1,0 +1,148 @@
+"""Linear probes on frozen latent features, and orbit-invariant feature maps.
+
+* :func:`fit_probe` fits a multinomial logistic regression with full-batch L-BFGS on standardised
+  features, choosing the L2 strength on a validation split. It is deterministic: weights start at
+  zero, there is no mini-batching and no random number is drawn.
+* :func:`orbit_invariants` turns a stacked group orbit ``{Phi_g z_v : g in G}`` into features that
+  do not change when the input is transformed (the orbit axis is only rolled or permuted).
+* :func:`evaluate_protocols` runs the three probe protocols of the linear-probe notebook.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+
+
+@dataclass
+class ProbeResult:
+    """A fitted probe: ``logits = ((X - mean) * inv_std) @ W.T + b``."""
+    W: torch.Tensor              # (K, F)
+    b: torch.Tensor              # (K,)
+    mean: torch.Tensor           # (F,) train feature mean
+    inv_std: torch.Tensor        # (F,) 1/std, 0 for constant features
+    classes: torch.Tensor        # (K,) original label values, sorted
+    l2: float                    # chosen L2 strength
+    val_accuracy: float          # validation accuracy of the chosen l2
+    val_scores: dict = field(default_factory=dict)  # {l2: validation accuracy} for the whole grid
+
+    @torch.no_grad()
+    def logits(self, X: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+        X = X.flatten(1)
+        out = [_standardise(X[i:i + chunk], self.mean, self.inv_std) @ self.W.T + self.b
+               for i in range(0, X.shape[0], chunk)]
+        return torch.cat(out) if out else self.W.new_zeros(0, self.W.shape[0])  # (N, K)
+
+    def predict(self, X: torch.Tensor) -> torch.Tensor:
+        """Predicted labels (N,), in the label values seen at training time."""
+        return self.classes[self.logits(X).argmax(1)]
+
+    def accuracy(self, X: torch.Tensor, y: torch.Tensor) -> float:
+        return float((self.predict(X) == y.reshape(-1).to(self.classes.device)).double().mean())
+
+
+def _standardise(X: torch.Tensor, mean: torch.Tensor, inv_std: torch.Tensor) -> torch.Tensor:
+    return (X.to(mean.device, mean.dtype) - mean) * inv_std           # (N, F)
+
+
+def fit_probe(X_train: torch.Tensor, y_train: torch.Tensor, X_val: torch.Tensor,
+              y_val: torch.Tensor, l2_grid=DEFAULT_L2_GRID, max_iter: int = 50, seed: int = 0,
+              dtype: torch.dtype = torch.float32) -> ProbeResult:
+    """Multinomial logistic regression, L2 chosen by validation accuracy.
+
+    Features (flattened to (N, F)) are standardised with the train mean/std; a feature whose std
+    is ~0 relative to its mean maps to 0. The loss is mean cross-entropy + ``l2 * ||W||^2``
+    (bias unpenalised), minimised by full-batch L-BFGS (strong-Wolfe line search, at most
+    ``max_iter`` iterations per l2). The grid runs from the largest l2 down, each fit warm-started
+    from the previous one; ties in validation accuracy go to the larger l2. ``seed`` is accepted
+    for interface symmetry but unused: nothing is random.
+    """
+    del seed
+    X_train, X_val = X_train.flatten(1), X_val.flatten(1)
+    y_train, y_val = y_train.reshape(-1), y_val.reshape(-1)
+    classes, yt = torch.unique(y_train, sorted=True, return_inverse=True)  # (K,), (N,)
+    K, n_feat = classes.numel(), X_train.shape[1]
+
+    Xf = X_train.to(dtype)
+    mean = Xf.mean(0)                                                  # (F,)
+    std = Xf.std(0, unbiased=False)                                    # (F,)
+    tol = 1e-6 * mean.abs().clamp(min=1.0)
+    inv_std = torch.where(std > tol, 1.0 / std.clamp(min=1e-30), torch.zeros_like(std))
+    Z = _standardise(Xf, mean, inv_std)                                # (N, F)
+    del Xf
+
+    W = torch.zeros(K, n_feat, dtype=dtype, device=Z.device, requires_grad=True)  # (K, F)
+    b = torch.zeros(K, dtype=dtype, device=Z.device, requires_grad=True)          # (K,)
+    best, scores = None, {}
+    for l2 in sorted(l2_grid, reverse=True):
+        opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=20,
+                                line_search_fn="strong_wolfe", tolerance_grad=1e-6,
+                                tolerance_change=1e-10)
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(Z @ W.T + b, yt) + l2 * W.pow(2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        res = ProbeResult(W.detach().clone(), b.detach().clone(), mean, inv_std, classes,
+                          float(l2), 0.0)
+        res.val_accuracy = res.accuracy(X_val, y_val)
+        scores[float(l2)] = res.val_accuracy
+        if best is None or res.val_accuracy > best.val_accuracy:      # strict: ties keep larger l2
+            best = res
+    best.val_scores = scores
+    return best
+
+
+# ----------------------------------------------------------------------------- orbit invariants
+
+def orbit_invariants(orbit: torch.Tensor, kind: str = "fourier") -> torch.Tensor:
+    """Features of a stacked orbit (B, G, ...) that ignore how the orbit axis is ordered.
+
+    * ``"fourier"``: magnitudes of the DFT along the orbit axis, (B, G'*F) with G' = G//2 + 1
+      for real input (``rfft``; the other half is redundant) or G for complex input. Invariant to
+      cyclic shifts of the orbit axis, i.e. for a cyclic group ordered by powers of the generator.
+    * ``"sorted"``: values sorted along the orbit axis, (B, G*F). Invariant to any permutation,
+      hence to any finite group.
+    * ``"moments"``: mean, std (population) and max along the orbit axis, (B, 3*F). Invariant to
+      any permutation.
+    """
+    if orbit.dim() < 2:
+        raise ValueError(f"expected (B, G, ...), got shape {tuple(orbit.shape)}")
+    o = orbit.flatten(2)                                               # (B, G, F)
+    if kind == "fourier":
+        spec = torch.fft.fft(o, dim=1) if o.is_complex() else torch.fft.rfft(o, dim=1)
+        return spec.abs().flatten(1)                                   # (B, G'*F)
+    if kind == "sorted":
+        return o.sort(dim=1).values.flatten(1)                         # (B, G*F)
+    if kind == "moments":
+        stats = (o.mean(1), o.std(1, unbiased=False), o.amax(1))       # 3 x (B, F)
+        return torch.cat(stats, dim=1)                                 # (B, 3F)
+    raise ValueError(f"unknown kind {kind!r}; choose 'fourier', 'sorted' or 'moments'")
+
+
+# ----------------------------------------------------------------------------- protocols
+
+def evaluate_protocols(F_train, y_train, F_val, y_val, F_test, y_test,
+                       F_train_t, F_val_t, F_test_t, **fit_kwargs) -> dict:
+    """The three linear-probe protocols; ``*_t`` are features of transformed images.
+
+    Keys: ``a`` (train upright, test upright), ``b`` (same probe, test transformed), ``c`` (train
+    and validate on transformed, test transformed) as test accuracies, plus ``l2_upright``,
+    ``l2_transformed``, ``val_upright``, ``val_transformed`` for the two fitted probes.
+    ``fit_kwargs`` are passed to :func:`fit_probe`.
+    """
+    up = fit_probe(F_train, y_train, F_val, y_val, **fit_kwargs)
+    tr = fit_probe(F_train_t, y_train, F_val_t, y_val, **fit_kwargs)
+    return {
+        "a": up.accuracy(F_test, y_test),
+        "b": up.accuracy(F_test_t, y_test),
+        "c": tr.accuracy(F_test_t, y_test),
+        "l2_upright": up.l2, "l2_transformed": tr.l2,
+        "val_upright": up.val_accuracy, "val_transformed": tr.val_accuracy,
+    }
