@@ -1,0 +1,241 @@
+"""Latent manipulations the notebooks show: pairs, orbits, swaps, traversals and magnitude maps.
+
+Each function takes a trained :class:`~galib.models.GroupLatentAutoencoder` (or just a group) and
+image batches ``(B, C, *spatial)`` in [-1, 1], and returns tensors that :mod:`galib.viz` draws.
+Splits use the hard 0/1 mask, as at test time.
+"""
+from __future__ import annotations
+
+import torch
+
+from .data import ImageSet, iterate_pairs, to_float
+from .groups import Group, get_group
+from .models import GroupLatentAutoencoder
+
+
+def display_elements(group: Group | str, n: int = 8, max_finite: int = 12,
+                     seed: int = 0) -> tuple[torch.Tensor, list[str]]:
+    """Group elements to show and their names: a finite group's elements (evenly thinned to at
+    most ``max_finite``), else ``n`` evenly spaced elements (``eval_elements``) or ``n`` sampled."""
+    group = get_group(group)
+    if group.finite:
+        k = min(len(group), max_finite)
+        idx = torch.linspace(0, len(group) - 1, k).round().long()
+        names = group.element_names()
+        return idx, [names[i] for i in idx.tolist()]
+    if hasattr(group, "eval_elements"):
+        return group.eval_elements(n), list(group.eval_names(n))
+    g = group.sample(n, torch.Generator().manual_seed(seed))
+    return g, [element_label(group, e) for e in g]
+
+
+def element_label(group: Group, g: torch.Tensor) -> str:
+    """A short name for one element (index name for finite groups, rounded parameters otherwise)."""
+    if group.finite:
+        return group.element_names()[int(g)]
+    vals = g.reshape(-1).tolist()
+    return ",".join(f"{v:.2g}" for v in vals)
+
+
+def pair_examples(data: ImageSet, group: Group | str, per_element: int = 3, seed: int = 0,
+                  elements: torch.Tensor | None = None) -> dict:
+    """``per_element`` random pairs ``(x, T_g x)`` for each displayed element of ``group``.
+
+    Returns ``x`` and ``gx`` of shape ``(E, K, C, *spatial)``, ``elements`` and ``names``.
+    """
+    group = get_group(group)
+    if elements is None:
+        elements, names = display_elements(group, seed=seed)
+    else:
+        names = [element_label(group, e) for e in elements]
+    E, K = len(elements), per_element
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(data), generator=gen)[: E * K]
+    g = elements.repeat_interleave(K, dim=0)                         # (E*K, ...)
+    x, gx = _pair(data, idx, group, g)                               # (E*K, 1, H, W)
+    shape = (E, K, *x.shape[1:])
+    return {"x": x.reshape(shape), "gx": gx.reshape(shape), "elements": elements, "names": names}
+
+
+def pairing_counts(data: ImageSet, group: Group | str, batch_size: int = 64, seed: int = 0,
+                   bins: int = 12) -> dict:
+    """Count classes and drawn group elements over one epoch of training pairs.
+
+    Finite groups: one count per element. Continuous groups: a histogram (``bins``) of the first
+    element parameter. Keys: ``class_counts``, ``element_counts``, ``element_names``,
+    ``element_xlabel``, ``n_pairs``.
+    """
+    group = get_group(group)
+    gen = torch.Generator().manual_seed(seed)
+    gs = [g for _, _, g, _ in iterate_pairs(data, group, batch_size, gen)]
+    g = torch.cat(gs)
+    n_classes = int(data.labels.max()) + 1
+    class_counts = torch.bincount(data.labels, minlength=n_classes).tolist()
+    if group.finite:
+        counts = torch.bincount(g.reshape(-1).long(), minlength=len(group)).tolist()
+        names, xlabel = group.element_names(), "group element g"
+    else:
+        v = g.reshape(len(g), -1)[:, 0].double()
+        if group.name == "so2":                                      # radians → degrees
+            v = v.rad2deg()
+        lo, hi = float(v.min()), float(v.max())
+        counts = torch.histc(v, bins=bins, min=lo, max=hi).tolist()
+        edges = torch.linspace(lo, hi, bins + 1)
+        names = [f"{(a + b) / 2:.3g}" for a, b in zip(edges[:-1].tolist(), edges[1:].tolist())]
+        xlabel = ("rotation angle in degrees" if group.name == "so2" else "first parameter of g") \
+            + " (bin centre)"
+    return {"class_counts": class_counts, "element_counts": counts, "element_names": names,
+            "element_xlabel": xlabel, "n_pairs": int(len(g))}
+
+
+def images_of(data: ImageSet, idx) -> torch.Tensor:
+    """Float images ``(B, C, *spatial)`` in [-1, 1] as the model sees them (occluded if the set
+    carries an occluder)."""
+    occlude = getattr(data, "occlude", None)
+    x = to_float(data.images[idx])
+    return x if occlude is None else occlude(x)
+
+
+def _pair(data: ImageSet, idx, group: Group, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, T_g x)`` as in training: act on the clean image, then occlude both (if any)."""
+    x = to_float(data.images[idx])
+    gx = group.act_image(x, g)
+    occlude = getattr(data, "occlude", None)
+    return (x, gx) if occlude is None else (occlude(x), occlude(gx))
+
+
+def _dev(model: GroupLatentAutoencoder) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def transformed_reconstructions(model: GroupLatentAutoencoder, data: ImageSet, idx,
+                                g: torch.Tensor) -> dict:
+    """For images ``data[idx]``: ``x``, the truth ``T_g x`` and the prediction
+    ``D(z_i + Phi_g z_v)`` (all on the CPU); ``g`` has one element per image."""
+    model.eval()
+    x, gx = _pair(data, idx, model.group, g)
+    z_i, z_v = model.split(model.encode(x.to(_dev(model))), hard=True)
+    recon = model.decode(z_i + model.act(z_v, g.to(_dev(model))))
+    return {"x": x, "gx": gx, "recon": recon.cpu()}
+
+
+@torch.no_grad()
+def orbit(model: GroupLatentAutoencoder, data: ImageSet, index: int, elements: torch.Tensor) -> dict:
+    """Latent orbit of image ``data[index]``: ``pred`` = ``{D(z_i + Phi_g z_v)}`` and ``truth`` =
+    ``{T_g x}`` over ``elements``, each ``(G, C, ...)``."""
+    idx = torch.full((len(elements),), int(index))
+    out = transformed_reconstructions(model, data, idx, elements)
+    return {"pred": out["recon"], "truth": out["gx"]}
+
+
+@torch.no_grad()
+def latent_swap(model: GroupLatentAutoencoder, xa: torch.Tensor, xb: torch.Tensor) -> dict:
+    """The latent swap: ``ab = D(z_i(a) + z_v(b))`` (content of a, pose of b) and ``ba``."""
+    model.eval()
+    d = _dev(model)
+    ia, va = model.split(model.encode(xa.to(d)), hard=True)
+    ib, vb = model.split(model.encode(xb.to(d)), hard=True)
+    return {"ab": model.decode(ia + vb).cpu(), "ba": model.decode(ib + va).cpu()}
+
+
+@torch.no_grad()
+def invariant_channels(model: GroupLatentAutoencoder, x: torch.Tensor) -> list[int]:
+    """Invariant channels (mask 0) ordered by their mean energy on ``x``, largest first."""
+    model.eval()
+    z = model.encode(x.to(_dev(model)))                              # (B, C, ...)
+    energy = z.pow(2).flatten(2).mean((0, 2))                        # (C,)
+    inv = (model.hard_mask() == 0).nonzero().flatten()
+    return inv[energy[inv].argsort(descending=True)].tolist()
+
+
+@torch.no_grad()
+def channel_traversal(model: GroupLatentAutoencoder, x: torch.Tensor, channels, values) -> torch.Tensor:
+    """Decode ``x`` (1, C, ...) with one latent channel scaled by each value (1 = unchanged,
+    0 = removed), for each channel in ``channels``: returns ``(K, V, C, ...)``."""
+    model.eval()
+    z = model.encode(x.to(_dev(model)))                              # (1, C, ...)
+    rows = []
+    for c in channels:
+        zs = z.repeat(len(values), *[1] * (z.dim() - 1))             # (V, C, ...)
+        zs[:, c] *= torch.tensor(values, dtype=z.dtype, device=z.device).view(-1, *[1] * (z.dim() - 2))
+        rows.append(model.decode(zs).cpu())
+    return torch.stack(rows) if rows else torch.empty(0)
+
+
+@torch.no_grad()
+def magnitude_maps(model: GroupLatentAutoencoder, x: torch.Tensor, g: torch.Tensor) -> dict:
+    """Per-location latent norm (over channels), averaged over the batch, for ``z``, ``z_v``,
+    ``z_i`` and ``Phi_g z_v``: each ``(h, w)`` (or ``(d, h, w)``)."""
+    model.eval()
+    d = _dev(model)
+    z = model.encode(x.to(d))                                        # (B, C, h, w)
+    z_i, z_v = model.split(z, hard=True)
+    phi = model.act(z_v, g.to(d))
+
+    def norm(t):
+        return t.pow(2).sum(1).sqrt().mean(0).cpu()                  # (h, w)
+    return {"|z|": norm(z), "|z_v|": norm(z_v), "|z_i|": norm(z_i), "|Φ_g z_v|": norm(phi)}
+
+
+def pairing_summary(counts: dict) -> dict:
+    """Scalars for the metrics file: class imbalance (max/min count), the largest relative deviation
+    of an element's count from uniform, and the deviation expected from sampling noise alone."""
+    cc = torch.tensor(counts["class_counts"], dtype=torch.float64)
+    ec = torch.tensor(counts["element_counts"], dtype=torch.float64)
+    mean = ec.mean()
+    k = len(ec)
+    return {"class_imbalance": float(cc.max() / cc.min().clamp(min=1)),
+            "element_max_rel_dev": float((ec - mean).abs().max() / mean),
+            "element_rel_sd_expected": float(((1 - 1 / k) / mean) ** 0.5) if mean > 0 else float("nan")}
+
+
+@torch.no_grad()
+def roundtrip_error(data: ImageSet, group: Group | str, n: int = 256, seed: int = 0) -> float:
+    """Largest ``|T_{g^-1}(T_g x) - x|`` over ``n`` images with random ``g``: 0 for exact actions
+    (rot90, flips, whole-cell shifts); interpolating actions such as ``so2`` blur and lose corners."""
+    group = get_group(group)
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(data), generator=gen)[:n]
+    x = to_float(data.images[idx])
+    g = group.sample(len(x), gen)
+    back = group.act_image(group.act_image(x, g), group.inverse(g))
+    return float((back - x).abs().max())
+
+
+def swap_examples(data: ImageSet, group: Group | str, n: int = 4, start: int = 0,
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` pairs ``(a, b)`` from consecutive images starting at ``start``; ``b`` is transformed
+    by a random non-identity element so the two differ in pose as well as content."""
+    group = get_group(group)
+    idx = (torch.arange(2 * n) + start) % len(data)
+    gen = torch.Generator().manual_seed(seed + start)
+    if group.finite and len(group) > 1:
+        g = torch.randint(1, len(group), (n,), generator=gen)
+    else:
+        g = group.sample(n, gen)
+    xa = images_of(data, idx[:n])
+    _, xb = _pair(data, idx[n:], group, g)
+    return xa, xb
+
+
+@torch.no_grad()
+def orbit_errors(model: GroupLatentAutoencoder, data: ImageSet, idx, elements: torch.Tensor,
+                 names: list[str] | None = None) -> dict:
+    """MSE between ``D(z_i + Phi_g z_v)`` and ``T_g x`` over images ``data[idx]``, per element."""
+    idx = torch.as_tensor(idx)
+    out = {}
+    for k, g in enumerate(elements):
+        r = transformed_reconstructions(model, data, idx, g.expand(len(idx), *g.shape).clone())
+        out[names[k] if names else str(k)] = float((r["recon"] - r["gx"]).pow(2).mean())
+    return out
+
+
+@torch.no_grad()
+def latent_energy_share(model: GroupLatentAutoencoder, x: torch.Tensor) -> float:
+    """Share of latent energy carried by the invariant part: ``sum z_i^2 / sum z^2`` on ``x``."""
+    from .metrics import energy_share
+    model.eval()
+    z = model.encode(x.to(_dev(model)))
+    z_i, _ = model.split(z, hard=True)
+    return energy_share(z_i, z)

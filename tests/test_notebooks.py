@@ -1,0 +1,204 @@
+"""The notebooks: committed clean, parameters as the contract says, and runnable end to end.
+
+One module-scoped fixture runs the whole smoke pipeline (``python -m galib.pipeline --profile
+smoke``) into ``tmp_path``; the tests then check every notebook's ``metrics.json``. A broken
+notebook therefore fails ``make test``.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from galib import pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+NB_DIR = ROOT / "notebooks"
+SHARED = {"dataset", "data_root", "group", "tau", "epochs", "batch_size", "lr", "latent_channels",
+          "lambda_inv", "lambda_const", "seed", "max_train", "device", "run_dir", "fig_dir"}
+PROFILES = ("smoke", "quick", "paper")
+
+
+def _parameters_cells(nb):
+    return [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+
+
+def _declared(nb) -> dict:
+    """Names and values of the parameters cell; fails unless every statement is ``name = literal``."""
+    (cell,) = _parameters_cells(nb)
+    out = {}
+    for stmt in ast.parse(cell.source).body:
+        assert isinstance(stmt, ast.Assign) and len(stmt.targets) == 1, ast.dump(stmt)
+        assert isinstance(stmt.targets[0], ast.Name), ast.dump(stmt)
+        out[stmt.targets[0].id] = ast.literal_eval(stmt.value)        # flat literals only
+    return out
+
+
+# ----------------------------------------------------------------------------- static checks
+@pytest.mark.parametrize("stem", pipeline.NOTEBOOKS)
+def test_committed_notebook_is_clean(stem):
+    nb = nbformat.read(NB_DIR / f"{stem}.ipynb", as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{stem}: a code cell has outputs"
+            assert cell.execution_count is None, f"{stem}: a code cell has an execution count"
+    assert len(_parameters_cells(nb)) == 1, f"{stem}: needs exactly one 'parameters' cell"
+    params = _declared(nb)
+    assert SHARED <= set(params), f"{stem}: missing shared parameters {SHARED - set(params)}"
+    assert params["interactive"] is True, "notebooks default to widgets; the pipeline turns them off"
+    assert nb.metadata["kernelspec"]["name"] == pipeline.KERNEL
+    assert nb.cells[0].cell_type == "markdown", f"{stem}: should open with a markdown intro"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_profiles_only_set_declared_parameters(profile, tmp_path):
+    prof = pipeline.load_profile(profile)
+    for stem in pipeline.NOTEBOOKS:
+        declared = _declared(nbformat.read(NB_DIR / f"{stem}.ipynb", as_version=4))
+        params = pipeline.notebook_parameters(prof, stem, tmp_path / "fig", tmp_path / "runs")
+        assert set(params) <= set(declared), f"{profile}/{stem}: {set(params) - set(declared)}"
+        assert params["interactive"] is False
+
+
+def test_shared_run_dirs(tmp_path):
+    prof = pipeline.load_profile("smoke")
+    p = {s: pipeline.notebook_parameters(prof, s, tmp_path, tmp_path) for s in pipeline.NOTEBOOKS}
+    assert p["02_training"]["run_dir"] == p["04_latent_traversals"]["run_dir"] == p["05_linear_probe"]["run_dir"]
+    assert Path(p["05_linear_probe"]["baseline_dir"]) / "ald" == Path(p["02_training"]["run_dir"])
+    assert p["03_mask_sparsity_vs_tau"]["run_dir"] != p["02_training"]["run_dir"]
+
+
+def test_unknown_profile_and_parameter_are_errors(tmp_path):
+    with pytest.raises(pipeline.PipelineError, match="no profile"):
+        pipeline.load_profile("no-such-profile")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"common": {"epoch": 1}}))                # typo of "epochs"
+    prof = pipeline.load_profile(str(bad))
+    params = pipeline.notebook_parameters(prof, "01_data_pairing", tmp_path, tmp_path)
+    with pytest.raises(pipeline.PipelineError, match="epoch"):
+        pipeline.check_parameters(NB_DIR / "01_data_pairing.ipynb", params)
+
+
+# ----------------------------------------------------------------------------- smoke run
+def _run(args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "galib.pipeline", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("smoke")
+    fig, runs = root / "figures", root / "runs"
+    proc = _run(["--profile", "smoke", "--fig-dir", str(fig), "--run-root", str(runs)])
+    assert proc.returncode == 0, f"smoke pipeline failed:\n{proc.stdout}\n{proc.stderr}"
+    return fig
+
+
+def _metrics(fig, stem) -> dict:
+    path = fig / stem / "metrics.json"
+    assert path.is_file(), f"{stem} wrote no metrics.json"
+    return json.loads(path.read_text())
+
+
+def _finite(*values):
+    for v in values:
+        assert isinstance(v, (int, float)) and math.isfinite(v), v
+
+
+def _pngs(fig, stem, names):
+    for n in names:
+        p = fig / stem / n
+        assert p.is_file() and p.stat().st_size > 2000, f"{stem}: missing or empty {n}"
+
+
+def test_01_data_pairing(smoke):
+    m = _metrics(smoke, "01_data_pairing")
+    s = m["summary"]
+    assert m["dataset"] == "glyphs" and s["n_train"] == 512 and s["n_classes"] == 10
+    assert sum(m["class_counts"]) == s["n_train"] == sum(m["element_counts"]) == m["n_pairs"]
+    assert len(m["element_counts"]) == 4 and s["element_max_rel_dev"] < 0.5
+    assert s["roundtrip_error"] < 1e-6                                   # C4 acts exactly
+    _pngs(smoke, "01_data_pairing", ["pairs_per_element.png", "balance.png"])
+
+
+def test_02_training(smoke):
+    m = _metrics(smoke, "02_training")
+    s, hist = m["summary"], m["history"]
+    assert len(hist) == s["epochs"] == 2
+    _finite(*(r[k] for r in hist for k in ("train_loss", "val_loss", "train_recon", "val_recon")))
+    assert s["train_loss_last"] < s["train_loss_first"]
+    assert s["val_loss_last"] < s["val_loss_first"]
+    t = m["test"]
+    _finite(t["recon_mse"], t["recon_psnr"], t["recon_ssim"], t["equivariance_error"])
+    assert 0 < t["recon_mse"] < 4 and -1 <= t["recon_ssim"] <= 1 and t["recon_psnr"] > 0
+    assert 0 <= s["variant_fraction"] <= 1 and s["seconds_per_epoch"] > 0
+    assert len(hist[-1]["mask_probs"]) == 16
+    _pngs(smoke, "02_training", ["loss_curves.png", "mask_evolution.png", "reconstructions.png"])
+    assert (Path(m["run_dir"]) / "best.pt").is_file()
+
+
+def test_03_tau_sweep(smoke):
+    m = _metrics(smoke, "03_mask_sparsity_vs_tau")
+    rows = m["rows"]
+    assert [r["tau"] for r in rows] == [0.3, 0.7]
+    for r in rows:
+        _finite(r["recon_mse"], r["variant_fraction"], r["energy_share_zi"])
+        assert 0 <= r["variant_fraction"] <= 1 and 0 <= r["energy_share_zi"] <= 1
+        for k in ("probe_b_zi", "probe_b_zv_orbit"):                   # nan when the part is empty
+            assert math.isnan(r[k]) or 0 <= r[k] <= 1
+        assert len(r["mask_probs"]) == 16
+    assert rows[0]["variant_fraction"] >= rows[-1]["variant_fraction"]  # higher τ, fewer variant
+    assert "| τ |" in m["table_md"]
+    _pngs(smoke, "03_mask_sparsity_vs_tau", ["tau_sweep.png", "final_mask_probs.png"])
+
+
+def test_04_latent_traversals(smoke):
+    m = _metrics(smoke, "04_latent_traversals")
+    s = m["summary"]
+    assert len(m["orbit_mse"]) == 4
+    _finite(*m["orbit_mse"].values(), s["energy_share_zi"])
+    assert 0 <= s["energy_share_zi"] <= 1 and 0 <= s["variant_fraction"] <= 1
+    names = ["orbit.png", "swap.png", "magnitude_maps.png"]
+    _pngs(smoke, "04_latent_traversals", names + (["traversal.png"] if m["invariant_channels"] else []))
+
+
+def test_05_linear_probe(smoke):
+    m = _metrics(smoke, "05_linear_probe")
+    chance = m["chance"]
+    assert chance == pytest.approx(0.1)
+    assert {r["name"] for r in m["rows"]} == {"pixels", "ae", "manual", "ald"}
+    for model, feats in m["probes"].items():
+        for feat, accs in feats.items():
+            assert accs["a"] > chance + 0.2, f"{model}/{feat}: upright probe near chance"
+            for p, acc in accs.items():
+                assert 0 <= acc <= 1
+    best = m["best_invariant"]
+    assert best is not None and best["accuracy_table"] > chance
+    cm = m["confusion"]["matrix"]
+    assert len(cm) == 10 and sum(map(sum, cm)) == 256
+    assert m["confusion"]["accuracy"] > chance
+    _pngs(smoke, "05_linear_probe", ["probe_bars.png", "confusion.png"])
+    assert (smoke / "05_linear_probe" / "probe_table.md").is_file()
+
+
+def test_results_md(smoke):
+    text = (smoke / "RESULTS.md").read_text()
+    assert "profile **smoke**" in text and "dataset **glyphs**" in text and "git commit" in text
+    for stem in pipeline.NOTEBOOKS:
+        assert f"| {stem} |" in text
+
+
+def test_failing_cell_is_named(tmp_path):
+    proc = _run(["--profile", "smoke", "--only", "01", "--set", "dataset=no-such-dataset",
+                 "--fig-dir", str(tmp_path / "fig"), "--run-root", str(tmp_path / "runs")])
+    assert proc.returncode != 0
+    assert "01_data_pairing" in proc.stderr and "cell" in proc.stderr
+    assert "no-such-dataset" in proc.stderr
+    assert not (tmp_path / "fig" / "RESULTS.md").exists()
