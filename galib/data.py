@@ -161,14 +161,18 @@ def _split(train: ImageSet, val_fraction: float, seed: int) -> tuple[ImageSet, I
 
 def load_dataset(name: str = "auto", data_root: str | os.PathLike | None = None, seed: int = 42,
                  max_train: int | None = None, max_test: int | None = None,
-                 val_fraction: float = 0.2, glyphs_sizes: tuple[int, int] = (60_000, 10_000),
+                 val_fraction: float = 0.2, glyphs_sizes: tuple[int, int] | None = None,
                  download: bool = True, verbose: bool = True) -> DataSplits:
     """Load ``name`` and split it 80/20 train/validation (seeded) plus the official test set.
 
     ``max_train`` caps the training images (validation is capped to keep the 80/20 ratio);
     ``max_test`` caps the test images. ``auto`` takes ``mnist`` if it can be had, else
     ``fashion-mnist`` if found locally, else ``glyphs``, and prints which and why.
+    ``glyphs_sizes`` (train, test) defaults to MNIST's 60 000 / 10 000, cut to what the caps need
+    (rendering is per sample, so a capped run renders only the images it uses).
     """
+    if glyphs_sizes is None:
+        glyphs_sizes = _glyph_sizes(max_train, max_test, val_fraction)
     wrapper = next((p for p in _DATASET_WRAPPERS if name.startswith(p)), None)
     if wrapper is not None:                                    # e.g. blocked:NAME → wrap NAME
         inner = load_dataset(name[len(wrapper):], data_root, seed, max_train, max_test,
@@ -205,6 +209,15 @@ def load_dataset(name: str = "auto", data_root: str | os.PathLike | None = None,
     if max_test is not None:
         test = test.take(torch.arange(min(max_test, len(test))))
     return DataSplits(name, source, train, val, test)
+
+
+def _glyph_sizes(max_train, max_test, val_fraction) -> tuple[int, int]:
+    n_train, n_test = 60_000, 10_000
+    if max_train is not None:
+        n_train = min(n_train, math.ceil(max_train / (1 - val_fraction)) + 1)
+    if max_test is not None:
+        n_test = min(n_test, max_test)
+    return n_train, n_test
 
 
 def _auto(root: Path, seed: int, glyphs_sizes, download: bool, verbose: bool):

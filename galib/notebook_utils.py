@@ -11,7 +11,6 @@ frontend is attached (papermill runs a real kernel too, so kernel detection cann
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import fields
 from pathlib import Path
@@ -44,19 +43,9 @@ def train_config(params: Mapping, **overrides) -> TrainConfig:
 def load_data(dataset: str = "auto", data_root: str | None = None, seed: int = 42,
               max_train: int | None = None, max_test: int | None = None,
               val_fraction: float = 0.2, verbose: bool = True) -> DataSplits:
-    """:func:`galib.data.load_dataset`, rendering only as many ``glyphs`` as the caps need.
-
-    The glyphs are generated per sample, so a capped run should not render the full 70 000; the
-    sizes depend only on the arguments, so every notebook with the same parameters gets the same
-    splits. The other datasets are loaded unchanged.
-    """
-    sizes = (60_000, 10_000)
-    if max_train is not None:
-        sizes = (min(sizes[0], math.ceil(max_train / (1 - val_fraction)) + 1), sizes[1])
-    if max_test is not None:
-        sizes = (sizes[0], min(sizes[1], max_test))
+    """:func:`galib.data.load_dataset` with the notebooks' parameter names."""
     return load_dataset(dataset, data_root, seed=seed, max_train=max_train, max_test=max_test,
-                        val_fraction=val_fraction, glyphs_sizes=sizes, verbose=verbose)
+                        val_fraction=val_fraction, verbose=verbose)
 
 
 def class_names(data: DataSplits) -> list[str]:
