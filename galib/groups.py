@@ -10,6 +10,7 @@ axioms (``Phi_e = id``, ``Phi_g∘Phi_h = Phi_gh``) and is what the tests call.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -108,10 +109,46 @@ class FiniteGroup(Group):
     def inverse(self, g: torch.Tensor) -> torch.Tensor:
         return self.inverses.to(g.device)[g]
 
+    def _permutations(self, spatial: tuple[int, ...], device: torch.device) -> torch.Tensor | None:
+        """``(G, N)`` index table with ``ops[k](t).flatten(-d) == t.flatten(-d)[..., perm[k]]`` for
+        maps of this spatial shape, or ``None`` if some op is not a pure rearrangement of cells.
+
+        Rotations, flips and rolls are; the table is found once per shape by applying each op to a
+        map of cell indices (and checked on a random map) and cached.
+        """
+        cache = self.__dict__.setdefault("_perm_cache", {})
+        if spatial not in cache:
+            n, d = math.prod(spatial), len(spatial)
+            index = torch.arange(n).view(spatial)
+            probe = torch.randn(2, *spatial, generator=torch.Generator().manual_seed(0))
+            try:
+                perm = torch.stack([op(index).reshape(n) for op in self.ops])      # (G, N)
+                ok = (torch.equal(perm.sort(dim=1).values, index.reshape(n).expand_as(perm))
+                      and all(torch.equal(op(probe).flatten(-d), probe.flatten(-d)[:, p])
+                              for op, p in zip(self.ops, perm)))
+            except (RuntimeError, TypeError, ValueError):           # op not defined on index maps
+                ok = False
+            cache[spatial] = {torch.device("cpu"): perm} if ok else None
+        if cache[spatial] is None:
+            return None
+        by_device = cache[spatial]
+        if device not in by_device:
+            by_device[device] = by_device[torch.device("cpu")].to(device)
+        return by_device[device]
+
     def _act(self, t: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         if g.shape != t.shape[:1]:
             raise ValueError(f"need one group element per sample: elements {tuple(g.shape)}, "
                              f"tensor {tuple(t.shape)}")
+        perm = self._permutations(tuple(t.shape[2:]), t.device)
+        if perm is not None:                                    # one gather for the whole batch
+            (B, C), N = t.shape[:2], perm.shape[1]
+            if C > 1 and t.stride(1) == 1:                      # channels_last: keep that layout
+                cells = t.movedim(1, -1).reshape(B, N, C)       # (B, N, C), a view
+                out = cells.gather(1, perm[g].unsqueeze(2).expand(B, N, C))
+                return out.view(B, *t.shape[2:], C).movedim(-1, 1)
+            out = t.reshape(B, C, N).gather(2, perm[g].unsqueeze(1).expand(B, C, N))
+            return out.view(t.shape)
         ks = torch.unique(g).tolist()
         if len(ks) == 1:                                        # common in evaluation: whole batch
             return self.ops[ks[0]](t)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .models import GroupLatentAutoencoder
 
@@ -37,3 +38,21 @@ def ae_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor, 
 
 
 OBJECTIVES = {"group": ald_losses, "ae": ae_losses}
+
+
+class PairLoss(nn.Module):
+    """``model`` and an objective as one module: ``forward(x, gx, g)`` returns the loss terms.
+
+    The training loop calls this module, so wrapping it in ``DistributedDataParallel`` puts the
+    whole step (the stop-gradient encoding of ``T_g x`` included) under DDP's gradient all-reduce,
+    and every parameter of ``model`` (the ALD mask logits too) is synchronised.
+    """
+
+    def __init__(self, model: GroupLatentAutoencoder, objective: str = "group",
+                 lambda_inv: float = 1.0, lambda_const: float = 1.0):
+        super().__init__()
+        self.model, self.loss_fn = model, OBJECTIVES[objective]
+        self.lambda_inv, self.lambda_const = lambda_inv, lambda_const
+
+    def forward(self, x: torch.Tensor, gx: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.loss_fn(self.model, x, gx, g, self.lambda_inv, self.lambda_const)

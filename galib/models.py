@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .groups import Group, get_group
@@ -26,9 +27,34 @@ def paper_encoder(in_channels: int = 1, latent_channels: int = 64, spatial_dims:
 def paper_decoder(out_channels: int = 1, latent_channels: int = 64, spatial_dims: int = 2) -> nn.Module:
     """Mirror of :func:`paper_encoder` with transposed convolutions, ending in Tanh ([-1, 1])."""
     ConvT = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
+    LastT = MatmulConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
     return nn.Sequential(
         ConvT(latent_channels, 32, 4, 2, 1), nn.LeakyReLU(0.2),
-        ConvT(32, out_channels, 4, 2, 1), nn.Tanh())
+        LastT(32, out_channels, 4, 2, 1), nn.Tanh())
+
+
+class MatmulConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` (same weights, same output) computed as one matmul + ``F.fold``.
+
+    A transposed conv scatters ``x[b, :, i, j] @ W`` (a ``kh·kw`` patch per output channel) onto
+    the output grid; ``F.fold`` does the overlap-add. On CPU this is 2-3x faster than oneDNN's
+    kernel for the paper decoder's last layer (32 → 1 channel), forward plus backward. (``bmm``
+    rather than a broadcast matmul: its input gradient comes out contiguous, not transposed, which
+    keeps the LeakyReLU backward before it on its fast path.)
+    """
+
+    def forward(self, x: torch.Tensor, output_size=None) -> torch.Tensor:
+        if x.dim() != 4 or self.groups != 1 or output_size is not None or self.padding_mode != "zeros":
+            return super().forward(x, output_size)
+        B, C, H, W = x.shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.kernel_size, self.stride, self.padding, self.dilation
+        out_hw = ((H - 1) * sh - 2 * ph + dh * (kh - 1) + self.output_padding[0] + 1,
+                  (W - 1) * sw - 2 * pw + dw * (kw - 1) + self.output_padding[1] + 1)
+        w = self.weight.flatten(1).t().expand(B, -1, -1)                   # (B, C_out*kh*kw, C)
+        cols = torch.bmm(w, x.flatten(2))    # (B, C_out*kh*kw, H*W); bmm: grad of x stays NCHW
+        y = F.fold(cols, out_hw, self.kernel_size, self.dilation, self.padding,
+                   self.stride)                                            # (B, C_out, H_out, W_out)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
 
 
 class ALDMask(nn.Module):

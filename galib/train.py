@@ -6,9 +6,15 @@ resumes from ``last.pt``. Pair sampling uses one generator per epoch seeded from
 so an interrupted and resumed run ends with the same weights as an uninterrupted one.
 Checkpoints are plain dicts of tensors and literals (``torch.load(..., weights_only=True)``),
 written to a temporary file and renamed, so a crash never leaves a half-written file.
+
+``amp=True`` runs the training step under bf16 autocast (CUDA only). Under ``torch.distributed``
+(see :mod:`galib.distributed`) each rank computes the loss on its slice of every global batch of
+``batch_size`` pairs, DDP averages the gradients, and only rank 0 prints and writes files, so the
+run matches a single-process run with the same ``batch_size``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -18,17 +24,18 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from .data import DataSplits, ImageSet, iterate_pairs, load_dataset
 from .groups import get_group
-from .losses import OBJECTIVES
+from .losses import OBJECTIVES, PairLoss
 from .models import GroupLatentAutoencoder, build_model
 
 LOSS_TERMS = ("loss", "recon", "inv", "const")
 # Fields that define the model's weights: a checkpoint only loads into a config that agrees on them.
 MODEL_FIELDS = ("group", "latent_channels", "mask", "objective", "latent_action")
 # Fields that may differ when resuming (everything else must match the checkpoint).
-RESUME_FREE = ("epochs", "device", "data_root")
+RESUME_FREE = ("epochs", "device", "data_root", "amp")
 
 
 @dataclass
@@ -50,6 +57,7 @@ class TrainConfig:
     mask: str = "learned"          # learned (ALD) | manual (first half variant, fixed)
     objective: str = "group"       # group (the paper's losses) | ae (plain autoencoder baseline)
     latent_action: str = "exact"   # exact (the group's own Phi_g) | a learned kind the group offers
+    amp: bool = False              # bf16 autocast of the training step (CUDA only)
 
     def validate(self) -> "TrainConfig":
         if not (isinstance(self.tau, (int, float)) and 0.0 < self.tau < 1.0):
@@ -66,7 +74,10 @@ class TrainConfig:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; choose one of {sorted(OBJECTIVES)}")
         get_group(self.group)                                  # raises on an unknown group
-        resolve_device(self.device)
+        device = resolve_device(self.device)
+        if self.amp and device.type != "cuda":
+            raise ValueError(f"amp=True (bf16 autocast) needs a CUDA device; device {self.device!r} "
+                             f"resolves to {device.type!r}: set amp=False")
         return self
 
     @classmethod
@@ -164,27 +175,65 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 def run_epoch(model, data: ImageSet, cfg: TrainConfig, generator: torch.Generator,
               device: torch.device, optimizer: torch.optim.Optimizer | None = None,
-              progress: bool = False, desc: str = "") -> dict[str, float]:
+              progress: bool = False, desc: str = "", step: torch.nn.Module | None = None,
+              ) -> dict[str, float]:
     """One pass over ``data``: trains when ``optimizer`` is given, else evaluates without grad.
 
-    Returns per-sample means of every loss term.
+    ``step`` computes the loss terms from ``(x, gx, g)`` (default ``PairLoss(model, ...)``; DDP
+    passes its wrapper). Under ``torch.distributed`` each rank takes its slice of every batch.
+    Returns per-sample means of every loss term (over all ranks).
     """
-    group, loss_fn = model.group, OBJECTIVES[cfg.objective]
-    sums = dict.fromkeys(LOSS_TERMS, 0.0)
-    model.train(optimizer is not None)
-    batches = iterate_pairs(data, group, cfg.batch_size, generator, shuffle=optimizer is not None,
-                            device=device)
+    step = step or PairLoss(model, cfg.objective, cfg.lambda_inv, cfg.lambda_const)
+    rank, world = _rank_and_world()
+    acc = torch.float32 if device.type == "mps" else torch.float64    # MPS has no float64
+    sums = torch.zeros(len(LOSS_TERMS), dtype=acc, device=device)
+    step.train(optimizer is not None)
+    batches = iterate_pairs(data, model.group, cfg.batch_size, generator,
+                            shuffle=optimizer is not None, device=device)
     bar = _progress(batches, total=math.ceil(len(data) / cfg.batch_size), desc=desc, enabled=progress)
     with torch.set_grad_enabled(optimizer is not None):
         for x, gx, g, _ in bar:
-            terms = loss_fn(model, x, gx, g, cfg.lambda_inv, cfg.lambda_const)
+            n = len(x)
+            (x, gx, g), own = _shard((x, gx, g), rank, world)     # own: this rank's sample count
+            with torch.autocast("cuda", torch.bfloat16) if cfg.amp else contextlib.nullcontext():
+                terms = step(x, gx, g)
             if optimizer is not None:
+                loss = terms["loss"] if world == 1 else terms["loss"] * (world * own / n)
                 optimizer.zero_grad(set_to_none=True)
-                terms["loss"].backward()
+                loss.backward()                                # DDP: mean over ranks = batch mean
                 optimizer.step()
-            for k in LOSS_TERMS:
-                sums[k] += terms[k].item() * len(x)
-    return {k: v / len(data) for k, v in sums.items()}
+            sums += torch.stack([terms[k].detach() for k in LOSS_TERMS]).to(acc) * own
+    if world > 1:
+        dist.all_reduce(sums)
+    return dict(zip(LOSS_TERMS, (sums / len(data)).tolist()))
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _shard(batch: tuple[torch.Tensor, ...], rank: int, world: int):
+    """This rank's slice of a global batch and how many samples it owns.
+
+    Its loss is weighted by ``world·own/len(batch)``, so DDP's mean over ranks is the global
+    batch's mean loss, also when the last batch does not split evenly. A rank whose slice would
+    be empty runs one sample with weight 0: every rank must join each gradient all-reduce.
+    """
+    if world == 1:
+        return batch, len(batch[0])
+    part = tuple(t.tensor_split(world)[rank] for t in batch)
+    if len(part[0]) == 0:
+        return tuple(t[:1] for t in batch), 0
+    return part, len(part[0])
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam on the trainable parameters; ``foreach`` batches its per-parameter ops (the same
+    values as the default per-parameter loop, which CPU would otherwise get)."""
+    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            foreach=True)
 
 
 def _progress(it, total: int, desc: str, enabled: bool):
@@ -200,12 +249,15 @@ def train(cfg: TrainConfig | None = None, run_dir: str | Path | None = None,
     """Train per ``cfg``; with ``run_dir`` save checkpoints/history there and resume from them."""
     cfg = (cfg or TrainConfig()).validate()
     device = resolve_device(cfg.device)
+    rank, world = _rank_and_world()
+    if rank != 0:                                              # only rank 0 talks and writes
+        progress = verbose = False
     if data is None:
         data = load_dataset(cfg.dataset, cfg.data_root, seed=cfg.seed, max_train=cfg.max_train,
                             val_fraction=cfg.val_fraction, verbose=verbose)
     torch.manual_seed(cfg.seed)
     model = model_from_config(cfg, data.image_shape).to(device)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    optimizer = make_optimizer(model, cfg)
     history, start, best_val = [], 0, math.inf
     run_dir = Path(run_dir) if run_dir is not None else None
     last = run_dir / "last.pt" if run_dir else None
@@ -218,13 +270,21 @@ def train(cfg: TrainConfig | None = None, run_dir: str | Path | None = None,
         history, start, best_val = ckpt["history"], ckpt["epoch"] + 1, ckpt["best_val"]
         if verbose and start < cfg.epochs:
             print(f"[galib] resuming {run_dir} at epoch {start}/{cfg.epochs}")
+    step = PairLoss(model, cfg.objective, cfg.lambda_inv, cfg.lambda_const)
+    train_step = step
+    if world > 1:                                              # after loading: DDP syncs from rank 0
+        from torch.nn.parallel import DistributedDataParallel
+        train_step = DistributedDataParallel(
+            step, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=cfg.objective != "group")  # 'ae' leaves the mask logits unused
     val_gen_seed = cfg.seed + 1                                # the same validation pairs every epoch
     best_state = None
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         tr = run_epoch(model, data.train, cfg, epoch_generator(cfg.seed, epoch), device, optimizer,
-                       progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
-        va = run_epoch(model, data.val, cfg, torch.Generator().manual_seed(val_gen_seed), device)
+                       progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", step=train_step)
+        va = run_epoch(model, data.val, cfg, torch.Generator().manual_seed(val_gen_seed), device,
+                       step=step)
         row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in tr.items()},
                **{f"val_{k}": v for k, v in va.items()},
                "variant_fraction": model.variant_fraction(),
@@ -240,7 +300,7 @@ def train(cfg: TrainConfig | None = None, run_dir: str | Path | None = None,
             print(f"epoch {epoch + 1:3d}/{cfg.epochs}  train {tr['loss']:.4f}  val {va['loss']:.4f} "
                   f"(recon {va['recon']:.4f} inv {va['inv']:.4f} const {va['const']:.4f})  "
                   f"variant {row['variant_fraction']:.2f}  {row['seconds']:.1f}s" + ("  *" if improved else ""))
-        if run_dir is not None:
+        if run_dir is not None and rank == 0:
             _save_epoch(run_dir, cfg, model, optimizer, epoch, history, best_val, improved, data)
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -268,9 +328,13 @@ def config_parser(description: str = "Train the ALD model.") -> "argparse.Argume
     parser = argparse.ArgumentParser(description=description)
     for f in fields(TrainConfig):
         default = getattr(TrainConfig, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):                          # --amp / --no-amp
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=default, help=f"default: {default}")
+            continue
         kind = {"max_train": _optional_int, "data_root": str}.get(f.name, type(default))
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=default,
-                            help=f"default: {default}")
+        parser.add_argument(flag, dest=f.name, type=kind, default=default, help=f"default: {default}")
     parser.add_argument("--run-dir", default=None, help="folder for checkpoints and history.json")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
