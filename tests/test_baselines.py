@@ -8,24 +8,14 @@ import torch
 
 from galib.baselines import (BASELINES, DEFAULT_NAMES, baseline_config, format_markdown, main,
                              results_table, run_baselines, write_table)
-from galib.data import DataSplits, ImageSet
 from galib.train import TrainConfig
+from synthetic import synthetic_splits
 
 FAST = {"eval_kwargs": {"max_images": 32},
         "probe_kwargs": {"max_train": 96, "max_test": 64,
                          "fit_kwargs": {"l2_grid": (1e-2,), "max_iter": 20}}}
 
 
-def synthetic_splits(n_train=256, n_val=64, n_test=96, k=4, seed=0):
-    """Separable classes: a fixed random binary prototype per class plus noise."""
-    protos = (torch.rand(k, 28, 28, generator=torch.Generator().manual_seed(99)) > 0.7).float() * 200
-    g = torch.Generator().manual_seed(seed)
-
-    def make(n):
-        y = torch.randint(0, k, (n,), generator=g)
-        x = protos[y] + torch.rand(n, 28, 28, generator=g) * 55
-        return ImageSet(x.clamp(0, 255).to(torch.uint8), y)
-    return DataSplits("synthetic", "tests", make(n_train), make(n_val), make(n_test))
 
 
 def tiny_cfg(**kw):
@@ -56,7 +46,7 @@ UNDEFINED = {"ae": {"inv err", "inv err c", "E(z_i) share", "variant frac", "z_i
 
 
 def test_run_baselines_end_to_end_and_reuse(tmp_path):
-    data = synthetic_splits()
+    data = synthetic_splits(n_test=96)
     rows = run_baselines(tiny_cfg(), DEFAULT_NAMES, tmp_path / "runs", data=data, verbose=False, **FAST)
     assert [r["name"] for r in rows] == list(DEFAULT_NAMES)
     table = results_table(rows)

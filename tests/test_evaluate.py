@@ -5,11 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from galib.data import DataSplits, ImageSet
+from galib.data import ImageSet
 from galib.evaluate import (compute_features, coordinate_orbit_representatives,
                             default_orbit_kind, evaluate_model, evaluation_elements, probe_model)
 from galib.groups import get_group
 from galib.models import ALDMask, GroupLatentAutoencoder
+from synthetic import synthetic_splits
 
 C4_NAMES = ["0°", "90°", "180°", "270°"]
 
@@ -31,16 +32,6 @@ def random_images(n=48, seed=0):
                     torch.randint(0, 4, (n,), generator=g))
 
 
-def synthetic_splits(n_train=256, n_val=64, n_test=128, k=4, seed=0):
-    """Linearly separable classes: a fixed random binary prototype per class plus noise."""
-    protos = (torch.rand(k, 28, 28, generator=torch.Generator().manual_seed(99)) > 0.7).float() * 200
-    g = torch.Generator().manual_seed(seed)
-
-    def make(n):
-        y = torch.randint(0, k, (n,), generator=g)
-        x = protos[y] + torch.rand(n, 28, 28, generator=g) * 55
-        return ImageSet(x.clamp(0, 255).to(torch.uint8), y)
-    return DataSplits("synthetic", "tests", make(n_train), make(n_val), make(n_test))
 
 
 FAST_FIT = {"l2_grid": (1e-2,), "max_iter": 25}
