@@ -115,11 +115,15 @@ def run_notebook(stem: str, params: dict, out_dir: Path, kernel: str = KERNEL,
 
 # ----------------------------------------------------------------------------- RESULTS.md
 def git_commit() -> str:
-    """Short commit hash, with ``-dirty`` when the working tree has changes; ``unknown`` outside git."""
+    """Short commit hash, with ``-dirty`` when tracked code has changes; ``unknown`` outside git.
+
+    ``figures/`` is left out of the check: the pipeline itself rewrites it while it runs.
+    """
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)figures"], cwd=ROOT,
                                capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
