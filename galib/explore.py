@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from .data import ImageSet, iterate_pairs, to_float
+from .evaluate import evaluation_elements
 from .groups import Group, get_group
 from .models import GroupLatentAutoencoder
 
@@ -23,10 +24,7 @@ def display_elements(group: Group | str, n: int = 8, max_finite: int = 12,
         idx = torch.linspace(0, len(group) - 1, k).round().long()
         names = group.element_names()
         return idx, [names[i] for i in idx.tolist()]
-    if hasattr(group, "eval_elements"):
-        return group.eval_elements(n), list(group.eval_names(n))
-    g = group.sample(n, torch.Generator().manual_seed(seed))
-    return g, [element_label(group, e) for e in g]
+    return evaluation_elements(group, n, seed)             # the evaluation grid, or n samples
 
 
 def element_label(group: Group, g: torch.Tensor) -> str:
