@@ -60,8 +60,7 @@ def measure(model, data, n_angles: int = 16, max_images: int | None = None, seed
     ev = evaluate_model(model, data.test, n_eval=n_angles, max_images=max_images, seed=seed)
     names = ev["elements"]
     n = len(data.test) if max_images is None else min(max_images, len(data.test))
-    from .data import to_float
-    images = to_float(data.test.images[:min(n, 512)])
+    images = data.test.floats(torch.arange(min(n, 512)))          # occluded like training pairs
     out = {"angles_deg": [360.0 * k / n_angles for k in range(n_angles)], "angle_names": names,
            "recon_mse_per_angle": [ev[f"recon_mse/{a}"] for a in names],
            "equivariance_error_per_angle": [ev[f"equivariance_error/{a}"] for a in names],

@@ -18,7 +18,7 @@ import math
 import torch
 
 from . import metrics as M
-from .data import DataSplits, ImageSet, to_float
+from .data import DataSplits, ImageSet, make_pairs, to_float
 from .groups import Group, get_group
 from .probe import evaluate_protocols, orbit_invariants
 
@@ -105,11 +105,11 @@ def _images(data: ImageSet, idx, group: Group | None = None, g: torch.Tensor | N
             device="cpu") -> torch.Tensor:
     """Float images ``(B, 1, *spatial)``, transformed by ``g`` if given, then occluded if the set
     has an occluder (the order :func:`galib.data.make_pairs` uses)."""
-    x = to_float(data.images[idx].to(device))
-    if g is not None:
-        x = group.act_image(x, g.to(device))
-    occlude = getattr(data, "occlude", None)
-    return x if occlude is None else occlude(x)
+    images = data.images[idx].to(device)
+    if g is None:
+        x = to_float(images)
+        return x if data.occlude is None else data.occlude(x)
+    return make_pairs(images, group, g=g.to(device), occlude=data.occlude)[1]
 
 
 # ----------------------------------------------------------------------------- evaluate_model

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .data import ImageSet, iterate_pairs, to_float
+from .data import ImageSet, iterate_pairs, make_pairs, to_float
 from .evaluate import evaluation_elements
 from .groups import Group, get_group
 from .models import GroupLatentAutoencoder
@@ -89,17 +89,13 @@ def pairing_counts(data: ImageSet, group: Group | str, batch_size: int = 64, see
 def images_of(data: ImageSet, idx) -> torch.Tensor:
     """Float images ``(B, C, *spatial)`` in [-1, 1] as the model sees them (occluded if the set
     carries an occluder)."""
-    occlude = getattr(data, "occlude", None)
-    x = to_float(data.images[idx])
-    return x if occlude is None else occlude(x)
+    return data.floats(idx)
 
 
 def _pair(data: ImageSet, idx, group: Group, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x, T_g x)`` as in training: act on the clean image, then occlude both (if any)."""
-    x = to_float(data.images[idx])
-    gx = group.act_image(x, g)
-    occlude = getattr(data, "occlude", None)
-    return (x, gx) if occlude is None else (occlude(x), occlude(gx))
+    x, gx, _ = make_pairs(data.images[idx], group, g=g, occlude=data.occlude)
+    return x, gx
 
 
 def _dev(model: GroupLatentAutoencoder) -> torch.device:
