@@ -24,6 +24,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from .files import atomic_write
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 PARAMS_DIR = NOTEBOOK_DIR / "params"
@@ -170,9 +172,7 @@ def write_results(fig_dir: Path, profile: str, seconds: dict[str, float], commit
                for s in NOTEBOOKS if s in seconds or (fig_dir / s / "metrics.json").is_file()],
              f"| total | {sum(seconds.values()):.0f} |", ""]
     out = fig_dir / "RESULTS.md"
-    tmp = out.with_name(".RESULTS.md.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, out)
+    atomic_write(out, lambda tmp: Path(tmp).write_text("\n".join(lines)))
     return out
 
 

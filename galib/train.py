@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -27,6 +25,7 @@ import torch
 import torch.distributed as dist
 
 from .data import DataSplits, ImageSet, iterate_pairs, load_dataset
+from .files import atomic_write, save_json
 from .groups import get_group
 from .losses import OBJECTIVES, PairLoss
 from .models import GroupLatentAutoencoder, build_model
@@ -118,28 +117,6 @@ def model_from_config(cfg: TrainConfig, image_shape: tuple[int, ...]) -> GroupLa
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~umask)                          # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def save_json(obj, path: Path) -> None:
-    atomic_write(path, lambda p: Path(p).write_text(json.dumps(obj, indent=2, allow_nan=True)))
-
-
 def _check_compatible(saved: dict, cfg: TrainConfig, keys, path) -> None:
     diffs = {k: (saved.get(k), getattr(cfg, k)) for k in keys if saved.get(k) != getattr(cfg, k)}
     if diffs:

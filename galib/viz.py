@@ -19,6 +19,8 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
+from .files import atomic_write
+
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
          "ytick.labelsize": 10, "legend.fontsize": 10, "figure.titlesize": 13,
          "axes.spines.top": False, "axes.spines.right": False}
@@ -50,11 +52,8 @@ def save(fig: Figure, out_path: str | os.PathLike | None) -> Figure:
     """Write ``fig`` as PNG to ``out_path`` (atomically: a temporary file renamed into place)."""
     if out_path is None:
         return fig
-    path = Path(out_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
-    os.replace(tmp, path)
+    atomic_write(Path(out_path), lambda tmp: fig.savefig(tmp, format="png", dpi=DPI,
+                                                         bbox_inches="tight"))
     return fig
 
 
