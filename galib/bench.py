@@ -176,7 +176,7 @@ def run_worker(pipeline: str, dataset: str, n_train: int, n_val: int, seed: int)
     cpu0, t0 = _cpu_seconds(), time.perf_counter()
     if pipeline == "galib":
         cfg, dev = bench_config(seed), torch.device("cpu")
-        step = PairLoss(model, cfg.objective, cfg.lambda_inv, cfg.lambda_const)
+        step = PairLoss.from_config(model, cfg)
         tr = run_epoch(model, data.train, cfg, epoch_generator(seed, 0), dev, opt, step=step)
         t1 = time.perf_counter()
         va = run_epoch(model, data.val, cfg, torch.Generator().manual_seed(seed + 1), dev, step=step)

@@ -55,6 +55,7 @@ def homomorphism_scores(model, images, n_pairs: int = 512, repeats: int = 4, see
     return out
 
 
+@torch.no_grad()
 def measure(model, data, n_angles: int = 16, max_images: int | None = None, seed: int = 0) -> dict:
     """Per-angle recon MSE and equivariance error, means, homomorphism errors and mask stats."""
     ev = evaluate_model(model, data.test, n_eval=n_angles, max_images=max_images, seed=seed)
@@ -71,6 +72,7 @@ def measure(model, data, n_angles: int = 16, max_images: int | None = None, seed
            "variant_channels": ev["variant_channels"], "n_test_images": ev["n_images"],
            **homomorphism_scores(model, images, seed=seed)}
     act = getattr(model, "latent_action", None)
+    out["latent_energy"] = float(model.encode(images).pow(2).mean())   # mean z² (drift check)
     out["learned_frequencies"] = (act.frequencies().detach().round().int().tolist()
                                   if hasattr(act, "frequencies") else None)
     return out
@@ -88,7 +90,8 @@ TABLE_ROWS = (("recon_mse", "transformed-recon MSE (mean over angles)"),
               ("recon_ssim", "recon SSIM"), ("variant_fraction", "variant fraction"),
               ("best_epoch", "best validation epoch (weights evaluated)"),
               ("val_const@best", "validation L_const, best epoch"),
-              ("val_const@last", "validation L_const, last epoch (divergence check)"))
+              ("val_const@last", "validation L_const, last epoch (divergence check)"),
+              ("latent_energy", "mean z² on test images (scale drift check)"))
 
 
 def _row_value(m: dict, key: str):
@@ -152,15 +155,17 @@ def _describe(data, n_angles: int) -> str:
 def run(dataset: str = "glyphs", epochs: int = 4, max_train: int | None = 5000, max_test: int = 1000,
         out: str | Path = "figures/so2_actions", run_root: str | Path = "runs/so2_actions",
         latent_channels: int = 64, tau: float = 0.5, seed: int = 42, n_angles: int = 16,
-        device: str = "auto", command: str | None = None, verbose: bool = True) -> dict:
+        device: str = "auto", command: str | None = None, verbose: bool = True,
+        consistency: str = "auto") -> dict:
     out, run_root = Path(out), Path(run_root)
     data = load_dataset(dataset, seed=seed, max_train=max_train, max_test=max_test, verbose=verbose)
     results, seconds = {}, {}
     for action in ACTIONS:
         cfg = TrainConfig(dataset=dataset, group="so2", latent_action=action, epochs=epochs, tau=tau,
-                          latent_channels=latent_channels, seed=seed, max_train=max_train, device=device)
+                          latent_channels=latent_channels, seed=seed, max_train=max_train, device=device,
+                          consistency=consistency)
         t0 = time.perf_counter()
-        res = train(cfg, run_dir=run_root / f"{dataset}_{action}", data=data, progress=False,
+        res = train(cfg, run_dir=run_root / f"{dataset}_{action}_{consistency}", data=data, progress=False,
                     verbose=verbose)
         seconds[action] = {"wall": time.perf_counter() - t0,
                            "training": sum(r["seconds"] for r in res.history)}
@@ -170,6 +175,7 @@ def run(dataset: str = "glyphs", epochs: int = 4, max_train: int | None = 5000, 
                                val_loss_per_epoch=[r["val_loss"] for r in res.history],
                                val_const_per_epoch=[r["val_const"] for r in res.history])
     metrics = {"dataset": dataset, "group": "so2", "tau": tau, "epochs": epochs,
+               "consistency": consistency,
                "max_train": max_train, "max_test": max_test, "latent_channels": latent_channels,
                "seed": seed, "n_angles": n_angles, "data": data.describe(),
                "command": command, "seconds": seconds, "actions": results,
@@ -179,6 +185,7 @@ def run(dataset: str = "glyphs", epochs: int = 4, max_train: int | None = 5000, 
     metrics["table_md"] = md
     save_json(metrics, out / "metrics.json")
     (out / "table.md").write_text(f"# so2: resample vs learned latent action\n\n{dataset}, τ = {tau:g}, "
+                                  f"consistency {consistency}, "
                                   f"{epochs} epochs, {_describe(data, n_angles)}; {command or ''}\n\n" + md)
     ep = f"{epochs} epoch" + ("s" if epochs != 1 else "")
     plot_comparison(results, f"so2 latent actions · {dataset} · τ = {tau:g} · {ep}",
@@ -197,6 +204,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--n-angles", type=int, default=16)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--consistency", default="auto", choices=("auto", "direct", "midpoint"),
+                    help="L_const form (galib.losses); auto = midpoint for so2; direct diverges")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--out", default="figures/so2_actions")
     ap.add_argument("--run-root", default="runs/so2_actions")
@@ -206,7 +215,8 @@ def main(argv=None) -> int:
     words = sys.argv[1:] if argv is None else argv
     command = "python -m galib.compare_actions " + " ".join(map(shlex.quote, words))
     m = run(args.dataset, args.epochs, args.max_train, args.max_test, args.out, args.run_root,
-            args.latent_channels, args.tau, args.seed, args.n_angles, args.device, command)
+            args.latent_channels, args.tau, args.seed, args.n_angles, args.device, command,
+            consistency=args.consistency)
     print(m["table_md"])
     return 0
 

@@ -52,6 +52,13 @@ class Group:
     def element_names(self) -> list[str]:
         return [str(i) for i in range(len(self))]
 
+    halvable: bool = False     # True: ``halve`` gives square roots (continuous groups)
+
+    def halve(self, g: torch.Tensor) -> torch.Tensor:
+        """An element ``h`` with ``h∘h = g`` (used by the ``midpoint`` consistency loss)."""
+        raise ValueError(f"group {self.name!r} has no square roots in general, so it supports "
+                         f"consistency 'direct' only")
+
     def make_latent_action(self, kind: str, channels: int):
         """A latent action other than the exact ``act_latent`` (e.g. a learned one), by name."""
         raise ValueError(f"group {self.name!r} offers latent_action 'exact' only; got {kind!r}")

@@ -154,6 +154,11 @@ class SO2(Group):
     def inverse(self, g: torch.Tensor) -> torch.Tensor:
         return torch.remainder(-g, TWO_PI)
 
+    halvable = True
+
+    def halve(self, g: torch.Tensor) -> torch.Tensor:
+        return torch.remainder(g, TWO_PI) / 2                              # in [0, π)
+
     def check_shape(self, shape: Sequence[int], what: str = "latent") -> None:
         super().check_shape(shape, what)
         _require_square(self.name, shape, what)

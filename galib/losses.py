@@ -6,6 +6,19 @@
 
 ``sg`` is stop-gradient: ``T_g x`` is encoded under ``torch.no_grad`` and split with the hard mask,
 so no gradient reaches the encoder or the mask logits through the transformed branch.
+
+Consistency forms (``consistency=``):
+
+- ``direct`` — ``L_const`` as above (the paper's; the default for every finite group, whose
+  ``Phi_g`` is an exact permutation of latent cells).
+- ``midpoint`` — ``‖Phi_h(z_v(x)) − sg[Phi_{h⁻¹}(z_v(T_g x))]‖²`` with ``h∘h = g``: the same
+  equivariance condition (apply ``Phi_h`` to both sides of ``Phi_g z_v(x) = z_v(T_g x)``), but both
+  sides are resampled by the same angle. For ``so2`` this is needed: bilinear rotation of a 7×7
+  map loses energy (about 20 % at random angles, corners and blur), so the direct form asks the
+  encoder for ``z_v(x)`` larger than the stop-gradient target ``z_v(T_g x)`` — which the same
+  encoder produces, so every step scales the latent up and training diverges (measured: ‖z‖²
+  1e6 within 350 steps). With both sides resampled alike there is no such drift.
+- ``auto`` — ``midpoint`` for groups with square roots (``group.halvable``: ``so2``), else ``direct``.
 """
 from __future__ import annotations
 
@@ -16,21 +29,41 @@ from torch import nn
 from .models import GroupLatentAutoencoder
 
 
+CONSISTENCY = ("auto", "direct", "midpoint")
+
+
+def resolve_consistency(consistency: str, group) -> str:
+    """``direct`` or ``midpoint`` for ``group``; a clear error for an unknown or unsupported form."""
+    if consistency not in CONSISTENCY:
+        raise ValueError(f"unknown consistency {consistency!r}; choose one of {list(CONSISTENCY)}")
+    if consistency == "auto":
+        return "midpoint" if group.halvable else "direct"
+    if consistency == "midpoint" and not group.halvable:
+        group.halve(None)                                     # raises, naming the group
+    return consistency
+
+
 def ald_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor, g: torch.Tensor,
-               lambda_inv: float = 1.0, lambda_const: float = 1.0) -> dict[str, torch.Tensor]:
+               lambda_inv: float = 1.0, lambda_const: float = 1.0,
+               consistency: str = "auto") -> dict[str, torch.Tensor]:
     """Total loss and each term for a batch of pairs; ``x, gx``: (B, C, H, W), ``g``: (B,)."""
     out = model(x, g)                                         # recon, z_i, phi_z_v: grad flows
+    midpoint = resolve_consistency(consistency, model.group) == "midpoint"
     with torch.no_grad():
         zt_i, zt_v = model.split(model.encode(gx), hard=True)  # sg[z_i(T_g x)], sg[z_v(T_g x)]
+        if midpoint:
+            h = model.group.halve(g)
+            zt_v = model.act(zt_v, model.group.inverse(h))     # sg[Phi_{h^-1} z_v(T_g x)]
     recon = F.mse_loss(out["recon"], gx)
     inv = F.mse_loss(out["z_i"], zt_i)
-    const = F.mse_loss(out["phi_z_v"], zt_v)
+    const = F.mse_loss(model.act(out["z_v"], h) if midpoint else out["phi_z_v"], zt_v)
     total = recon + lambda_inv * inv + lambda_const * const
     return {"loss": total, "recon": recon, "inv": inv, "const": const}
 
 
 def ae_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor, g: torch.Tensor,
-              lambda_inv: float = 0.0, lambda_const: float = 0.0) -> dict[str, torch.Tensor]:
+              lambda_inv: float = 0.0, lambda_const: float = 0.0,
+              consistency: str = "auto") -> dict[str, torch.Tensor]:
     """Plain autoencoder baseline: reconstruct ``x`` from the whole latent; no group, no mask."""
     recon = F.mse_loss(model.decode(model.encode(x)), x)
     zero = recon.new_zeros(())
@@ -49,10 +82,16 @@ class PairLoss(nn.Module):
     """
 
     def __init__(self, model: GroupLatentAutoencoder, objective: str = "group",
-                 lambda_inv: float = 1.0, lambda_const: float = 1.0):
+                 lambda_inv: float = 1.0, lambda_const: float = 1.0, consistency: str = "auto"):
         super().__init__()
         self.model, self.loss_fn = model, OBJECTIVES[objective]
         self.lambda_inv, self.lambda_const = lambda_inv, lambda_const
+        self.consistency = resolve_consistency(consistency, model.group)
+
+    @classmethod
+    def from_config(cls, model: GroupLatentAutoencoder, cfg) -> "PairLoss":
+        """The step a ``TrainConfig`` asks for."""
+        return cls(model, cfg.objective, cfg.lambda_inv, cfg.lambda_const, cfg.consistency)
 
     def forward(self, x: torch.Tensor, gx: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.loss_fn(self.model, x, gx, g, self.lambda_inv, self.lambda_const)
+        return self.loss_fn(self.model, x, gx, g, self.lambda_inv, self.lambda_const, self.consistency)

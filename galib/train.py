@@ -27,7 +27,7 @@ import torch.distributed as dist
 from .data import DataSplits, ImageSet, iterate_pairs, load_dataset
 from .files import atomic_write, save_json
 from .groups import get_group
-from .losses import OBJECTIVES, PairLoss
+from .losses import OBJECTIVES, PairLoss, resolve_consistency
 from .models import GroupLatentAutoencoder, build_model
 
 LOSS_TERMS = ("loss", "recon", "inv", "const")
@@ -57,6 +57,7 @@ class TrainConfig:
     objective: str = "group"       # group (the paper's losses) | ae (plain autoencoder baseline)
     latent_action: str = "exact"   # exact (the group's own Phi_g) | a learned kind the group offers
     amp: bool = False              # bf16 autocast of the training step (CUDA only)
+    consistency: str = "auto"      # L_const form: auto | direct (paper) | midpoint (see galib.losses)
 
     def validate(self) -> "TrainConfig":
         if not (isinstance(self.tau, (int, float)) and 0.0 < self.tau < 1.0):
@@ -72,7 +73,7 @@ class TrainConfig:
                 raise ValueError(f"{key} must be >= 0; got {getattr(self, key)!r}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; choose one of {sorted(OBJECTIVES)}")
-        get_group(self.group)                                  # raises on an unknown group
+        resolve_consistency(self.consistency, get_group(self.group))  # raises on unknown names
         device = resolve_device(self.device)
         if self.amp and device.type != "cuda":
             raise ValueError(f"amp=True (bf16 autocast) needs a CUDA device; device {self.device!r} "
@@ -163,7 +164,7 @@ def run_epoch(model, data: ImageSet, cfg: TrainConfig, generator: torch.Generato
     passes its wrapper). Under ``torch.distributed`` each rank takes its slice of every batch.
     Returns per-sample means of every loss term (over all ranks).
     """
-    step = step or PairLoss(model, cfg.objective, cfg.lambda_inv, cfg.lambda_const)
+    step = step or PairLoss.from_config(model, cfg)
     rank, world = _rank_and_world()
     acc = torch.float32 if device.type == "mps" else torch.float64    # MPS has no float64
     sums = torch.zeros(len(LOSS_TERMS), dtype=acc, device=device)
@@ -250,7 +251,7 @@ def train(cfg: TrainConfig | None = None, run_dir: str | Path | None = None,
         history, start, best_val = ckpt["history"], ckpt["epoch"] + 1, ckpt["best_val"]
         if verbose and start < cfg.epochs:
             print(f"[galib] resuming {run_dir} at epoch {start}/{cfg.epochs}")
-    step = PairLoss(model, cfg.objective, cfg.lambda_inv, cfg.lambda_const)
+    step = PairLoss.from_config(model, cfg)
     train_step = step
     if world > 1:                                              # after loading: DDP syncs from rank 0
         from torch.nn.parallel import DistributedDataParallel
