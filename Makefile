@@ -6,7 +6,7 @@ PROFILE ?= quick
 DATASET ?=
 KERNEL := galib
 
-.PHONY: setup test test-slow figures bench lab clean
+.PHONY: setup test test-slow test-browser figures bench lab clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
+
+# JupyterLab in headless Chromium: notebook 04 runs all cells and its sliders redraw the figures.
+# Needs Chromium + ChromeDriver (Debian: apt-get install chromium chromium-driver).
+test-browser: setup
+	$(PY) -m pip install -q selenium
+	$(PY) -m pytest -q -m browser
 
 figures: setup
 	$(PY) -m galib.pipeline --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET),)

@@ -52,12 +52,14 @@ class Group:
     def element_names(self) -> list[str]:
         return [str(i) for i in range(len(self))]
 
-    halvable: bool = False     # True: ``halve`` gives square roots (continuous groups)
+    halvable: bool = False     # True: ``balanced_split`` exists (the ``midpoint`` consistency loss)
 
-    def halve(self, g: torch.Tensor) -> torch.Tensor:
-        """An element ``h`` with ``h∘h = g`` (used by the ``midpoint`` consistency loss)."""
-        raise ValueError(f"group {self.name!r} has no square roots in general, so it supports "
-                         f"consistency 'direct' only")
+    def balanced_split(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(h1, h2)`` with ``h2⁻¹∘h1 = g`` whose latent actions are equally inexact, so that
+        ``Phi_h1 z(x) = Phi_h2 z(T_g x)`` is the equivariance condition with the interpolation
+        error balanced between its two sides (the ``midpoint`` consistency loss)."""
+        raise ValueError(f"group {self.name!r} has no balanced split of its elements, so it "
+                         f"supports consistency 'direct' only")
 
     def make_latent_action(self, kind: str, channels: int):
         """A latent action other than the exact ``act_latent`` (e.g. a learned one), by name."""

@@ -156,8 +156,15 @@ class SO2(Group):
 
     halvable = True
 
-    def halve(self, g: torch.Tensor) -> torch.Tensor:
-        return torch.remainder(g, TWO_PI) / 2                              # in [0, π)
+    def balanced_split(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``g = q + r`` with ``q`` the nearest quarter turn (exact on the latent grid) and
+        ``|r| ≤ 45°``: ``h1 = q + r/2``, ``h2 = −r/2``. Both sides are resampled by ``|r|/2``, so
+        neither is systematically smoother or smaller; at quarter turns the loss is the exact
+        direct one."""
+        quarter = TWO_PI / 4
+        q = torch.round(torch.remainder(g, TWO_PI) / quarter) * quarter
+        r = torch.remainder(g, TWO_PI) - q                                 # in [-π/4, π/4]
+        return torch.remainder(q + r / 2, TWO_PI), torch.remainder(-r / 2, TWO_PI)
 
     def check_shape(self, shape: Sequence[int], what: str = "latent") -> None:
         super().check_shape(shape, what)

@@ -11,13 +11,14 @@ Consistency forms (``consistency=``):
 
 - ``direct`` — ``L_const`` as above (the paper's; the default for every finite group, whose
   ``Phi_g`` is an exact permutation of latent cells).
-- ``midpoint`` — ``‖Phi_h(z_v(x)) − sg[Phi_{h⁻¹}(z_v(T_g x))]‖²`` with ``h∘h = g``: the same
-  equivariance condition (apply ``Phi_h`` to both sides of ``Phi_g z_v(x) = z_v(T_g x)``), but both
-  sides are resampled by the same angle. For ``so2`` this is needed: bilinear rotation of a 7×7
-  map loses energy (about 20 % at random angles, corners and blur), so the direct form asks the
-  encoder for ``z_v(x)`` larger than the stop-gradient target ``z_v(T_g x)`` — which the same
-  encoder produces, so every step scales the latent up and training diverges (measured: ‖z‖²
-  1e6 within 350 steps). With both sides resampled alike there is no such drift.
+- ``midpoint`` — ``‖Phi_h1(z_v(x)) − sg[Phi_h2(z_v(T_g x))]‖²`` with ``h2⁻¹∘h1 = g`` split so that
+  both sides are resampled alike (``group.balanced_split``; for ``so2``: ``g = q + r`` with ``q``
+  the nearest quarter turn, ``h1 = q + r/2``, ``h2 = −r/2``). It states the same equivariance
+  condition. For ``so2`` it is needed: bilinear rotation of a 7×7 map loses energy (about 20 %
+  at random angles: corners and blur), so the direct form asks the encoder for a ``z_v(x)``
+  larger than the stop-gradient target ``z_v(T_g x)`` — which the same encoder produces, so every
+  step scales the latent up and training diverges (measured: ‖z‖² 1e6 within 350 steps). With
+  the loss balanced there is no such drift; at quarter turns it equals the direct form.
 - ``auto`` — ``midpoint`` for groups with square roots (``group.halvable``: ``so2``), else ``direct``.
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ def resolve_consistency(consistency: str, group) -> str:
     if consistency == "auto":
         return "midpoint" if group.halvable else "direct"
     if consistency == "midpoint" and not group.halvable:
-        group.halve(None)                                     # raises, naming the group
+        group.balanced_split(None)                            # raises, naming the group
     return consistency
 
 
@@ -52,11 +53,11 @@ def ald_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor,
     with torch.no_grad():
         zt_i, zt_v = model.split(model.encode(gx), hard=True)  # sg[z_i(T_g x)], sg[z_v(T_g x)]
         if midpoint:
-            h = model.group.halve(g)
-            zt_v = model.act(zt_v, model.group.inverse(h))     # sg[Phi_{h^-1} z_v(T_g x)]
+            h1, h2 = model.group.balanced_split(g)             # h2⁻¹ h1 = g
+            zt_v = model.act(zt_v, h2)                         # sg[Phi_h2 z_v(T_g x)]
     recon = F.mse_loss(out["recon"], gx)
     inv = F.mse_loss(out["z_i"], zt_i)
-    const = F.mse_loss(model.act(out["z_v"], h) if midpoint else out["phi_z_v"], zt_v)
+    const = F.mse_loss(model.act(out["z_v"], h1) if midpoint else out["phi_z_v"], zt_v)
     total = recon + lambda_inv * inv + lambda_const * const
     return {"loss": total, "recon": recon, "inv": inv, "const": const}
 

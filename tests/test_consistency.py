@@ -28,11 +28,18 @@ def test_bad_consistency_is_named():
         TrainConfig(group="d4", consistency="midpoint").validate()
 
 
-def test_so2_halve_is_a_square_root():
+def test_so2_balanced_split_composes_to_g_and_is_balanced():
     G = get_group("so2")
-    g = torch.tensor([0.0, 0.3, math.pi, 2 * math.pi - 1e-3, 5.0])
-    h = G.halve(g)
-    assert torch.allclose(G.compose(h, h), torch.remainder(g, 2 * math.pi), atol=1e-6)
+    g = torch.tensor([0.0, 0.3, math.pi / 2, math.pi, 2.0, 2 * math.pi - 1e-3, 5.0])
+    h1, h2 = G.balanced_split(g)
+    assert torch.allclose(G.compose(G.inverse(h2), h1), torch.remainder(g, 2 * math.pi), atol=1e-5)
+    # both sides rotate by the same off-quarter-turn residual (in opposite directions)
+    residual = lambda a: torch.remainder(a + math.pi / 4, math.pi / 2) - math.pi / 4  # noqa: E731
+    assert torch.allclose(residual(h1), -residual(h2), atol=1e-5)
+    assert residual(h2).abs().max() <= math.pi / 8 + 1e-6
+    # at quarter turns the target side is untouched: the loss is the direct one
+    q1, q2 = G.balanced_split(torch.tensor([math.pi / 2, math.pi]))
+    assert torch.allclose(q2, torch.zeros(2)) and torch.allclose(q1, torch.tensor([math.pi / 2, math.pi]))
 
 
 def _so2_batch(n=4, seed=0):
@@ -43,24 +50,25 @@ def _so2_batch(n=4, seed=0):
     return model, x, model.group.act_image(x, g), g
 
 
-def test_midpoint_const_is_the_half_angle_comparison():
+def test_midpoint_const_is_the_balanced_comparison():
     model, x, gx, g = _so2_batch()
     terms = ald_losses(model, x, gx, g, consistency="midpoint")
     with torch.no_grad():
         z_v = model.split(model.encode(x))[1]
         t_v = model.split(model.encode(gx), hard=True)[1]
-        h = torch.remainder(g, 2 * math.pi) / 2
-        want = F.mse_loss(model.act(z_v, h), model.act(t_v, torch.remainder(-h, 2 * math.pi)))
+        h1, h2 = model.group.balanced_split(g)
+        want = F.mse_loss(model.act(z_v, h1), model.act(t_v, h2))
     assert torch.allclose(terms["const"], want, rtol=1e-6)
     direct = ald_losses(model, x, gx, g, consistency="direct")
     assert torch.equal(terms["recon"], direct["recon"]) and torch.equal(terms["inv"], direct["inv"])
 
 
-def test_midpoint_equals_direct_at_the_identity():
+def test_midpoint_equals_direct_at_quarter_turns():
     model, x, _, _ = _so2_batch()
-    e = torch.zeros(len(x))
-    a = ald_losses(model, x, x, e, consistency="midpoint")["const"]
-    b = ald_losses(model, x, x, e, consistency="direct")["const"]
+    q = torch.tensor([0.0, 1.0, 2.0, 3.0]) * (math.pi / 2)
+    gx = model.group.act_image(x, q)
+    a = ald_losses(model, x, gx, q, consistency="midpoint")["const"]
+    b = ald_losses(model, x, gx, q, consistency="direct")["const"]
     assert torch.allclose(a, b, rtol=1e-5, atol=1e-9)
 
 
