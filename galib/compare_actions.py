@@ -29,7 +29,9 @@ import torch
 
 from .data import load_dataset
 from .evaluate import evaluate_model
+from .groups import get_group
 from .groups_extra import homomorphism_error
+from .losses import resolve_consistency
 from .train import TrainConfig, save_json, train
 
 ACTIONS = ("resample", "learned")
@@ -188,7 +190,8 @@ def run(dataset: str = "glyphs", epochs: int = 4, max_train: int | None = 5000, 
                                   f"consistency {consistency}, "
                                   f"{epochs} epochs, {_describe(data, n_angles)}; {command or ''}\n\n" + md)
     ep = f"{epochs} epoch" + ("s" if epochs != 1 else "")
-    plot_comparison(results, f"so2 latent actions · {dataset} · τ = {tau:g} · {ep}",
+    plot_comparison(results, f"so2 latent actions · {dataset} · τ = {tau:g} · {ep} · "
+                             f"consistency {resolve_consistency(consistency, get_group('so2'))}",
                     out / "so2_actions.png")
     return metrics
 
