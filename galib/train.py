@@ -119,8 +119,22 @@ def model_from_config(cfg: TrainConfig, image_shape: tuple[int, ...]) -> GroupLa
 
 
 # ----------------------------------------------------------------------------- checkpoints
+# Fields added after checkpoints were first written, with the behaviour the code had before them.
+LEGACY = {"consistency": "direct"}
+
+
+def _effective(config: dict | TrainConfig, key: str):
+    """A config value as it acts: legacy defaults filled in, ``consistency`` resolved per group."""
+    get = config.get if isinstance(config, dict) else lambda k, d=None: getattr(config, k, d)
+    value = get(key, LEGACY.get(key))
+    if key == "consistency":
+        value = resolve_consistency(value, get_group(get("group", "c4")))
+    return value
+
+
 def _check_compatible(saved: dict, cfg: TrainConfig, keys, path) -> None:
-    diffs = {k: (saved.get(k), getattr(cfg, k)) for k in keys if saved.get(k) != getattr(cfg, k)}
+    diffs = {k: (saved.get(k), getattr(cfg, k)) for k in keys
+             if _effective(saved, k) != _effective(cfg, k)}
     if diffs:
         desc = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diffs.items())
         raise ValueError(f"checkpoint {path} is incompatible with the config ({desc})")
@@ -133,7 +147,7 @@ def load_checkpoint(path: str | Path, cfg: TrainConfig | None = None,
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    saved = TrainConfig.from_dict(ckpt["config"])
+    saved = TrainConfig.from_dict({**LEGACY, **ckpt["config"]})
     if cfg is not None:
         _check_compatible(ckpt["config"], cfg, MODEL_FIELDS, path)
     model = model_from_config(saved, tuple(ckpt["image_shape"]))
