@@ -1,16 +1,16 @@
-"""JupyterLab in a real browser: notebook 04 runs all its cells and its widgets redraw the figures.
+"""JupyterLab in a real browser: each notebook runs all its cells, and its widgets redraw figures.
 
 Not part of ``make test`` (marker ``browser``); ``make test-browser`` runs it. It needs Chromium and
 ChromeDriver (Debian: ``apt-get install chromium chromium-driver``) and ``selenium`` (the make target
-installs it into the venv). The test:
+installs it into the venv). The tests:
 
-1. parameterises notebook 04 with tiny settings and ``interactive = True`` (papermill
-   ``--prepare-only``: nothing is executed by papermill);
-2. starts ``jupyter lab`` on a free local port with the project's kernel ``galib``;
-3. in headless Chromium opens the notebook, clicks *Run → Run All Cells* and waits until every
-   code cell has an execution count and no cell shows an error;
-4. for each slider of the orbit and swap figures: reads the figure the widget shows, moves the
-   slider one step with the keyboard, and waits for a different figure to appear.
+1. parameterise the five notebooks with the smoke profile and ``interactive = True`` (papermill
+   ``prepare_only``: papermill executes nothing), sharing one run folder as ``make figures`` does;
+2. start one ``jupyter lab`` on a free local port with the project's kernel ``galib``;
+3. per notebook, in order, in headless Chromium: open it, click *Run → Run All Cells*, wait until
+   every code cell has an execution count and no cell shows an error;
+4. where the notebook has sliders (01, 02, 04): for up to two of them, read the figure the widget
+   shows, move the slider one step with the keyboard, and wait for a different figure.
 """
 import os
 import shutil
@@ -51,34 +51,50 @@ def _wait(what: str, fn, timeout: float = TIMEOUT, every: float = 0.5):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """A running JupyterLab serving ``tmp_path`` and a prepared copy of notebook 04."""
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A running JupyterLab serving a folder with the five notebooks, prepared for the smoke run."""
     import papermill as pm
-    nb = tmp_path / "04.ipynb"
-    pm.execute_notebook(ROOT / "notebooks/04_latent_traversals.ipynb", nb, prepare_only=True,
-                        kernel_name="galib", parameters=dict(
-                            dataset="glyphs", max_train=512, max_test=64, epochs=1,
-                            latent_channels=16, device="cpu", interactive=True,
-                            run_dir=str(tmp_path / "run"), fig_dir=str(tmp_path / "figures")))
+    from galib.pipeline import NOTEBOOK_DIR, NOTEBOOKS, load_profile, notebook_parameters
+    root = tmp_path_factory.mktemp("lab")
+    profile = load_profile("smoke")
+    for stem in NOTEBOOKS:
+        params = {**notebook_parameters(profile, stem, root / "figures", root / "runs"),
+                  "interactive": True}                 # the pipeline always sets False
+        pm.execute_notebook(NOTEBOOK_DIR / f"{stem}.ipynb", root / f"{stem}.ipynb",
+                            prepare_only=True, kernel_name="galib", parameters=params)
     port, token = _free_port(), "galib-browser-test"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter")}
+    env = {**os.environ, "OMP_NUM_THREADS": str(profile.get("threads", 1)),
+           "JUPYTER_CONFIG_DIR": str(root / "jupyter")}
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--ServerApp.root_dir={tmp_path}", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
          "--LabApp.news_url="] + (["--allow-root"] if os.geteuid() == 0 else []),
-        cwd=tmp_path, env=env, stdout=open(tmp_path / "lab.log", "wb"), stderr=subprocess.STDOUT)
+        cwd=root, env=env, stdout=open(root / "lab.log", "wb"), stderr=subprocess.STDOUT)
     try:
         def up():
             if server.poll() is not None:
                 raise AssertionError(f"jupyter lab exited ({server.returncode}):\n"
-                                     + (tmp_path / "lab.log").read_text()[-3000:])
+                                     + (root / "lab.log").read_text()[-3000:])
             return _listening(port)
         _wait("jupyter lab to listen", up, timeout=120)
-        yield f"http://127.0.0.1:{port}/lab/tree/{nb.name}?token={token}", tmp_path
+        # a workspace of its own per notebook (?reset): only that notebook's tab is open
+        yield f"http://127.0.0.1:{port}/lab/workspaces/{{0}}/tree/{{0}}.ipynb?reset&token={token}", root
+        _shutdown_kernels(port, token)
     finally:
         server.terminate()
         server.wait(30)
+
+
+def _shutdown_kernels(port: int, token: str) -> None:
+    """Stop every kernel of the server (each notebook's kernel otherwise lives on)."""
+    import json
+    import urllib.request
+    base, auth = f"http://127.0.0.1:{port}/api/kernels", {"Authorization": f"token {token}"}
+    with urllib.request.urlopen(urllib.request.Request(base, headers=auth)) as r:
+        kernels = json.load(r)
+    for k in kernels:
+        urllib.request.urlopen(urllib.request.Request(f"{base}/{k['id']}", headers=auth, method="DELETE"))
 
 
 def _listening(port: int) -> bool:
@@ -86,15 +102,15 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture
-def browser(tmp_path):
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
     webdriver = pytest.importorskip("selenium.webdriver", reason="make test-browser installs selenium")
     from selenium.webdriver.chrome.service import Service
     opts = webdriver.ChromeOptions()
     opts.binary_location = _need("chromium")
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chrome'}"):
+                 "--disable-sync", "--window-size=1400,1000", f"--user-data-dir={tmp_path_factory.mktemp('chrome')}"):
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service(_need("chromedriver")), options=opts)
     try:
@@ -109,48 +125,70 @@ def _widget_figures(driver) -> list:
     return driver.find_elements(By.CSS_SELECTOR, ".jupyter-widgets .jp-OutputArea-output img")
 
 
-def test_notebook_04_runs_and_its_widgets_respond(lab, browser):
-    url, workdir = lab
+SLIDERS = {"01_data_pairing": 1, "02_training": 1, "03_mask_sparsity_vs_tau": 0,
+           "04_latent_traversals": 4, "05_linear_probe": 0}
+
+
+@pytest.mark.parametrize("stem", list(SLIDERS))
+def test_notebook_runs_in_jupyterlab_and_its_widgets_respond(lab, browser, stem):
+    url, root = lab
     try:
-        _drive(browser, url, workdir)
+        _drive(browser, url.format(stem), root, stem)
     except BaseException:
-        browser.save_screenshot(str(workdir / "failure.png"))      # look at it: pytest --basetemp
+        browser.save_screenshot(str(root / f"{stem}_failure.png"))  # look at it: pytest --basetemp
         raise
+    finally:
+        port, token = url.split(":")[2].split("/")[0], url.rsplit("token=", 1)[1]
+        _shutdown_kernels(int(port), token)
 
 
-def _drive(d, url, workdir):
+def _drive(d, url, root, stem):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     d.get(url)
     _wait("the notebook to open", lambda: d.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"), 120)
     _wait("the galib kernel to be idle", lambda: d.find_elements(
         By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']"), 120)
-    menu = [e for e in d.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel") if e.text == "Run"]
-    menu[0].click()
-    _wait("the Run All Cells menu item", lambda: [
-        e for e in d.find_elements(By.CSS_SELECTOR, ".lm-Menu-itemLabel") if e.text == "Run All Cells"],
-        30)[0].click()
+    tabs = [t.text for t in d.find_elements(By.CSS_SELECTOR, ".jp-MainAreaWidget .lm-TabBar-tabLabel, "
+                                                            ".lm-DockPanel-tabBar .lm-TabBar-tabLabel")]
+    assert tabs == [f"{stem}.ipynb"], tabs
+
+    def run_all():
+        menu = [e for e in d.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel") if e.text == "Run"]
+        menu[0].click()
+        _wait("the Run All Cells menu item", lambda: [
+            e for e in d.find_elements(By.CSS_SELECTOR, ".lm-Menu-itemLabel")
+            if e.text == "Run All Cells"], 30)[0].click()
+
+    def started():
+        return any(p.text.strip() != "[ ]:" for p in
+                   d.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .jp-InputPrompt"))
+    run_all()
+    try:
+        _wait("the first cell to start", started, 30)
+    except AssertionError:                      # the click landed before the panel took focus
+        run_all()
+        _wait("the first cell to start", started, 30)
 
     def finished():
         prompts = [p.text for p in d.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .jp-InputPrompt")]
         errors = d.find_elements(By.CSS_SELECTOR, "[data-mime-type='application/vnd.jupyter.error']")
         if errors:
-            raise AssertionError("a cell failed in JupyterLab:\n" + errors[0].text[:2000])
+            raise AssertionError(f"a cell of {stem} failed in JupyterLab:\n" + errors[0].text[:2000])
         return prompts and all(p.strip() not in ("[ ]:", "[*]:", "") for p in prompts)
     _wait("all cells to finish", finished)
-    d.save_screenshot(str(workdir / "after_run_all.png"))
-    assert (workdir / "figures/04_latent_traversals/metrics.json").is_file()
+    d.save_screenshot(str(root / f"{stem}_after_run_all.png"))
+    assert (root / "figures" / stem / "metrics.json").is_file()
 
-    sliders = d.find_elements(By.CSS_SELECTOR, ".jupyter-widgets .noUi-handle")
-    figures = _widget_figures(d)
-    assert len(sliders) >= 4 and len(figures) >= 4, (len(sliders), len(figures))
-    # the orbit's image slider and the swap's start slider, each with its own output area
-    for k in (0, 1):
+    handles = d.find_elements(By.CSS_SELECTOR, ".jupyter-widgets .noUi-handle")
+    assert len(handles) == SLIDERS[stem], (stem, len(handles))
+    assert len(_widget_figures(d)) >= len(handles)
+    for k in range(min(2, len(handles))):   # slider k drives the figure of widget k (one each)
         before = _widget_figures(d)[k].get_attribute("src")
         handle = d.find_elements(By.CSS_SELECTOR, ".jupyter-widgets .noUi-handle")[k]
         d.execute_script("arguments[0].scrollIntoView({block: 'center'})", handle)
         handle.click()
         handle.send_keys(Keys.ARROW_RIGHT)
-        _wait(f"widget {k} to redraw its figure", lambda: (
+        _wait(f"widget {k} of {stem} to redraw its figure", lambda: (
             len(_widget_figures(d)) > k and _widget_figures(d)[k].get_attribute("src") != before), 120)
-    d.save_screenshot(str(workdir / "after_sliders.png"))
+    d.save_screenshot(str(root / f"{stem}_after_sliders.png"))
