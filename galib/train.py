@@ -34,7 +34,6 @@ LOSS_TERMS = ("loss", "recon", "inv", "const")
 # Fields that define the model's weights: a checkpoint only loads into a config that agrees on them.
 MODEL_FIELDS = ("group", "latent_channels", "mask", "objective", "latent_action")
 # Fields that may differ when resuming (everything else must match the checkpoint).
-EVAL_BATCH = 512     # batch size of no-grad passes (the per-sample mean loss does not depend on it)
 RESUME_FREE = ("epochs", "device", "data_root", "amp")
 
 
@@ -184,10 +183,9 @@ def run_epoch(model, data: ImageSet, cfg: TrainConfig, generator: torch.Generato
     acc = torch.float32 if device.type == "mps" else torch.float64    # MPS has no float64
     sums = torch.zeros(len(LOSS_TERMS), dtype=acc, device=device)
     step.train(optimizer is not None)
-    batch_size = cfg.batch_size if optimizer is not None else max(cfg.batch_size, EVAL_BATCH)
-    batches = iterate_pairs(data, model.group, batch_size, generator,
+    batches = iterate_pairs(data, model.group, cfg.batch_size, generator,
                             shuffle=optimizer is not None, device=device)
-    bar = _progress(batches, total=math.ceil(len(data) / batch_size), desc=desc, enabled=progress)
+    bar = _progress(batches, total=math.ceil(len(data) / cfg.batch_size), desc=desc, enabled=progress)
     with torch.set_grad_enabled(optimizer is not None):
         for x, gx, g, _ in bar:
             n = len(x)
