@@ -21,7 +21,8 @@ from galib import pipeline
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 SHARED = {"dataset", "data_root", "group", "tau", "epochs", "batch_size", "lr", "latent_channels",
-          "lambda_inv", "lambda_const", "seed", "max_train", "device", "run_dir", "fig_dir"}
+          "lambda_inv", "lambda_const", "seed", "max_train", "device", "run_dir", "fig_dir",
+          "latent_action", "consistency"}
 PROFILES = ("smoke", "quick", "paper")
 
 
