@@ -52,7 +52,7 @@ class Group:
     def element_names(self) -> list[str]:
         return [str(i) for i in range(len(self))]
 
-    halvable: bool = False     # True: ``balanced_split`` exists (the ``midpoint`` consistency loss)
+    has_balanced_split: bool = False   # True: ``balanced_split`` exists (``midpoint`` consistency)
 
     def balanced_split(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(h1, h2)`` with ``h2⁻¹∘h1 = g`` whose latent actions are equally inexact, so that

@@ -154,7 +154,7 @@ class SO2(Group):
     def inverse(self, g: torch.Tensor) -> torch.Tensor:
         return torch.remainder(-g, TWO_PI)
 
-    halvable = True
+    has_balanced_split = True
 
     def balanced_split(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``g = q + r`` with ``q`` the nearest quarter turn (exact on the latent grid) and
