@@ -104,7 +104,10 @@ def _listening(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    webdriver = pytest.importorskip("selenium.webdriver", reason="make test-browser installs selenium")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        pytest.fail("selenium is not installed: run `make test-browser` (it installs it into .venv)")
     from selenium.webdriver.chrome.service import Service
     opts = webdriver.ChromeOptions()
     opts.binary_location = _need("chromium")
