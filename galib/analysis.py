@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from .data import DataSplits
-from .evaluate import compute_features, evaluate_model, probe_model
+from .evaluate import compute_features, evaluate_model, probe_model, probe_sets
 from .groups import get_group
 from .probe import fit_probe
 from .train import TrainConfig, train
@@ -96,9 +96,8 @@ def probe_confusion(model, data: DataSplits, feature: str, split: str = "mask", 
     validation images) predicts test images each transformed by a random group element (drawn
     from ``seed``). Returns ``cm`` (K, K counts), ``accuracy``, ``feature``."""
     group = get_group(model.group)
-    cap = (lambda d, n: d if n is None else d.take(torch.arange(min(n, len(d)))))
-    train_set = cap(data.train, max_train)
-    val_set = cap(data.val, None if max_train is None else max(1, math.ceil(max_train / 4)))
+    sets = probe_sets(data, max_train)
+    train_set, val_set = sets["train"], sets["val"]
     g = group.sample(len(data.test), torch.Generator().manual_seed(seed + 7919))
     feats = {k: compute_features(model, d, [feature], split=split)[feature]
              for k, d in (("train", train_set), ("val", val_set))}

@@ -67,8 +67,7 @@ def load_bench_data(dataset: str, n_train: int, n_val: int, seed: int = 42):
         n = n_train + n_val
         data = load_dataset("glyphs", seed=seed, glyphs_sizes=(n, 16), verbose=False,
                             val_fraction=n_val / n)
-    data.train = data.train.take(torch.arange(min(n_train, len(data.train))))
-    data.val = data.val.take(torch.arange(min(n_val, len(data.val))))
+    data.train, data.val = data.train.head(n_train), data.val.head(n_val)
     return data, note
 
 

@@ -43,6 +43,10 @@ class ImageSet:
     def take(self, idx: torch.Tensor) -> "ImageSet":
         return ImageSet(self.images[idx], self.labels[idx], self.occlude)
 
+    def head(self, n: int | None) -> "ImageSet":
+        """The first ``n`` images (all of them when ``n`` is None or exceeds the set)."""
+        return self if n is None else self.take(torch.arange(min(n, len(self))))
+
     def floats(self, idx: torch.Tensor | slice | None = None) -> torch.Tensor:
         """Float images ``(B, 1, *spatial)`` in [-1, 1], occluded if the set has an occluder."""
         x = to_float(self.images if idx is None else self.images[idx])
@@ -203,12 +207,9 @@ def load_dataset(name: str = "auto", data_root: str | os.PathLike | None = None,
     else:
         train, val = _split(train, val_fraction, seed)
     if max_train is not None:
-        train = train.take(torch.arange(min(max_train, len(train))))
-        n_val = max(1, round(max_train * val_fraction / (1 - val_fraction)))
-        val = val.take(torch.arange(min(n_val, len(val))))
-    if max_test is not None:
-        test = test.take(torch.arange(min(max_test, len(test))))
-    return DataSplits(name, source, train, val, test)
+        train = train.head(max_train)
+        val = val.head(max(1, round(max_train * val_fraction / (1 - val_fraction))))
+    return DataSplits(name, source, train, val, test.head(max_test))
 
 
 def _glyph_sizes(max_train, max_test, val_fraction) -> tuple[int, int]:

@@ -323,6 +323,15 @@ def compute_features(model, data: ImageSet, features=FEATURES, group: Group | st
 PROBE_FIT = {"max_iter": 30}     # L-BFGS iterations per l2: ~0.5% from converged, 3-4x faster
 
 
+def probe_sets(splits: DataSplits, max_train: int | None = None,
+               max_test: int | None = None) -> dict[str, ImageSet]:
+    """The images a probe uses: the first ``max_train`` training images, validation capped at a
+    quarter of that, the first ``max_test`` test images."""
+    n_val = None if max_train is None else max(1, math.ceil(max_train / 4))
+    return {"train": splits.train.head(max_train), "val": splits.val.head(n_val),
+            "test": splits.test.head(max_test)}
+
+
 def probe_model(model, splits: DataSplits, features=FEATURES, seed: int = 0,
                 max_train: int | None = None, max_test: int | None = None,
                 group: Group | str | None = None, split: str = "mask",
@@ -348,11 +357,7 @@ def probe_model(model, splits: DataSplits, features=FEATURES, seed: int = 0,
         group = get_group(group or "c4")
     else:
         group = get_group(group) if group is not None else model.group
-    n_val = None if max_train is None else max(1, math.ceil(max_train / 4))
-    sets = {"train": (splits.train, max_train), "val": (splits.val, n_val),
-            "test": (splits.test, max_test)}
-    sets = {k: (d.take(torch.arange(min(len(d), cap))) if cap is not None else d)
-            for k, (d, cap) in sets.items()}
+    sets = probe_sets(splits, max_train, max_test)
     gen = torch.Generator().manual_seed(seed)
     elements = {k: group.sample(len(d), gen) for k, d in sets.items()}   # one random g per image
     labels = {k: d.labels for k, d in sets.items()}                     # moved to the features' device
@@ -383,6 +388,6 @@ def probe_model(model, splits: DataSplits, features=FEATURES, seed: int = 0,
     return results
 
 
-__all__ = ["FEATURES", "PROTOCOLS", "evaluate_model", "probe_model", "compute_features",
+__all__ = ["FEATURES", "PROTOCOLS", "evaluate_model", "probe_model", "probe_sets", "compute_features",
            "encode_images", "features_from_latent", "evaluation_elements", "default_orbit_kind",
            "coordinate_orbit_representatives", "PROBE_FIT"]
