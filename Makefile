@@ -30,10 +30,10 @@ test-browser: setup
 	$(PY) -m pytest -q -m browser
 
 figures: setup
-	$(PY) -m galib.pipeline --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET),)
+	$(PY) -m galib.tools.pipeline --profile $(PROFILE) $(if $(DATASET),--dataset $(DATASET),)
 
 bench: setup
-	$(PY) -m galib.bench
+	$(PY) -m galib.tools.bench
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -1,12 +1,18 @@
 """galib: learning group actions in disentangled latent image representations.
 
-Data flows one way: ``data`` → ``groups`` (pairing) → ``models`` → ``losses`` → ``train`` →
-``metrics`` / ``probe`` → ``viz``.
+The map, bottom up (imports run one way, down this list):
+
+* ``groups``, ``datasets`` — what acts (one file per group) and what is acted on (one per source)
+* ``pairs`` — where they meet: ``(x, T_g x, g)`` per batch
+* ``models``, ``losses``, ``train`` (``distributed``) — the ALD autoencoder and how it learns
+* ``evaluation`` — metrics, probes, scores, baselines, tables
+* ``notebook``, ``tools`` — what the notebooks call; entry points (pipeline, bench, comparisons)
 """
-from .data import DataSplits, ImageSet, iterate_pairs, load_dataset, make_pairs, to_float
-from .groups import FiniteGroup, Group, available_groups, check_group_action, get_group
+from .datasets import DataSplits, ImageSet, load_dataset, register_dataset, to_float
+from .groups import FiniteGroup, Group, available_groups, check_group_action, get_group, register_group
 from .losses import ald_losses
 from .models import ALDMask, GroupLatentAutoencoder, build_model, paper_decoder, paper_encoder
+from .pairs import iterate_pairs, make_pairs
 from .train import TrainConfig, load_checkpoint, train
 
 __version__ = "0.1.0"

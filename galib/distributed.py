@@ -29,7 +29,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from .train import TrainConfig, TrainResult, config_from_args, config_parser, resolve_device, train
+from .devices import resolve_device
+from .train import TrainConfig, TrainResult, config_from_args, config_parser, train
 
 
 def init_distributed(cfg: TrainConfig, timeout_s: float = 600.0) -> TrainConfig:
@@ -65,7 +66,7 @@ def main(argv=None) -> None:
     try:
         result = train_distributed(cfg, args.run_dir, progress=not args.no_progress)
         if dist.get_rank() == 0:
-            best = min(result.history, key=lambda h: h["val_loss"])
+            best = result.best
             print(json.dumps({"world_size": dist.get_world_size(), "backend": dist.get_backend(),
                               "data": result.data.describe(), "best_epoch": best["epoch"],
                               "best_val_loss": best["val_loss"],

@@ -87,6 +87,15 @@ class ALDMask(nn.Module):
 LatentAction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def split_latent(z: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(z_i, z_v) = ((1 - M)⊙z, M⊙z)`` for a per-channel mask ``(C,)``; ``mask=None`` means every
+    channel is variant (``z_i = 0``, the reading of a model without a mask)."""
+    if mask is None:
+        return torch.zeros_like(z), z
+    m = mask.view(1, -1, *([1] * (z.dim() - 2)))              # (1, C, 1, 1)
+    return (1 - m) * z, m * z
+
+
 class GroupLatentAutoencoder(nn.Module):
     """Encoder–decoder whose latent ``z`` splits into variant ``z_v = M⊙z`` and invariant ``z_i``.
 
@@ -126,13 +135,9 @@ class GroupLatentAutoencoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
-    def _broadcast(self, m: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return m.view(1, -1, *([1] * (z.dim() - 2)))          # (1, C, 1, 1)
-
     def split(self, z: torch.Tensor, hard: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``(z_i, z_v)``; ``hard=True`` uses the 0/1 mask without gradient to the logits."""
-        m = self._broadcast(self.mask.hard() if hard else self.mask(), z)
-        return (1 - m) * z, m * z
+        return split_latent(z, self.mask.hard() if hard else self.mask())
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
         """Encode ``x``, act on its variant part with ``g`` and decode the prediction of ``T_g x``."""

@@ -24,11 +24,13 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .data import DataSplits, ImageSet, iterate_pairs, load_dataset
-from .files import atomic_write, save_json
+from .datasets import DataSplits, ImageSet, load_dataset
+from .devices import resolve_device, wide_dtype
 from .groups import get_group
+from .io import atomic_write, save_json
 from .losses import OBJECTIVES, PairLoss, resolve_consistency
 from .models import GroupLatentAutoencoder, build_model
+from .pairs import iterate_pairs
 
 LOSS_TERMS = ("loss", "recon", "inv", "const")
 # Fields that define the model's weights: a checkpoint only loads into a config that agrees on them.
@@ -39,7 +41,7 @@ RESUME_FREE = ("epochs", "device", "data_root", "amp")
 
 @dataclass
 class TrainConfig:
-    dataset: str = "auto"          # auto | mnist | fashion-mnist | glyphs
+    dataset: str = "auto"          # see galib.datasets.available_datasets(); NAME:SPEC for npz, blocked, shapes3d
     data_root: str | None = None
     group: str = "c4"              # see galib.groups.available_groups()
     tau: float = 0.5               # mask threshold, in (0, 1)
@@ -87,21 +89,6 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig fields {unknown}; allowed: {sorted(known)}")
         return cls(**d)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → cuda, then mps, then cpu; an explicit device must exist."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
-        raise ValueError(f"unknown device {device!r}; choose auto, cpu, cuda, cuda:N or mps")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'auto' or 'cpu'")
-    return torch.device(device)
 
 
 def model_from_config(cfg: TrainConfig, image_shape: tuple[int, ...]) -> GroupLatentAutoencoder:
@@ -163,6 +150,16 @@ class TrainResult:
     data: DataSplits
     run_dir: Path | None
 
+    @property
+    def best(self) -> dict:
+        """The history row of the epoch whose weights ``model`` holds."""
+        return best_epoch(self.history)
+
+
+def best_epoch(history: list[dict]) -> dict:
+    """The row of the epoch with the lowest validation loss (the first one on ties)."""
+    return min(history, key=lambda h: h["val_loss"])
+
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -180,7 +177,7 @@ def run_epoch(model, data: ImageSet, cfg: TrainConfig, generator: torch.Generato
     """
     step = step or PairLoss.from_config(model, cfg)
     rank, world = _rank_and_world()
-    acc = torch.float32 if device.type == "mps" else torch.float64    # MPS has no float64
+    acc = wide_dtype(device)
     sums = torch.zeros(len(LOSS_TERMS), dtype=acc, device=device)
     step.train(optimizer is not None)
     batches = iterate_pairs(data, model.group, cfg.batch_size, generator,
@@ -253,18 +250,10 @@ def train(cfg: TrainConfig | None = None, run_dir: str | Path | None = None,
     torch.manual_seed(cfg.seed)
     model = model_from_config(cfg, data.image_shape).to(device)
     optimizer = make_optimizer(model, cfg)
-    history, start, best_val = [], 0, math.inf
     run_dir = Path(run_dir) if run_dir is not None else None
-    last = run_dir / "last.pt" if run_dir else None
-    if last is not None and resume and last.exists():
-        ckpt = torch.load(last, map_location=device, weights_only=True)
-        keys = [f.name for f in fields(TrainConfig) if f.name not in RESUME_FREE]
-        _check_compatible(ckpt["config"], cfg, keys, last)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        history, start, best_val = ckpt["history"], ckpt["epoch"] + 1, ckpt["best_val"]
-        if verbose and start < cfg.epochs:
-            print(f"[galib] resuming {run_dir} at epoch {start}/{cfg.epochs}")
+    history, start, best_val = [], 0, math.inf
+    if run_dir is not None and resume and (run_dir / "last.pt").exists():
+        history, start, best_val = _resume(run_dir / "last.pt", cfg, model, optimizer, device, verbose)
     step = PairLoss.from_config(model, cfg)
     train_step = step
     if world > 1:                                              # after loading: DDP syncs from rank 0
@@ -280,12 +269,7 @@ def train(cfg: TrainConfig | None = None, run_dir: str | Path | None = None,
                        progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", step=train_step)
         va = run_epoch(model, data.val, cfg, torch.Generator().manual_seed(val_gen_seed), device,
                        step=step)
-        row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in tr.items()},
-               **{f"val_{k}": v for k, v in va.items()},
-               "variant_fraction": model.variant_fraction(),
-               "variant_channels": model.hard_mask().nonzero().flatten().tolist(),
-               "mask_probs": model.mask.probs().detach().cpu().tolist(),
-               "seconds": time.perf_counter() - t0}
+        row = _epoch_row(epoch, tr, va, model, t0)
         history.append(row)
         improved = va["loss"] < best_val
         best_val = min(best_val, va["loss"])
@@ -303,6 +287,30 @@ def train(cfg: TrainConfig | None = None, run_dir: str | Path | None = None,
         model.load_state_dict(torch.load(run_dir / "best.pt", map_location=device,
                                          weights_only=True)["model"])
     return TrainResult(model.eval(), history, cfg, data, run_dir)
+
+
+def _resume(last: Path, cfg: TrainConfig, model, optimizer, device, verbose: bool):
+    """Load ``last.pt`` into ``model`` and ``optimizer``; ``(history, next epoch, best val loss)``.
+    Every config field but those in ``RESUME_FREE`` must match the checkpoint's."""
+    ckpt = torch.load(last, map_location=device, weights_only=True)
+    keys = [f.name for f in fields(TrainConfig) if f.name not in RESUME_FREE]
+    _check_compatible(ckpt["config"], cfg, keys, last)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    start = ckpt["epoch"] + 1
+    if verbose and start < cfg.epochs:
+        print(f"[galib] resuming {last.parent} at epoch {start}/{cfg.epochs}")
+    return ckpt["history"], start, ckpt["best_val"]
+
+
+def _epoch_row(epoch: int, tr: dict, va: dict, model, t0: float) -> dict:
+    """One ``history`` row: every loss term on train and validation, the mask, seconds."""
+    return {"epoch": epoch + 1, **{f"train_{k}": v for k, v in tr.items()},
+            **{f"val_{k}": v for k, v in va.items()},
+            "variant_fraction": model.variant_fraction(),
+            "variant_channels": model.hard_mask().nonzero().flatten().tolist(),
+            "mask_probs": model.mask.probs().detach().cpu().tolist(),
+            "seconds": time.perf_counter() - t0}
 
 
 def _save_epoch(run_dir: Path, cfg, model, optimizer, epoch, history, best_val, improved, data):
@@ -346,7 +354,7 @@ def config_from_args(args) -> TrainConfig:
 def main(argv=None) -> None:
     args = config_parser().parse_args(argv)
     result = train(config_from_args(args), args.run_dir, progress=not args.no_progress)
-    best = min(result.history, key=lambda h: h["val_loss"])
+    best = result.best
     print(json.dumps({"data": result.data.describe(), "best_epoch": best["epoch"],
                       "best_val_loss": best["val_loss"], "variant_fraction": best["variant_fraction"],
                       "variant_channels": best["variant_channels"],

@@ -1,7 +1,7 @@
 """Shared synthetic data for the evaluation and baseline tests."""
 import torch
 
-from galib.data import DataSplits, ImageSet
+from galib.datasets import DataSplits, ImageSet
 
 
 def synthetic_splits(n_train=256, n_val=64, n_test=128, k=4, seed=0):

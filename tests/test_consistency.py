@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from galib.data import DataSplits, ImageSet, iterate_pairs
+from galib.datasets import DataSplits, ImageSet
+from galib.pairs import iterate_pairs
 from galib.groups import get_group
 from galib.losses import PairLoss, ald_losses, resolve_consistency
 from galib.models import build_model

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from galib.data import load_dataset
+from galib.datasets import load_dataset
 from galib.train import TrainConfig, _shard, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -55,7 +55,7 @@ def _wait(what: str, fn, timeout: float = TIMEOUT, every: float = 0.5):
 def lab(tmp_path_factory):
     """A running JupyterLab serving a folder with the five notebooks, prepared for the smoke run."""
     import papermill as pm
-    from galib.pipeline import NOTEBOOK_DIR, NOTEBOOKS, load_profile, notebook_parameters
+    from galib.tools.pipeline import NOTEBOOK_DIR, NOTEBOOKS, load_profile, notebook_parameters
     root = tmp_path_factory.mktemp("lab")
     profile = load_profile("smoke")
     for stem in NOTEBOOKS:

@@ -1,6 +1,6 @@
 """The notebooks: committed clean, parameters as the contract says, and runnable end to end.
 
-One module-scoped fixture runs the whole smoke pipeline (``python -m galib.pipeline --profile
+One module-scoped fixture runs the whole smoke pipeline (``python -m galib.tools.pipeline --profile
 smoke``) into ``tmp_path``; the tests then check every notebook's ``metrics.json``. A broken
 notebook therefore fails ``make test``.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from galib import pipeline
+from galib.tools import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
@@ -89,7 +89,7 @@ def test_unknown_profile_and_parameter_are_errors(tmp_path):
 
 # ----------------------------------------------------------------------------- smoke run
 def _run(args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "galib.pipeline", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "galib.tools.pipeline", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=1800)
 
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from galib.data import DEBIAN_FASHION, load_dataset
+from galib.datasets import DEBIAN_FASHION, load_dataset
 from galib.train import TrainConfig, train
 
 REQUIRE_REAL = os.environ.get("GALIB_REQUIRE_REAL_DATA") == "1"

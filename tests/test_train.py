@@ -5,8 +5,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from galib.data import load_dataset
-from galib.train import TrainConfig, atomic_write, load_checkpoint, train
+from galib.datasets import load_dataset
+from galib.io import atomic_write
+from galib.train import TrainConfig, load_checkpoint, train
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def test_bad_config_values_are_named(field, value, match, tiny):
 
 
 def test_images_the_group_cannot_act_on(tiny):
-    from galib.data import DataSplits, ImageSet
+    from galib.datasets import DataSplits, ImageSet
     rect = ImageSet(torch.zeros(8, 28, 32, dtype=torch.uint8), torch.zeros(8, dtype=torch.long))
     bad = DataSplits("rect", "test", rect, rect, rect)
     with pytest.raises(ValueError, match="square"):

@@ -1,0 +1,133 @@
+"""Datasets: the one name → loader table and :func:`load_dataset`.
+
+Each source is one module (``idx``: mnist, fashion-mnist; ``glyphs``; ``shapes3d``; ``npz``;
+``blocked``) exposing a loader ``(Request) -> Loaded | DataSplits`` (:mod:`galib.datasets.base`).
+A name matches an entry of ``LOADERS`` exactly or as ``ENTRY:SPEC`` (``npz:/data/x.npz``,
+``shapes3d:600,100``, ``blocked:glyphs``). Adding a dataset is one module plus one line in
+``LOADERS`` (or :func:`register_dataset` from outside the package).
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Callable
+
+import torch
+
+from . import blocked, glyphs, npz, shapes3d
+from .base import DataSplits, DatasetUnavailable, ImageSet, Loaded, Request, resolve_root, to_float
+from .idx import DEBIAN_FASHION, load_fashion_mnist, load_idx_dataset, load_mnist
+
+Loader = Callable[[Request], "Loaded | DataSplits"]
+
+
+def _auto(req: Request) -> Loaded:
+    """``mnist`` if it can be had, else ``fashion-mnist`` if found locally, else ``glyphs``."""
+    reasons = []
+    for name, download in (("mnist", req.download), ("fashion-mnist", False)):
+        try:
+            found = load_idx_dataset(name, req.root, download)
+        except DatasetUnavailable:
+            reasons.append(f"{name} not available")
+            continue
+        if req.verbose:
+            print(f"[galib] dataset 'auto' -> {name!r} from {found.source}"
+                  + (f" ({'; '.join(reasons)})" if reasons else ""))
+        found.name = name
+        return found
+    found = glyphs.load(req)
+    if req.verbose:
+        print(f"[galib] dataset 'auto' -> 'glyphs' ({'; '.join(reasons)})")
+    found.name = "glyphs"
+    return found
+
+
+LOADERS: dict[str, Loader] = {
+    "auto": _auto,
+    "mnist": load_mnist,
+    "fashion-mnist": load_fashion_mnist,
+    "glyphs": glyphs.load,
+    "shapes3d": shapes3d.load,        # shapes3d[:N_TRAIN,N_TEST]
+    "npz": npz.load,                  # npz:PATH
+    "blocked": blocked.load,          # blocked:NAME
+}
+
+
+def register_dataset(name: str, loader: Loader) -> None:
+    """Make ``load_dataset(name)`` (and ``name:SPEC``) call ``loader`` (a source defined outside
+    this package)."""
+    if not callable(loader) or ":" in name:
+        raise ValueError(f"register_dataset needs a name without ':' and a callable loader; "
+                         f"got {name!r}, {loader!r}")
+    LOADERS[name] = loader
+
+
+def available_datasets() -> list[str]:
+    return list(LOADERS)
+
+
+def find_loader(name: str) -> Loader:
+    """The loader of ``name``: an exact entry, else the entry before the first ``:``."""
+    key = name if name in LOADERS else name.partition(":")[0]
+    if key not in LOADERS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {list(LOADERS)} "
+                         f"(with a spec: npz:PATH, shapes3d:N_TRAIN,N_TEST, blocked:NAME)")
+    return LOADERS[key]
+
+
+def load_dataset(name: str = "auto", data_root: str | os.PathLike | None = None, seed: int = 42,
+                 max_train: int | None = None, max_test: int | None = None,
+                 val_fraction: float = 0.2, glyphs_sizes: tuple[int, int] | None = None,
+                 download: bool = True, verbose: bool = True) -> DataSplits:
+    """Load ``name`` and split it 80/20 train/validation (seeded) plus the official test set.
+
+    ``max_train`` caps the training images (validation is capped to keep the 80/20 ratio);
+    ``max_test`` caps the test images. ``auto`` takes ``mnist`` if it can be had, else
+    ``fashion-mnist`` if found locally, else ``glyphs``, and prints which and why.
+    ``glyphs_sizes`` (train, test) defaults to MNIST's 60 000 / 10 000, cut to what the caps need
+    (rendering is per sample, so a capped run renders only the images it uses).
+    """
+    loader = find_loader(name)
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must lie in (0, 1); got {val_fraction!r}")
+    for key, cap in (("max_train", max_train), ("max_test", max_test)):
+        if cap is not None and (not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"{key} must be a positive integer or None; got {cap!r}")
+    sizes = glyphs_sizes or _needed_sizes(max_train, max_test, val_fraction)
+
+    def inner(other: str) -> DataSplits:
+        return load_dataset(other, data_root, seed, max_train, max_test, val_fraction, sizes,
+                            download, verbose)
+    req = Request(name, resolve_root(data_root), seed, sizes, download, verbose, inner)
+    found = loader(req)
+    if isinstance(found, DataSplits):                     # a wrapper such as blocked:NAME
+        return found
+    train, val = (found.train, found.val) if found.val is not None else \
+        split_train(found.train, val_fraction, seed)
+    if max_train is not None:
+        train = train.head(max_train)
+        val = val.head(max(1, round(max_train * val_fraction / (1 - val_fraction))))
+    return DataSplits(found.name or name, found.source, train, val, found.test.head(max_test),
+                      found.classes, found.digits)
+
+
+def split_train(train: ImageSet, val_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
+    """A seeded random ``(train, validation)`` split of the training images."""
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(len(train) * val_fraction))
+    return train.take(perm[n_val:]), train.take(perm[:n_val])
+
+
+def _needed_sizes(max_train, max_test, val_fraction) -> tuple[int, int]:
+    """MNIST's 60 000 / 10 000, cut to what the caps need (for sources generated on demand)."""
+    n_train, n_test = 60_000, 10_000
+    if max_train is not None:
+        n_train = min(n_train, math.ceil(max_train / (1 - val_fraction)) + 1)
+    if max_test is not None:
+        n_test = min(n_test, max_test)
+    return n_train, n_test
+
+
+__all__ = ["DataSplits", "DatasetUnavailable", "ImageSet", "Loaded", "Request", "LOADERS",
+           "DEBIAN_FASHION", "load_dataset", "register_dataset", "available_datasets",
+           "split_train", "to_float"]

@@ -1,0 +1,224 @@
+"""Baselines and loss ablations, trained alike, evaluated alike, and tabulated.
+
+Every model shares the base ``TrainConfig`` (encoder/decoder, data, epochs, seed) and differs only
+in the fields below; ``pixels`` has no model at all.
+
+=============== ============================================ =======================================
+name            what                                         config overrides
+=============== ============================================ =======================================
+``pixels``      linear probes on raw pixels                  (no model)
+``ae``          plain autoencoder, reconstructs ``x``        ``objective='ae'`` (evaluated with the
+                                                             whole latent variant: ``split='full'``)
+``manual``      fixed mask, first half of channels variant   ``mask='manual'``
+``ald``         the paper: learned mask, all three losses    ``mask='learned'``
+``recon+inv``   ablation ``L_recon + L_inv``                 ``lambda_const=0``
+``recon+const`` ablation ``L_recon + L_const``               ``lambda_inv=0``
+``recon``       ablation ``L_recon`` only (not by default)   ``lambda_inv=lambda_const=0``
+=============== ============================================ =======================================
+
+:func:`run_baselines` trains each into ``run_root/<name>`` (a finished run is loaded, not
+retrained) and caches its evaluated row in ``run_root/<name>/row.json`` (reused while the run,
+data and evaluation settings are unchanged). :func:`results_table` / :func:`write_table` turn rows
+into a markdown + JSON table. Command line::
+
+    python -m galib.evaluation.baselines --dataset fashion-mnist --epochs 3 --max-train 10000 --out DIR
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from ..datasets import DataSplits, load_dataset
+from ..io import save_json, write_text
+from ..train import TrainConfig, config_from_args, config_parser, train
+from .features import FEATURES, PROBE_FIT, PROTOCOLS, probe_model
+from .scores import SCORE_LABELS, evaluate_model
+from .tables import markdown_table
+
+
+MODEL_FEATURES = tuple(f for f in FEATURES if f != "pixels")   # pixels: a row of its own
+
+
+@dataclass(frozen=True)
+class Baseline:
+    label: str                       # how the table names it
+    overrides: dict | None           # TrainConfig fields to change; None: no model
+    split: str = "mask"              # "mask" (its ALD mask) or "full" (whole latent variant)
+    features: tuple = MODEL_FEATURES  # probe features that mean something for it
+
+
+_GROUP = {"objective": "group"}
+BASELINES: dict[str, Baseline] = {
+    "pixels": Baseline("pixels", None, features=("pixels",)),
+    "ae": Baseline("AE", {"objective": "ae"}, split="full", features=("z", "orbit")),
+    "manual": Baseline("manual mask", {**_GROUP, "mask": "manual"}),
+    "ald": Baseline("ALD (all three)", {**_GROUP, "mask": "learned"}),
+    "recon+inv": Baseline("L_recon + L_inv", {**_GROUP, "mask": "learned", "lambda_const": 0.0}),
+    "recon+const": Baseline("L_recon + L_const", {**_GROUP, "mask": "learned", "lambda_inv": 0.0}),
+    "recon": Baseline("L_recon only", {**_GROUP, "mask": "learned", "lambda_inv": 0.0,
+                                       "lambda_const": 0.0}),
+}
+DEFAULT_NAMES = ("pixels", "ae", "manual", "ald", "recon+inv", "recon+const")
+ROW_VERSION = 1                  # bump when the scores change meaning: cached rows are recomputed
+
+
+def baseline_config(base_cfg: TrainConfig, name: str) -> TrainConfig | None:
+    """The ``TrainConfig`` of baseline ``name`` (``None`` for ``pixels``)."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; choose from {list(BASELINES)}")
+    over = BASELINES[name].overrides
+    return None if over is None else replace(base_cfg, **over)
+
+
+def _flat_scores(scores: dict) -> dict:
+    """An :func:`evaluate_model` dict less the keys a row already has."""
+    return {k: v for k, v in scores.items() if k not in ("group", "split")}
+
+
+def run_baselines(base_cfg: TrainConfig, names=DEFAULT_NAMES, run_root: str | Path = "runs/baselines",
+                  data: DataSplits | None = None, probe: bool = True, seed: int = 0,
+                  eval_kwargs: dict | None = None, probe_kwargs: dict | None = None,
+                  progress: bool = False, verbose: bool = True) -> list[dict]:
+    """Train (or load), evaluate and probe each baseline; one flat dict per baseline.
+
+    Row keys: ``name``, ``label``, ``dataset``, ``group``, ``split``; for trained models
+    ``objective``, ``mask``, ``lambda_inv``, ``lambda_const``, ``epochs``, ``best_epoch``,
+    ``best_val_loss``, ``train_seconds`` and every :func:`galib.evaluation.scores.evaluate_model` key
+    (on ``data.test``); with ``probe``, ``probe/<feature>/<a|b|c>`` and ``probe/<feature>/dim``;
+    and ``eval_seconds``. ``eval_kwargs`` / ``probe_kwargs`` go to ``evaluate_model`` /
+    ``probe_model`` (e.g. ``max_images``; ``max_train``, ``max_test``, ``fit_kwargs``).
+    """
+    base_cfg = base_cfg.validate()
+    run_root = Path(run_root)
+    eval_kwargs, probe_kwargs = dict(eval_kwargs or {}), dict(probe_kwargs or {})
+    if data is None:
+        data = load_dataset(base_cfg.dataset, base_cfg.data_root, seed=base_cfg.seed,
+                            max_train=base_cfg.max_train, val_fraction=base_cfg.val_fraction,
+                            verbose=verbose)
+    rows = []
+    for name in names:
+        spec, cfg = BASELINES.get(name), baseline_config(base_cfg, name)
+        row = {"name": name, "label": spec.label, "dataset": data.name, "group": base_cfg.group,
+               "split": spec.split}
+        model = None
+        if cfg is not None:
+            res = train(cfg, run_dir=run_root / name, data=data, progress=progress, verbose=verbose)
+            model, best = res.model, res.best
+            row.update(objective=cfg.objective, mask=cfg.mask, lambda_inv=cfg.lambda_inv,
+                       lambda_const=cfg.lambda_const, epochs=len(res.history),
+                       best_epoch=best["epoch"], best_val_loss=best["val_loss"],
+                       train_seconds=sum(h["seconds"] for h in res.history))
+        key = json.dumps({"row": {k: v for k, v in row.items() if k != "train_seconds"},
+                          "config": None if cfg is None else asdict(cfg), "data": data.describe(),
+                          "probe": probe, "seed": seed, "eval": eval_kwargs, "probe_kw": probe_kwargs,
+                          "version": ROW_VERSION},
+                         sort_keys=True, default=str)
+        cached = _load_row(run_root / name / "row.json", key)
+        if cached is not None:
+            if verbose:
+                print(f"[galib] {name}: reusing {run_root / name / 'row.json'}")
+            rows.append(cached)
+            continue
+        t0 = time.perf_counter()
+        row.update(_score(model, data, spec, base_cfg.group, probe, seed, eval_kwargs, probe_kwargs))
+        row["eval_seconds"] = time.perf_counter() - t0
+        save_json({"key": key, "row": row}, run_root / name / "row.json")
+        if verbose:
+            print(f"[galib] {name}: evaluated in {row['eval_seconds']:.1f}s")
+        rows.append(row)
+    return rows
+
+
+def _score(model, data: DataSplits, spec: Baseline, group: str, probe: bool, seed: int,
+           eval_kwargs: dict, probe_kwargs: dict) -> dict:
+    """Every :func:`evaluate_model` score (trained models) and, with ``probe``, every
+    ``probe/<feature>/<a|b|c|dim>`` of :func:`probe_model`."""
+    row = {}
+    if model is not None:
+        row.update(_flat_scores(evaluate_model(model, data.test, seed=seed, split=spec.split,
+                                               **eval_kwargs)))
+    if probe:
+        found = probe_model(model, data, features=spec.features, seed=seed, group=group,
+                            split=spec.split, **probe_kwargs)
+        for feat, res in found.items():
+            row.update({f"probe/{feat}/{p}": res[p] for p in PROTOCOLS})
+            row[f"probe/{feat}/dim"] = res["dim"]
+    return row
+
+
+def _load_row(path: Path, key: str) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return saved["row"] if saved.get("key") == key else None
+
+
+# ----------------------------------------------------------------------------- tables
+def results_table(rows: list[dict]) -> list[dict]:
+    """One dict per model: ``model`` plus every score of ``SCORE_LABELS`` and ``<feature> <a|b|c>``
+    for every probe feature any row has (``None`` where a model has no such score)."""
+    feats = [f for f in FEATURES if any(f"probe/{f}/a" in r for r in rows)]
+    cols = [(label, key) for key, label in SCORE_LABELS.items()]
+    cols += [(f"{f} {p}", f"probe/{f}/{p}") for f in feats for p in PROTOCOLS]
+    return [{"model": r.get("label", r.get("name")), **{c: r.get(k) for c, k in cols}} for r in rows]
+
+
+def format_markdown(table: list[dict]) -> str:
+    """A GitHub-flavoured markdown table of :func:`results_table` output."""
+    return markdown_table(table, [(c, c) for c in table[0]] if table else [], spec="sig3")
+
+
+def write_table(rows: list[dict], out_dir: str | Path, stem: str = "baselines",
+                meta: dict | None = None) -> dict[str, Path]:
+    """Write ``{stem}.md`` (the table) and ``{stem}.json`` (``table``, full ``rows``, ``meta``)
+    atomically into ``out_dir``; returns ``{"md": path, "json": path}``."""
+    out_dir = Path(out_dir)
+    table = results_table(rows)
+    md, js = out_dir / f"{stem}.md", out_dir / f"{stem}.json"
+    text = format_markdown(table)
+    write_text(md, text)
+    save_json({"meta": meta or {}, "table": table, "rows": rows}, js)
+    return {"md": md, "json": js}
+
+
+# ----------------------------------------------------------------------------- command line
+def main(argv=None) -> list[dict]:
+    parser = config_parser("Train, evaluate and probe the baselines; write a markdown/JSON table.")
+    parser.add_argument("--out", default="baselines_out", help="folder for the table files")
+    parser.add_argument("--run-root", default=None, help="folder for the runs (default OUT/runs)")
+    parser.add_argument("--names", nargs="+", default=list(DEFAULT_NAMES), choices=list(BASELINES))
+    parser.add_argument("--no-probe", action="store_true", help="skip the linear probes")
+    parser.add_argument("--eval-seed", type=int, default=0)
+    parser.add_argument("--eval-max-images", type=int, default=None, help="test images for the scores")
+    parser.add_argument("--probe-max-train", type=int, default=None, help="training images per probe")
+    parser.add_argument("--probe-max-test", type=int, default=None, help="test images per probe")
+    parser.add_argument("--probe-iters", type=int, default=PROBE_FIT["max_iter"],
+                        help="L-BFGS iterations per l2")
+    args = parser.parse_args(argv)
+    cfg = config_from_args(args)
+    out = Path(args.out)
+    run_root = Path(args.run_root or args.run_dir or out / "runs")
+    t0 = time.perf_counter()
+    rows = run_baselines(cfg, args.names, run_root, probe=not args.no_probe, seed=args.eval_seed,
+                         eval_kwargs={"max_images": args.eval_max_images},
+                         probe_kwargs={"max_train": args.probe_max_train,
+                                       "max_test": args.probe_max_test,
+                                       "fit_kwargs": {"max_iter": args.probe_iters}},
+                         progress=not args.no_progress)
+    wall = time.perf_counter() - t0
+    paths = write_table(rows, out, meta={"config": asdict(cfg), "names": args.names,
+                                         "argv": sys.argv[1:] if argv is None else list(argv),
+                                         "wall_seconds": wall})
+    print(format_markdown(results_table(rows)))
+    print(f"[galib] wrote {paths['md']} and {paths['json']} ({wall:.0f}s)")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Score a trained model the same way everywhere: :func:`evaluate_model`.
+
+Every image of a set is paired with every evaluation element ``g`` of the group
+(:meth:`galib.groups.base.Group.evaluation_grid`); each batch of pairs is described by a
+:class:`PairBatch` and scored by every entry of ``PAIR_SCORES``. Adding a metric is one entry
+there (a pure function of :mod:`galib.evaluation.metrics` applied to the batch); it is then
+averaged per element and overall, reported per element, and available to every table.
+Scores that need the whole set at once (energy share, centred errors) are kept by
+:class:`_SetSums`. Runs under ``no_grad`` with the *hard* mask; deterministic for a given ``seed``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ..datasets import DataSplits, ImageSet
+from ..devices import model_device, wide_dtype
+from ..groups import Group
+from ..models import split_latent
+from ..pairs import images_of
+from . import metrics as M
+from .features import SPLITS, repeat_element, resolve_view  # noqa: F401  (SPLITS re-exported)
+
+
+@dataclass
+class PairBatch:
+    """One batch of pairs ``(x, T_g x)`` for one element ``g``, and what the model makes of it."""
+    gx: torch.Tensor          # T_g x                       (B, 1, H, W)
+    recon: torch.Tensor       # D(z_i(x) + Phi_g z_v(x))     (B, 1, H, W)
+    phi: torch.Tensor         # Phi_g z_v(x)                 (B, C, h, w)
+    z_i: torch.Tensor         # z_i(x)
+    zt_i: torch.Tensor        # z_i(T_g x)
+    zt_v: torch.Tensor        # z_v(T_g x)
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """``compute(batch)`` gives the batch mean (a float) or an error dict of
+    :mod:`galib.evaluation.metrics` (``mean``, ``max``, ``n_zero_target``), which adds the keys
+    ``<name>_max`` and ``<first word>_n_zero_target``. ``needs_mask``: ``None`` under
+    ``split='full'``."""
+    label: str                # how tables name it
+    compute: Callable[[PairBatch], "float | dict"]
+    needs_mask: bool = False
+
+
+PAIR_SCORES: dict[str, PairScore] = {
+    "recon_mse": PairScore("recon MSE", lambda b: M.mse(b.recon, b.gx)),
+    "recon_psnr": PairScore("PSNR", lambda b: M.psnr(b.recon, b.gx)),
+    "recon_ssim": PairScore("SSIM", lambda b: M.ssim(b.recon, b.gx)),
+    "equivariance_error": PairScore("equiv err", lambda b: M.equivariance_errors(b.phi, b.zt_v)),
+    "invariance_error": PairScore("inv err", lambda b: M.invariance_errors(b.z_i, b.zt_i),
+                                  needs_mask=True),
+}
+# Labels of every scalar score a table shows, in table order: the pair scores, then the set ones.
+SCORE_LABELS: dict[str, str] = {
+    **{key: s.label for key, s in PAIR_SCORES.items()},
+    "equivariance_error_centred": "equiv err c", "invariance_error_centred": "inv err c",
+    "energy_share_zi": "E(z_i) share", "variant_fraction": "variant frac",
+}
+
+
+def _sq(t: torch.Tensor) -> float:
+    """Sum of squares, in float64 where the device has it (MPS does not)."""
+    return float(t.to(wide_dtype(t.device)).pow(2).sum()) if torch.is_tensor(t) else 0.0
+
+
+def _root_ratio(num: float, den: float, eps: float = 1e-12) -> float:
+    """``sqrt(num / den)`` with ``0/0 = 0`` (as :func:`galib.evaluation.metrics.relative_error`)."""
+    if den <= eps:
+        return 0.0 if num <= eps else math.inf
+    return math.sqrt(max(num, 0.0) / den)
+
+
+class _SetSums:
+    """Sums over the whole set: latent energy of ``z_i`` and ``z``, and the centred errors
+    ``sqrt(Σ‖error‖² / Σ‖target − mean target‖²)`` (target mean over images, per element)."""
+
+    def __init__(self, n_elements: int):
+        self.energy_i = self.energy = self.eq_num = self.inv_num = 0.0
+        self.zi_sum = 0.0
+        self.zt_sum, self.zt_sq = [0.0] * n_elements, [0.0] * n_elements
+
+    def add_images(self, z: torch.Tensor, z_i: torch.Tensor) -> None:
+        self.energy_i += _sq(z_i)
+        self.energy += _sq(z)
+        self.zi_sum = self.zi_sum + z_i.to(wide_dtype(z_i.device)).sum(0)    # (C, h, w)
+
+    def add_pairs(self, k: int, b: PairBatch) -> None:
+        self.eq_num += _sq(b.phi - b.zt_v)
+        self.inv_num += _sq(b.z_i - b.zt_i)
+        self.zt_sum[k] = self.zt_sum[k] + b.zt_v.to(wide_dtype(b.zt_v.device)).sum(0)
+        self.zt_sq[k] += _sq(b.zt_v)
+
+    def result(self, n: int) -> dict:
+        eq_den = sum(sq - _sq(sm) / n for sq, sm in zip(self.zt_sq, self.zt_sum))
+        inv_den = len(self.zt_sq) * (self.energy_i - _sq(self.zi_sum) / n)
+        return {"energy_share_zi": self.energy_i / self.energy if self.energy > 0 else math.nan,
+                "equivariance_error_centred": _root_ratio(self.eq_num, eq_den),
+                "invariance_error_centred": _root_ratio(self.inv_num, inv_den)}
+
+
+class _ScoreSums:
+    """Per-element sums of every ``PAIR_SCORES`` entry (weighted by batch size), worst errors
+    and zero-target counts."""
+
+    def __init__(self, n_elements: int):
+        self.sums = {key: [0.0] * n_elements for key in PAIR_SCORES}
+        self.worst: dict[str, float] = {}
+        self.zero: dict[str, int] = {}
+
+    def add(self, k: int, b: PairBatch, weight: int) -> None:
+        for key, score in PAIR_SCORES.items():
+            value = score.compute(b)
+            if isinstance(value, dict):
+                self.worst[key] = max(self.worst.get(key, 0.0), value["max"])
+                self.zero[key] = self.zero.get(key, 0) + value["n_zero_target"]
+                value = value["mean"]
+            self.sums[key][k] += value * weight
+
+    def result(self, n: int, names: list[str]) -> dict:
+        out = {}
+        for key, sums in self.sums.items():
+            per = [s / n for s in sums]
+            out[key] = sum(per) / len(per)
+            out.update({f"{key}/{name}": v for name, v in zip(names, per)})
+        for key in self.worst:
+            out[f"{key}_max"] = self.worst[key]
+            out[f"{key.split('_')[0]}_n_zero_target"] = self.zero[key]
+        return out
+
+
+def _pair_batch(model, data: ImageSet, idx, group, act, mask, g, z_i, z_v, device) -> PairBatch:
+    gx = images_of(data, idx, group, g, device)                            # T_g x
+    phi = act(z_v, g)                                                      # Phi_g z_v(x)
+    recon = model.decode(z_i + phi)
+    zt_i, zt_v = split_latent(model.encode(gx), mask)                      # z_i(T_g x), z_v(T_g x)
+    return PairBatch(gx, recon, phi, z_i, zt_i, zt_v)
+
+
+def _mask_scores(model, mask) -> dict:
+    if mask is None:
+        return dict(variant_fraction=None, n_variant=None, variant_channels=None, mask_probs=None,
+                    n_unsettled=None, tau=None)
+    stats = M.mask_stats(model.mask.logits, model.tau, band=0.05)
+    return dict(variant_fraction=stats["variant_fraction"], n_variant=stats["n_variant"],
+                variant_channels=stats["variant_channels"], mask_probs=stats["probs"],
+                n_unsettled=stats["n_unsettled"], tau=model.tau)
+
+
+@torch.no_grad()
+def evaluate_model(model, data: ImageSet | DataSplits, group: Group | str | None = None, seed: int = 0,
+                   batch_size: int = 512, split: str = "mask", max_images: int | None = None,
+                   n_eval: int = 8) -> dict:
+    """Scores of ``model`` on every image of ``data`` paired with every evaluation element ``g``.
+
+    Keys (``<e>`` = element name, e.g. ``90°``): each ``PAIR_SCORES`` name — ``recon_mse``,
+    ``recon_psnr``, ``recon_ssim`` of ``D(z_i + Phi_g z_v(x))`` vs ``T_g x``;
+    ``equivariance_error`` (mean of ``‖Phi_g z_v(x) − z_v(T_g x)‖/‖z_v(T_g x)‖``);
+    ``invariance_error`` (``‖z_i(x) − z_i(T_g x)‖/‖z_i(x)‖``) — with ``<name>/<e>``, and
+    ``<name>_max``, ``<word>_n_zero_target`` for the errors; ``equivariance_error_centred`` and
+    ``invariance_error_centred``, ``sqrt(Σ‖error‖² / Σ‖target − mean target‖²)`` over all pairs
+    (0 is exact, about √2 is no better than pairing random images — the plain relative errors
+    look small whenever a large input-independent offset dominates the norm); ``energy_share_zi``
+    (``Σz_i²/Σz²``); mask statistics ``variant_fraction``, ``n_variant``, ``variant_channels``,
+    ``mask_probs`` (sigmoid(alpha)), ``n_unsettled`` (``|p − τ| < 0.05``), ``tau``; and
+    ``group``, ``split``, ``elements``, ``n_images``, ``n_pairs``. Under ``split='full'`` the
+    ``z_i``/mask scores are ``None``. Overall means weight every element equally.
+    A ``DataSplits`` is evaluated on its test set.
+    """
+    if isinstance(data, DataSplits):
+        data = data.test
+    group, act, mask = resolve_view(model, group, split)
+    els, names = group.evaluation_grid(n_eval, seed)
+    device, was_training = model_device(model), model.training
+    model.eval()
+    data = data.head(max_images)
+    n = len(data)
+    if n == 0:
+        raise ValueError("evaluate_model needs at least one image")
+    scores, totals = _ScoreSums(len(els)), _SetSums(len(els))
+    for start in range(0, n, batch_size):
+        idx = torch.arange(start, min(start + batch_size, n))
+        z = model.encode(images_of(data, idx, device=device))              # (B, C, h, w)
+        z_i, z_v = split_latent(z, mask)
+        totals.add_images(z, z_i)
+        for k, el in enumerate(els):
+            b = _pair_batch(model, data, idx, group, act, mask, repeat_element(el, len(idx), device),
+                            z_i, z_v, device)
+            scores.add(k, b, len(idx))
+            totals.add_pairs(k, b)
+    model.train(was_training)
+    out = {"group": group.name, "split": split, "elements": names, "n_images": n,
+           "n_pairs": n * len(els), **scores.result(n, names), **totals.result(n)}
+    if mask is None:                                   # no mask: z_i and mask scores are undefined
+        masked = tuple(k.split("_")[0] + "_" for k, s in PAIR_SCORES.items() if s.needs_mask)
+        for key in [k for k in out if k.startswith(masked)] + ["energy_share_zi"]:
+            out[key] = None
+    return {**out, **_mask_scores(model, mask)}

@@ -1,0 +1,369 @@
+"""Training-speed benchmark: galib's training epoch against a naive per-sample pipeline.
+
+``python -m galib.tools.bench`` (``make bench``) measures, in one run, on the same data, model and batch
+size (64), one epoch (train pairs with Adam steps + validation pairs without grad) of
+
+* ``galib`` — what :func:`galib.train.train` runs per epoch: pairs built per batch with tensor ops,
+  one gather for the latent action, the no-grad encoding of ``T_g x`` (encoder only), the paper
+  decoder's last layer as a batched matmul + ``F.fold``, ``foreach`` Adam;
+* ``naive`` — the paper's released-script style: a per-sample ``torch.utils.data.Dataset`` as
+  ``torchvision.datasets.MNIST`` serves it (PIL image → ``ToTensor`` → ``Normalize(0.5, 0.5)``)
+  that draws an angle and rotates each image, ``DataLoader`` batching, the latent rotated one
+  sample at a time, and ``T_g x`` encoded by a separate no-grad *full* forward pass (decoder
+  included); plain ``nn`` layers, the default per-parameter Adam.
+
+Each (pipeline, repeat) runs in a fresh subprocess, so its peak resident memory is that process's
+``ru_maxrss`` (torch, the dataset and one epoch: everything a training run holds); repeats
+alternate the two pipelines so drifting machine load hits both alike. It also reports the training
+step's FLOPs per sample (``torch.utils.flop_counter.FlopCounterMode``, not guessed), the machine's
+fp32 matmul rate (``torch.mm`` of square matrices, min time, measured in each repeat: the peak is
+the best 1024² / 2048² rate, the cache-resident 512² rate is shown too) and the training step's
+achieved GFLOP/s as a share of it, both over the whole epoch and over its fastest 20-step window
+(the steady state when no other job steals the cores). Wall-clock times are min / median over
+repeats; process CPU seconds are reported too, since other jobs sharing the cores inflate wall time.
+
+    python -m galib.tools.bench                       # full 48k + 12k epoch of Fashion-MNIST, 3 repeats
+    python -m galib.tools.bench --epochs-fraction 0.1 --repeats 2 --out /tmp/bench.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..datasets import DatasetUnavailable, ImageSet, load_dataset
+from ..losses import PairLoss
+from ..models import GroupLatentAutoencoder
+from ..train import TrainConfig, epoch_generator, make_optimizer, model_from_config, run_epoch
+
+PIPELINES = ("galib", "naive")
+FULL = (48_000, 12_000)                      # the paper's 80/20 split of the 60k training images
+BATCH = 64
+
+
+# ----------------------------------------------------------------------------- data
+def load_bench_data(dataset: str, n_train: int, n_val: int, seed: int = 42):
+    """``(DataSplits, note)``: ``dataset`` capped to ``n_train``/``n_val``; glyphs if unavailable."""
+    note = ""
+    try:
+        if dataset == "glyphs":
+            raise DatasetUnavailable("glyphs requested")
+        data = load_dataset(dataset, seed=seed, download=False, verbose=False)
+    except DatasetUnavailable as err:
+        if dataset != "glyphs":
+            note = f"{dataset} unavailable ({err}); fell back to glyphs"
+        n = n_train + n_val
+        data = load_dataset("glyphs", seed=seed, glyphs_sizes=(n, 16), verbose=False,
+                            val_fraction=n_val / n)
+    data.train, data.val = data.train.head(n_train), data.val.head(n_val)
+    return data, note
+
+
+# ----------------------------------------------------------------------------- naive pipeline
+class PerSamplePairs(torch.utils.data.Dataset):
+    """The released script's dataset: one Python call per sample, as torchvision's MNIST serves
+    it (PIL image, ``ToTensor``, ``Normalize``), rotated by an angle rounded to 90° on the fly."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, seed: int):
+        from torchvision import transforms
+        self.images, self.labels = images.numpy(), labels
+        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+        x = self.transform(Image.fromarray(self.images[i]))                 # (1, 28, 28) in [-1, 1]
+        k = int(round(self.rng.uniform(0.0, 360.0) / 90.0)) % 4
+        return x, torch.rot90(x, k, dims=(1, 2)), k, self.labels[i]
+
+
+def naive_losses(model: GroupLatentAutoencoder, x, gx, k):
+    """The paper's losses written sample by sample, with a full no-grad pass over ``T_g x``."""
+    z = model.encoder(x)
+    m = model.mask().view(1, -1, 1, 1)
+    z_i, z_v = (1 - m) * z, m * z
+    phi = torch.stack([torch.rot90(z_v[b], int(k[b]), dims=(1, 2)) for b in range(len(x))])
+    recon = model.decoder(z_i + phi)
+    with torch.no_grad():
+        zt = model.encoder(gx)
+        model.decoder(zt)                                   # the script's full forward pass
+        mh = model.mask.hard().view(1, -1, 1, 1)
+        zt_i, zt_v = (1 - mh) * zt, mh * zt
+    recon_l, inv, const = F.mse_loss(recon, gx), F.mse_loss(z_i, zt_i), F.mse_loss(phi, zt_v)
+    return {"loss": recon_l + inv + const, "recon": recon_l, "inv": inv, "const": const}
+
+
+def naive_model(model: GroupLatentAutoencoder) -> GroupLatentAutoencoder:
+    """The same weights in the paper's plain layers (out-of-place LeakyReLU, nn.ConvTranspose2d)."""
+    c = model.latent_channels
+    enc = nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1), nn.LeakyReLU(0.2),
+                        nn.Conv2d(32, c, 4, 2, 1), nn.LeakyReLU(0.2))
+    dec = nn.Sequential(nn.ConvTranspose2d(c, 32, 4, 2, 1), nn.LeakyReLU(0.2),
+                        nn.ConvTranspose2d(32, 1, 4, 2, 1), nn.Tanh())
+    plain = GroupLatentAutoencoder(enc, dec, model.group, c, model.tau)
+    plain.load_state_dict(model.state_dict())
+    return plain
+
+
+def naive_epoch(model, data: ImageSet, seed: int, optimizer=None) -> dict[str, float]:
+    loader = torch.utils.data.DataLoader(PerSamplePairs(data.images, data.labels, seed),
+                                         batch_size=BATCH, shuffle=optimizer is not None,
+                                         generator=torch.Generator().manual_seed(seed))
+    model.train(optimizer is not None)
+    total, n = 0.0, 0
+    with torch.set_grad_enabled(optimizer is not None):
+        for x, gx, k, _ in loader:
+            terms = naive_losses(model, x, gx, k)
+            if optimizer is not None:
+                optimizer.zero_grad()
+                terms["loss"].backward()
+                optimizer.step()
+            total, n = total + terms["loss"].item() * len(x), n + len(x)
+    return {"loss": total / n}
+
+
+# ----------------------------------------------------------------------------- one measured epoch
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0    # Linux: KiB
+
+
+def bench_config(seed: int = 42) -> TrainConfig:
+    return TrainConfig(dataset="fashion-mnist", batch_size=BATCH, device="cpu", seed=seed, epochs=1)
+
+
+def build(pipeline: str, image_shape, seed: int = 42):
+    """``(model, optimizer)`` for ``pipeline``, both from the same seeded initial weights."""
+    cfg = bench_config(seed)
+    torch.manual_seed(seed)
+    model = model_from_config(cfg, image_shape)
+    if pipeline == "galib":
+        return model, make_optimizer(model, cfg)
+    model = naive_model(model)
+    return model, torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+
+WINDOW = 20                                   # steps in the steady-state window
+
+
+def run_worker(pipeline: str, dataset: str, n_train: int, n_val: int, seed: int) -> dict:
+    """One epoch of ``pipeline`` in this process: seconds, CPU seconds, losses, peak RSS."""
+    data, note = load_bench_data(dataset, n_train, n_val, seed)
+    model, opt = build(pipeline, data.image_shape, seed)
+    stamps = []                                # end of every optimizer step: data + fwd + bwd + step
+    opt.register_step_post_hook(lambda *_: stamps.append(time.perf_counter()))
+    rss_ready = _rss_mb()
+    cpu0, t0 = _cpu_seconds(), time.perf_counter()
+    if pipeline == "galib":
+        cfg, dev = bench_config(seed), torch.device("cpu")
+        step = PairLoss.from_config(model, cfg)
+        tr = run_epoch(model, data.train, cfg, epoch_generator(seed, 0), dev, opt, step=step)
+        t1 = time.perf_counter()
+        va = run_epoch(model, data.val, cfg, torch.Generator().manual_seed(seed + 1), dev, step=step)
+    else:
+        tr = naive_epoch(model, data.train, seed, opt)
+        t1 = time.perf_counter()
+        va = naive_epoch(model, data.val, seed + 1)
+    t2 = time.perf_counter()
+    windows = [(stamps[i + WINDOW] - stamps[i]) / WINDOW for i in range(len(stamps) - WINDOW)]
+    return {"pipeline": pipeline, "dataset": data.name, "note": note, "n_train": len(data.train),
+            "n_val": len(data.val), "train_s": t1 - t0, "val_s": t2 - t1, "epoch_s": t2 - t0,
+            "best_window_step_s": min(windows, default=(t1 - t0) / max(len(stamps), 1)),
+            "cpu_s": _cpu_seconds() - cpu0, "train_loss": tr["loss"], "val_loss": va["loss"],
+            "rss_ready_mb": rss_ready, "peak_rss_mb": _rss_mb(), "threads": torch.get_num_threads()}
+
+
+def _spawn_worker(pipeline: str, args) -> dict:
+    cmd = [sys.executable, "-m", "galib.tools.bench", "--worker", pipeline, "--dataset", args.dataset,
+           "--n-train", str(args.n_train), "--n-val", str(args.n_val), "--seed", str(args.seed),
+           "--threads", str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark worker {pipeline!r} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- FLOPs and peak rate
+def flops_per_sample(pipeline: str, image_shape=(28, 28), seed: int = 42) -> dict[str, float]:
+    """FLOPs per sample of one training step and one validation step (FlopCounterMode)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    model, opt = build(pipeline, image_shape, seed)
+    g = torch.arange(BATCH) % 4
+    x = torch.rand(BATCH, 1, *image_shape) * 2 - 1
+    gx = model.group.act_image(x, g)
+    lossf = PairLoss(model) if pipeline == "galib" else (lambda a, b, c: naive_losses(model, a, b, c))
+    out = {}
+    for phase in ("train", "val"):
+        with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(phase == "train"):
+            terms = lossf(x, gx, g)
+            if phase == "train":
+                opt.zero_grad()
+                terms["loss"].backward()
+                opt.step()
+        out[phase] = counter.get_total_flops() / BATCH
+    return out
+
+
+def matmul_gflops(sizes=(512, 1024, 2048), seconds: float = 1.0) -> dict[str, float]:
+    """fp32 ``torch.mm`` GFLOP/s per square size: best (min-time) of repeated runs."""
+    rates = {}
+    for n in sizes:
+        a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+        torch.mm(a, b, out=c)
+        best, t_end = float("inf"), time.perf_counter() + seconds
+        while time.perf_counter() < t_end:
+            t0 = time.perf_counter()
+            torch.mm(a, b, out=c)
+            best = min(best, time.perf_counter() - t0)
+        rates[str(n)] = 2 * n ** 3 / best / 1e9
+    return rates
+
+
+# ----------------------------------------------------------------------------- report
+def _mm(values):
+    return {"min": min(values), "median": statistics.median(values)}
+
+
+def summarise(runs: list[dict], flops: dict, mm_runs: list[dict], meta: dict) -> dict:
+    peak = max(r[n] for r in mm_runs for n in ("1024", "2048"))
+    small = max(r["512"] for r in mm_runs)
+    res = {"meta": meta, "matmul_gflops": {"per_repeat": mm_runs, "peak": peak, "512": small},
+           "pipelines": {}}
+    for p in PIPELINES:
+        rs = [r for r in runs if r["pipeline"] == p]
+        if not rs:
+            continue
+        n_train, n_val = rs[0]["n_train"], rs[0]["n_val"]
+        train_s, epoch_s = _mm([r["train_s"] for r in rs]), _mm([r["epoch_s"] for r in rs])
+        f = flops[p]
+        window = _mm([r["best_window_step_s"] for r in rs])
+        window_gflops = f["train"] * BATCH / window["min"] / 1e9
+        epoch_flops = f["train"] * n_train + f["val"] * n_val
+        res["pipelines"][p] = {
+            "train_s": train_s, "val_s": _mm([r["val_s"] for r in rs]), "epoch_s": epoch_s,
+            "epoch_cpu_s": _mm([r["cpu_s"] for r in rs]),
+            "train_samples_per_s": {"max": n_train / train_s["min"], "median": n_train / train_s["median"]},
+            "full_epoch_s_estimate": {k: v * sum(FULL) / (n_train + n_val) for k, v in epoch_s.items()},
+            "flops_per_train_sample": f["train"], "flops_per_val_sample": f["val"],
+            "train_gflops": f["train"] * n_train / train_s["min"] / 1e9,
+            "train_pct_of_matmul_peak": 100 * f["train"] * n_train / train_s["min"] / 1e9 / peak,
+            "window_step_s": window, "window_gflops": window_gflops,
+            "window_pct_of_matmul_peak": 100 * window_gflops / peak,
+            "window_pct_of_matmul_512": 100 * window_gflops / small,
+            "epoch_gflops": epoch_flops / epoch_s["min"] / 1e9,
+            "peak_rss_mb": _mm([r["peak_rss_mb"] for r in rs]),
+            "rss_before_epoch_mb": _mm([r["rss_ready_mb"] for r in rs]),
+            "val_loss": [r["val_loss"] for r in rs], "runs": rs}
+    if len(res["pipelines"]) == 2:
+        g, n = res["pipelines"]["galib"], res["pipelines"]["naive"]
+        res["speedup"] = {"epoch_min": n["epoch_s"]["min"] / g["epoch_s"]["min"],
+                          "epoch_median": n["epoch_s"]["median"] / g["epoch_s"]["median"],
+                          "train_min": n["train_s"]["min"] / g["train_s"]["min"],
+                          "epoch_cpu_min": n["epoch_cpu_s"]["min"] / g["epoch_cpu_s"]["min"]}
+    return res
+
+
+def format_table(res: dict) -> str:
+    m = res["meta"]
+    lines = [f"galib.tools.bench — {m['dataset']} ({m['n_train']} train + {m['n_val']} val pairs), batch "
+             f"{BATCH}, {m['threads']} threads, {m['repeats']} repeats, torch {m['torch']}"
+             + (f"\nnote: {m['note']}" if m["note"] else ""),
+             f"load average before/after: {m['loadavg_before']} / {m['loadavg_after']}",
+             f"fp32 matmul peak: {res['matmul_gflops']['peak']:.1f} GFLOP/s (best 1024²/2048² torch.mm; "
+             f"512²: {res['matmul_gflops']['512']:.1f})",
+             "", f"{'':26s}" + "".join(f"{p:>22s}" for p in res["pipelines"])]
+    rows = [("epoch s (min / median)", lambda d: f"{d['epoch_s']['min']:.2f} / {d['epoch_s']['median']:.2f}"),
+            ("train s (min / median)", lambda d: f"{d['train_s']['min']:.2f} / {d['train_s']['median']:.2f}"),
+            ("val s (min / median)", lambda d: f"{d['val_s']['min']:.2f} / {d['val_s']['median']:.2f}"),
+            ("epoch CPU s (min)", lambda d: f"{d['epoch_cpu_s']['min']:.2f}"),
+            ("train samples/s (best)", lambda d: f"{d['train_samples_per_s']['max']:.0f}"),
+            ("48k+12k epoch s (est.)", lambda d: f"{d['full_epoch_s_estimate']['min']:.1f}"),
+            ("MFLOP / train sample", lambda d: f"{d['flops_per_train_sample'] / 1e6:.2f}"),
+            ("MFLOP / val sample", lambda d: f"{d['flops_per_val_sample'] / 1e6:.2f}"),
+            ("train GFLOP/s (best)", lambda d: f"{d['train_gflops']:.1f}"),
+            ("train % of matmul peak", lambda d: f"{d['train_pct_of_matmul_peak']:.0f}%"),
+            (f"best {WINDOW}-step ms/step", lambda d: f"{d['window_step_s']['min'] * 1e3:.1f}"),
+            ("  GFLOP/s, % of peak",
+             lambda d: f"{d['window_gflops']:.1f}, {d['window_pct_of_matmul_peak']:.0f}%"),
+            ("  % of 512² matmul", lambda d: f"{d['window_pct_of_matmul_512']:.0f}%"),
+            ("peak RSS MB (max)", lambda d: f"{max(r['peak_rss_mb'] for r in d['runs']):.0f}"),
+            ("RSS before epoch MB", lambda d: f"{d['rss_before_epoch_mb']['min']:.0f}")]
+    for label, fmt in rows:
+        lines.append(f"{label:26s}" + "".join(f"{fmt(d):>22s}" for d in res["pipelines"].values()))
+    if "speedup" in res:
+        s = res["speedup"]
+        lines += ["", f"galib speed-up over naive, epoch: {s['epoch_min']:.2f}x (min) / "
+                      f"{s['epoch_median']:.2f}x (median); train only {s['train_min']:.2f}x; "
+                      f"CPU seconds {s['epoch_cpu_min']:.2f}x"]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict | None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dataset", default="fashion-mnist", help="falls back to glyphs if unavailable")
+    ap.add_argument("--n-train", type=int, default=None, help=f"training pairs (default {FULL[0]})")
+    ap.add_argument("--n-val", type=int, default=None, help=f"validation pairs (default {FULL[1]})")
+    ap.add_argument("--epochs-fraction", type=float, default=1.0,
+                    help="shorten: this fraction of the 48k + 12k epoch (--n-train/--n-val win)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--pipelines", default="galib,naive", help="comma-separated subset")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--out", default="bench/results.json")
+    ap.add_argument("--worker", choices=PIPELINES, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    args.n_train = args.n_train or max(BATCH, round(FULL[0] * args.epochs_fraction))
+    args.n_val = args.n_val or max(BATCH, round(FULL[1] * args.epochs_fraction))
+    torch.set_num_threads(args.threads)
+    if args.worker:
+        print(json.dumps(run_worker(args.worker, args.dataset, args.n_train, args.n_val, args.seed)))
+        return None
+    pipelines = [p for p in args.pipelines.split(",") if p]
+    load_before = os.getloadavg()
+    runs, mm_runs = [], []
+    for r in range(args.repeats):
+        mm_runs.append(matmul_gflops())
+        for p in (pipelines if r % 2 == 0 else pipelines[::-1]):      # alternate the order
+            runs.append(_spawn_worker(p, args))
+            print(f"[bench] repeat {r + 1}/{args.repeats} {p}: epoch {runs[-1]['epoch_s']:.2f}s "
+                  f"(train {runs[-1]['train_s']:.2f}s), peak RSS {runs[-1]['peak_rss_mb']:.0f} MB",
+                  flush=True)
+    flops = {p: flops_per_sample(p, seed=args.seed) for p in pipelines}
+    first = runs[0]
+    meta = {"dataset": first["dataset"], "note": first["note"], "n_train": first["n_train"],
+            "n_val": first["n_val"], "batch_size": BATCH, "repeats": args.repeats,
+            "threads": args.threads, "torch": torch.__version__, "python": platform.python_version(),
+            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "loadavg_before": [round(v, 2) for v in load_before],
+            "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+            "command": " ".join([sys.executable, "-m", "galib.tools.bench", *(argv or sys.argv[1:])])}
+    res = summarise(runs, flops, mm_runs, meta)
+    print(format_table(res))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    print(f"[bench] wrote {out}")
+    return res
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Tests for galib.evaluation.baselines: configs, a tiny end-to-end run with reuse, tables and the CLI."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from galib.evaluation.baselines import (BASELINES, DEFAULT_NAMES, baseline_config, format_markdown, main,
+                             results_table, run_baselines, write_table)
+from galib.train import TrainConfig
+from tests.synthetic import synthetic_splits
+
+FAST = {"eval_kwargs": {"max_images": 32},
+        "probe_kwargs": {"max_train": 96, "max_test": 64,
+                         "fit_kwargs": {"l2_grid": (1e-2,), "max_iter": 20}}}
+
+
+
+
+def tiny_cfg(**kw):
+    return TrainConfig(dataset="glyphs", epochs=1, batch_size=64, latent_channels=8, device="cpu",
+                       seed=0, **kw)
+
+
+def test_baseline_configs_differ_only_where_they_should():
+    base = tiny_cfg(lambda_inv=0.7)
+    assert baseline_config(base, "pixels") is None
+    assert baseline_config(base, "ae").objective == "ae"
+    assert baseline_config(base, "manual").mask == "manual"
+    ald = baseline_config(base, "ald")
+    assert (ald.mask, ald.objective, ald.lambda_inv, ald.lambda_const) == ("learned", "group", 0.7, 1.0)
+    assert baseline_config(base, "recon+inv").lambda_const == 0.0
+    rc = baseline_config(base, "recon+const")
+    assert rc.lambda_inv == 0.0 and rc.lambda_const == 1.0
+    for name in DEFAULT_NAMES[1:]:                       # same encoder/decoder, data, epochs, seed
+        cfg = baseline_config(base, name)
+        assert (cfg.latent_channels, cfg.epochs, cfg.seed, cfg.dataset) == (8, 1, 0, "glyphs")
+    with pytest.raises(ValueError):
+        baseline_config(base, "bogus")
+
+
+# columns that are undefined (None) by design for a row
+UNDEFINED = {"ae": {"inv err", "inv err c", "E(z_i) share", "variant frac", "z_i a", "z_i b", "z_i c",
+                    "z_v a", "z_v b", "z_v c"}}
+
+
+def test_run_baselines_end_to_end_and_reuse(tmp_path):
+    data = synthetic_splits(n_test=96)
+    rows = run_baselines(tiny_cfg(), DEFAULT_NAMES, tmp_path / "runs", data=data, verbose=False, **FAST)
+    assert [r["name"] for r in rows] == list(DEFAULT_NAMES)
+    table = results_table(rows)
+    expected_cols = {"model", "recon MSE", "PSNR", "SSIM", "equiv err", "inv err", "equiv err c",
+                     "inv err c", "E(z_i) share", "variant frac"} | {f"{f} {p}" for f in ("pixels", "z", "z_i", "z_v", "orbit")
+                                        for p in "abc"}
+    for row, line in zip(rows, table):
+        assert set(line) == expected_cols
+        for col, value in line.items():
+            if col == "model":
+                continue
+            defined = col.startswith("pixels ") if row["name"] == "pixels" else not (
+                col.startswith("pixels ") or col in UNDEFINED.get(row["name"], set()))
+            if not defined:
+                assert value is None, (row["name"], col)
+            else:
+                assert isinstance(value, float) and math.isfinite(value), (row["name"], col, value)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["manual"]["variant_fraction"] == 0.5
+    assert by_name["pixels"]["probe/pixels/a"] > 0.9
+    assert all(by_name[n]["epochs"] == 1 for n in DEFAULT_NAMES[1:])
+
+    paths = write_table(rows, tmp_path / "out", stem="tab")
+    md = paths["md"].read_text()
+    assert md.startswith("| model |") and md.count("\n") == len(rows) + 2
+    saved = json.loads(paths["json"].read_text())
+    assert saved["table"] == json.loads(json.dumps(table)) and len(saved["rows"]) == len(rows)
+
+    # a second call loads the finished runs and the cached rows: nothing is retrained
+    stamps = {n: (tmp_path / "runs" / n / "last.pt").stat().st_mtime_ns for n in DEFAULT_NAMES[1:]}
+    again = run_baselines(tiny_cfg(), DEFAULT_NAMES, tmp_path / "runs", data=data, verbose=False, **FAST)
+    assert again == json.loads(json.dumps(rows))
+    assert stamps == {n: (tmp_path / "runs" / n / "last.pt").stat().st_mtime_ns
+                      for n in DEFAULT_NAMES[1:]}
+    history = json.loads((tmp_path / "runs" / "ald" / "history.json").read_text())["history"]
+    assert len(history) == 1
+
+
+def test_markdown_formatting_known_answer():
+    rows = [{"name": "x", "label": "X", "recon_mse": 0.0123456, "recon_psnr": 20.0,
+             "equivariance_error": 1e-7, "probe/z/a": 0.5, "probe/z/b": 0.25, "probe/z/c": 1.0}]
+    table = results_table(rows)
+    assert list(table[0])[-3:] == ["z a", "z b", "z c"] and table[0]["SSIM"] is None
+    md = format_markdown(table)
+    assert "| X | 0.012 | 20.000 | — | 1e-07 |" in md
+    assert md.splitlines()[1].startswith("| --- | ---: |")
+
+
+def test_cli_writes_table(tmp_path, capsys):
+    splits = synthetic_splits(n_train=160, n_val=40, n_test=64)
+    npz = tmp_path / "tiny.npz"
+    np.savez(npz, train_images=splits.train.images.numpy(), train_labels=splits.train.labels.numpy(),
+             val_images=splits.val.images.numpy(), val_labels=splits.val.labels.numpy(),
+             test_images=splits.test.images.numpy(), test_labels=splits.test.labels.numpy())
+    out = tmp_path / "out"
+    rows = main(["--dataset", f"npz:{npz}", "--epochs", "1", "--latent-channels", "8",
+                 "--device", "cpu", "--names", "pixels", "ald", "--out", str(out), "--no-progress",
+                 "--eval-max-images", "16", "--probe-max-train", "64", "--probe-max-test", "32",
+                 "--probe-iters", "10"])
+    assert [r["name"] for r in rows] == ["pixels", "ald"]
+    assert (out / "baselines.md").is_file() and (out / "runs" / "ald" / "best.pt").is_file()
+    meta = json.loads((out / "baselines.json").read_text())["meta"]
+    assert meta["config"]["epochs"] == 1
+    assert "| pixels |" in capsys.readouterr().out
+
+
+def test_every_baseline_is_known():
+    assert set(DEFAULT_NAMES) <= set(BASELINES) and "recon" in BASELINES

@@ -1,0 +1,159 @@
+"""Known-answer tests for galib.evaluation.probe."""
+import pytest
+import torch
+
+from galib.evaluation.probe import evaluate_protocols, fit_probe, orbit_invariants
+
+
+def _blobs(n, k=4, d=20, sep=4.0, seed=0, weights=None):
+    """Gaussian blobs with class-dependent means; returns (X (n, d), y (n,))."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(k, d, generator=torch.Generator().manual_seed(123)) * sep
+    probs = torch.ones(k) if weights is None else torch.tensor(weights, dtype=torch.float)
+    y = torch.multinomial(probs, n, replacement=True, generator=g)
+    X = centres[y] + torch.randn(n, d, generator=g)
+    return X, y
+
+
+def _split(X, y, n_train):
+    return X[:n_train], y[:n_train], X[n_train:], y[n_train:]
+
+
+# ----------------------------------------------------------------------------- fit_probe
+
+def test_one_hot_features_are_perfect():
+    y = torch.arange(300) % 5
+    X = torch.nn.functional.one_hot(y, 5).float()
+    res = fit_probe(X[:200], y[:200], X[200:], y[200:], max_iter=20)
+    assert res.val_accuracy == 1.0 and res.accuracy(X, y) == 1.0
+
+
+def test_constant_features_give_majority_class():
+    y = torch.tensor([0] * 60 + [1] * 25 + [2] * 15)[torch.randperm(100, generator=torch.Generator().manual_seed(0))]
+    X = torch.full((100, 6), 3.7)
+    res = fit_probe(X[:80], y[:80], X[80:], y[80:])
+    assert torch.all(res.inv_std == 0)                                # constant columns -> 0
+    assert torch.all(res.predict(X) == 0)
+    assert res.accuracy(X, y) == pytest.approx(0.60)
+
+
+def test_labels_are_kept_in_their_own_values():
+    X, y = _blobs(400, k=3, d=5, sep=5.0)
+    labels = torch.tensor([7, -2, 11])[y]
+    res = fit_probe(X[:300], labels[:300], X[300:], labels[300:])
+    assert set(res.predict(X).tolist()) <= {7, -2, 11}
+    assert res.val_accuracy > 0.95
+
+
+def test_column_permutation_gives_identical_predictions():
+    X, y = _blobs(2000, k=10, d=64, sep=0.4, seed=1)                  # overlapping: accuracy < 1
+    perm = torch.randperm(64, generator=torch.Generator().manual_seed(5))
+    Xtr, ytr, Xva, yva = _split(X, y, 1500)
+    kw = dict(l2_grid=(1e-3, 1e-2), max_iter=30, dtype=torch.float64)
+    a = fit_probe(Xtr, ytr, Xva, yva, **kw)
+    b = fit_probe(Xtr[:, perm], ytr, Xva[:, perm], yva, **kw)
+    assert a.l2 == b.l2 and a.val_accuracy == b.val_accuracy
+    assert 0.3 < a.val_accuracy < 1.0
+    assert torch.equal(a.predict(X), b.predict(X[:, perm]))
+    assert torch.allclose(a.W[:, perm], b.W, atol=1e-8)
+
+
+def test_fit_is_deterministic():
+    X, y = _blobs(1000, k=5, d=30, sep=0.5, seed=2)
+    Xtr, ytr, Xva, yva = _split(X, y, 800)
+    a = fit_probe(Xtr, ytr, Xva, yva, max_iter=20)
+    b = fit_probe(Xtr, ytr, Xva, yva, max_iter=20)
+    assert torch.equal(a.W, b.W) and torch.equal(a.b, b.b)
+    assert a.val_accuracy == b.val_accuracy and a.l2 == b.l2 and a.val_scores == b.val_scores
+
+
+def test_separable_blobs_high_accuracy():
+    X, y = _blobs(3000, k=6, d=40, sep=1.0, seed=3)
+    Xtr, ytr, Xte, yte = _split(X, y, 2000)
+    res = fit_probe(Xtr[:1500], ytr[:1500], Xtr[1500:], ytr[1500:])
+    assert res.accuracy(Xte, yte) > 0.95
+    assert set(res.val_scores) == {1e-4, 1e-3, 1e-2, 1e-1} and res.l2 in res.val_scores
+
+
+def test_random_labels_are_near_chance():
+    g = torch.Generator().manual_seed(4)
+    X = torch.randn(3000, 50, generator=g)
+    y = torch.randint(0, 4, (3000,), generator=g)
+    res = fit_probe(X[:1500], y[:1500], X[1500:2000], y[1500:2000])
+    assert abs(res.accuracy(X[2000:], y[2000:]) - 0.25) < 0.06
+
+
+def test_ties_pick_the_largest_l2():
+    y = torch.arange(200) % 2
+    X = torch.nn.functional.one_hot(y, 2).float()                     # every l2 scores 1.0
+    res = fit_probe(X[:100], y[:100], X[100:], y[100:], l2_grid=(1e-3, 1e-1, 1e-2), max_iter=20)
+    assert res.l2 == 1e-1 and all(v == 1.0 for v in res.val_scores.values())
+
+
+def test_image_shaped_features_are_flattened():
+    X, y = _blobs(600, k=3, d=2 * 4 * 4, sep=2.0, seed=6)
+    Xi = X.view(600, 2, 4, 4)
+    a = fit_probe(Xi[:400], y[:400], Xi[400:], y[400:], max_iter=20)
+    assert a.accuracy(Xi[400:], y[400:]) == a.accuracy(X[400:], y[400:]) > 0.9
+
+
+# ----------------------------------------------------------------------------- orbit invariants
+
+def _orbit(B=5, G=4, shape=(3, 2, 2), seed=0):
+    return torch.randn(B, G, *shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("shift", [1, 2, 3])
+def test_fourier_invariant_to_cyclic_shift(shift):
+    o = _orbit()
+    f = orbit_invariants(o, "fourier")
+    assert f.shape == (5, 3 * 12)                                     # rfft: G//2+1 = 3 bins
+    assert torch.allclose(f, orbit_invariants(o.roll(shift, dims=1), "fourier"), atol=1e-5)
+
+
+def test_fourier_is_not_permutation_invariant_in_general():
+    o = _orbit()
+    f = orbit_invariants(o, "fourier")
+    assert not torch.allclose(f, orbit_invariants(o[:, [0, 2, 1, 3]], "fourier"), atol=1e-3)
+
+
+def test_fourier_complex_input_uses_full_fft():
+    o = torch.complex(_orbit(seed=1), _orbit(seed=2))
+    f = orbit_invariants(o, "fourier")
+    assert f.shape == (5, 4 * 12) and f.dtype == torch.float32
+    assert torch.allclose(f, orbit_invariants(o.roll(1, dims=1), "fourier"), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind,width", [("sorted", 6 * 12), ("moments", 3 * 12)])
+def test_sorted_and_moments_invariant_to_permutation(kind, width):
+    o = _orbit(G=6)
+    f = orbit_invariants(o, kind)
+    assert f.shape == (5, width)
+    for perm in ([5, 4, 3, 2, 1, 0], [2, 0, 1, 5, 3, 4]):
+        assert torch.allclose(f, orbit_invariants(o[:, perm], kind), atol=1e-5)
+
+
+def test_moments_known_values():
+    o = torch.tensor([[[1.0], [3.0]]])                                # B=1, G=2, F=1
+    assert orbit_invariants(o, "moments").tolist() == [[2.0, 1.0, 3.0]]
+
+
+def test_unknown_kind_raises():
+    with pytest.raises(ValueError):
+        orbit_invariants(_orbit(), "bogus")
+
+
+# ----------------------------------------------------------------------------- protocols
+
+def test_evaluate_protocols_known_answers():
+    # upright features carry the class in dims 0..3; "transformed" ones move it to dims 4..7,
+    # so a probe trained upright fails on transformed data (b near chance) while (a), (c) succeed.
+    X, y = _blobs(2400, k=4, d=8, sep=0.0, seed=7)
+    X[:, :4] += 6 * torch.nn.functional.one_hot(y, 4)
+    Xt = X.roll(4, dims=1)
+    tr, va, te = slice(0, 1200), slice(1200, 1800), slice(1800, 2400)
+    out = evaluate_protocols(X[tr], y[tr], X[va], y[va], X[te], y[te], Xt[tr], Xt[va], Xt[te],
+                             max_iter=20)
+    assert {"a", "b", "c", "l2_upright", "l2_transformed",
+            "val_upright", "val_transformed"} <= set(out)
+    assert out["a"] > 0.95 and out["c"] > 0.95 and out["b"] < 0.5

@@ -1,0 +1,46 @@
+"""Fast checks of galib.notebook.studies: confusion helpers, probe summaries, the τ sweep table."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from galib.notebook import studies as analysis
+
+
+def _cm_with(a, b, rate=0.5, n=100, k=10):
+    cm = torch.eye(k, dtype=torch.long) * n
+    cm[a, a] = cm[b, b] = int(n * (1 - rate))
+    cm[a, b] = cm[b, a] = int(n * rate)
+    return cm
+
+
+def test_confusion_helpers():
+    y = torch.tensor([0, 0, 1, 2])
+    cm = analysis.confusion_matrix(y, torch.tensor([0, 1, 1, 2]), 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    cm = _cm_with(6, 9)
+    assert analysis.top_confusions(cm, 2)[0][2] == pytest.approx(0.5)
+    assert analysis.pair_confusion(cm, 6, 9) == pytest.approx(0.5)
+    names = [str(i) for i in range(10)]
+    assert "6↔9 is among them" in analysis.describe_confusions(cm, names, digits=True)
+    text = analysis.describe_confusions(_cm_with(3, 5), names, digits=True)
+    assert "6↔9 is not among" in text and "3→5" in text
+    assert "6↔9" not in analysis.describe_confusions(_cm_with(3, 5), names, digits=False)
+    assert analysis.describe_confusions(torch.eye(3) * 5, names[:3], True).startswith("No class")
+
+
+def test_best_invariant_and_probe_dict():
+    rows = [{"name": "pixels", "label": "pixels", "probe/pixels/a": 0.9, "probe/pixels/b": 0.3},
+            {"name": "ald", "label": "ALD", "probe/z_i/b": 0.6, "probe/orbit/b": 0.8,
+             "probe/orbit/a": 0.85}]
+    assert analysis.best_invariant(rows) == ("ald", "orbit", 0.8)
+    assert analysis.best_invariant(rows[:1]) is None
+    d = analysis.probe_dict(rows)
+    assert d["pixels"]["pixels"] == {"a": 0.9, "b": 0.3}
+    assert d["ALD"]["orbit inv. of z_v"] == {"b": 0.8, "a": 0.85}
+    md = analysis.sweep_table_md([{"tau": 0.5, "variant_fraction": 0.5, "recon_mse": 0.1,
+                                   "energy_share_zi": 0.3, "probe_b_zi": math.nan,
+                                   "probe_b_zv_orbit": 0.7}])
+    assert "| 0.5 | 0.50 | 0.1000 | 0.30 | — | 0.700 |" in md
