@@ -153,22 +153,42 @@ class GroupLatentAutoencoder(nn.Module):
         return self.mask.hard().mean().item()
 
 
+MASKS = ("learned", "manual", "random")
+
+
+def fixed_mask_channels(kind: str, channels: int, n_variant: int | None = None,
+                        seed: int = 0) -> torch.Tensor:
+    """The variant channels ``(n_variant,)`` of a fixed mask: the first ones (``manual``) or a
+    random draw from ``seed`` (``random``; its own generator, the global RNG is untouched).
+    ``n_variant`` defaults to half the channels."""
+    n = channels // 2 if n_variant is None else n_variant
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= channels:
+        raise ValueError(f"mask_variant must be an integer in 0..{channels} (the latent channels) "
+                         f"or None for half; got {n_variant!r}")
+    if kind == "manual":
+        return torch.arange(n)
+    return torch.randperm(channels, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+
+
 def build_model(group: Group | str = "c4", latent_channels: int = 64, tau: float = 0.5,
                 in_channels: int = 1, mask: str = "learned",
-                latent_action: LatentAction | None = None) -> GroupLatentAutoencoder:
-    """The paper model for ``group``; ``mask='manual'`` fixes the first half of channels variant."""
+                latent_action: LatentAction | None = None, mask_variant: int | None = None,
+                mask_seed: int = 0) -> GroupLatentAutoencoder:
+    """The paper model for ``group``. ``mask='learned'`` is the ALD mask; ``'manual'`` fixes the
+    first ``mask_variant`` channels variant (default half), ``'random'`` a random set of that size
+    drawn from ``mask_seed`` (the control for the learned mask)."""
     group = get_group(group)
-    if mask not in ("learned", "manual"):
-        raise ValueError(f"unknown mask {mask!r}; choose 'learned' or 'manual'")
+    if mask not in MASKS:
+        raise ValueError(f"unknown mask {mask!r}; choose one of {list(MASKS)}")
     if latent_channels < 1:
         raise ValueError(f"latent_channels must be a positive integer; got {latent_channels!r}")
     enc = paper_encoder(in_channels, latent_channels, group.spatial_dims)
     dec = paper_decoder(in_channels, latent_channels, group.spatial_dims)
     ald = None
-    if mask == "manual":
+    if mask != "learned":
         if not 0.0 < tau < 1.0:
             raise ValueError(f"tau must lie in the open interval (0, 1); got {tau!r}")
         logits = torch.full((latent_channels,), -10.0)
-        logits[: latent_channels // 2] = 10.0                   # first half variant, fixed
+        logits[fixed_mask_channels(mask, latent_channels, mask_variant, mask_seed)] = 10.0
         ald = ALDMask(latent_channels, tau, trainable=False, init_logits=logits)
     return GroupLatentAutoencoder(enc, dec, group, latent_channels, tau, latent_action, ald)

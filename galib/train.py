@@ -29,12 +29,13 @@ from .devices import resolve_device, wide_dtype
 from .groups import get_group
 from .io import atomic_write, save_json
 from .losses import OBJECTIVES, PairLoss, resolve_consistency
-from .models import GroupLatentAutoencoder, build_model
+from .models import MASKS, GroupLatentAutoencoder, build_model, fixed_mask_channels
 from .pairs import iterate_pairs
 
 LOSS_TERMS = ("loss", "recon", "inv", "const")
 # Fields that define the model's weights: a checkpoint only loads into a config that agrees on them.
-MODEL_FIELDS = ("group", "latent_channels", "mask", "objective", "latent_action")
+MODEL_FIELDS = ("group", "latent_channels", "mask", "objective", "latent_action", "mask_variant",
+                "mask_seed")
 # Fields that may differ when resuming (everything else must match the checkpoint).
 RESUME_FREE = ("epochs", "device", "data_root", "amp")
 
@@ -55,7 +56,9 @@ class TrainConfig:
     max_train: int | None = None   # cap on training images; None = all
     device: str = "auto"           # auto (cuda, mps, cpu) | cpu | cuda | mps
     val_fraction: float = 0.2
-    mask: str = "learned"          # learned (ALD) | manual (first half variant, fixed)
+    mask: str = "learned"          # learned (ALD) | manual (first channels variant) | random (fixed draw)
+    mask_variant: int | None = None  # variant channels of a manual/random mask; None = half
+    mask_seed: int = 0             # which random mask (mask='random')
     objective: str = "group"       # group (the paper's losses) | ae (plain autoencoder baseline)
     latent_action: str = "exact"   # exact (the group's own Phi_g) | a learned kind the group offers
     amp: bool = False              # bf16 autocast of the training step (CUDA only)
@@ -76,6 +79,9 @@ class TrainConfig:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; choose one of {sorted(OBJECTIVES)}")
         resolve_consistency(self.consistency, get_group(self.group))  # raises on unknown names
+        if self.mask not in MASKS:
+            raise ValueError(f"unknown mask {self.mask!r}; choose one of {list(MASKS)}")
+        fixed_mask_channels("manual", self.latent_channels, self.mask_variant)  # checks the count
         device = resolve_device(self.device)
         if self.amp and device.type != "cuda":
             raise ValueError(f"amp=True (bf16 autocast) needs a CUDA device; device {self.device!r} "
@@ -97,16 +103,23 @@ def model_from_config(cfg: TrainConfig, image_shape: tuple[int, ...]) -> GroupLa
     group.check_shape((1, 1, *image_shape), "image")
     action = None if cfg.latent_action == "exact" else group.make_latent_action(
         cfg.latent_action, cfg.latent_channels)
-    model = build_model(group, cfg.latent_channels, cfg.tau, mask=cfg.mask, latent_action=action)
+    model = build_model(group, cfg.latent_channels, cfg.tau, mask=cfg.mask, latent_action=action,
+                        mask_variant=cfg.mask_variant, mask_seed=cfg.mask_seed)
     with torch.no_grad():
         z = model.encode(torch.zeros(1, 1, *image_shape))
     group.check_shape(z.shape, "latent")
     return model
 
 
+def initial_mask_probs(cfg: TrainConfig, image_shape: tuple[int, ...]) -> list[float]:
+    """``sigmoid(alpha)`` per channel as :func:`train` initialises it for ``cfg`` (same seeding)."""
+    torch.manual_seed(cfg.seed)
+    return model_from_config(cfg, image_shape).mask.probs().detach().tolist()
+
+
 # ----------------------------------------------------------------------------- checkpoints
 # Fields added after checkpoints were first written, with the behaviour the code had before them.
-LEGACY = {"consistency": "direct"}
+LEGACY = {"consistency": "direct", "mask_variant": None, "mask_seed": 0}
 
 
 def _effective(config: dict | TrainConfig, key: str):
@@ -336,7 +349,8 @@ def config_parser(description: str = "Train the ALD model.") -> "argparse.Argume
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                                 default=default, help=f"default: {default}")
             continue
-        kind = {"max_train": _optional_int, "data_root": str}.get(f.name, type(default))
+        kind = {"max_train": _optional_int, "mask_variant": _optional_int,
+                "data_root": str}.get(f.name, type(default))
         parser.add_argument(flag, dest=f.name, type=kind, default=default, help=f"default: {default}")
     parser.add_argument("--run-dir", default=None, help="folder for checkpoints and history.json")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

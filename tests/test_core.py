@@ -124,3 +124,19 @@ def test_unknown_group_and_nonsquare_latent_are_clear_errors():
         c4.act_latent(torch.randn(1, 4, 7, 6), torch.zeros(1, dtype=torch.long))
     with pytest.raises(ValueError, match="one group element per sample"):
         c4.act_latent(torch.randn(2, 4, 7, 7), torch.zeros(3, dtype=torch.long))
+
+
+def test_fixed_masks_have_exactly_the_requested_size():
+    import pytest
+    from galib.models import fixed_mask_channels
+    for n in (0, 3, 8):
+        m = build_model("c4", 8, mask="random", mask_variant=n, mask_seed=5)
+        assert int(m.hard_mask().sum()) == n and not m.mask.logits.requires_grad
+    a = fixed_mask_channels("random", 64, 20, seed=1)
+    assert len(set(a.tolist())) == 20 and not torch.equal(a, fixed_mask_channels("random", 64, 20, seed=2))
+    assert torch.equal(a, fixed_mask_channels("random", 64, 20, seed=1))      # a draw is reproducible
+    assert fixed_mask_channels("manual", 8).tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="mask_variant"):
+        build_model("c4", 8, mask="random", mask_variant=9)
+    with pytest.raises(ValueError, match="unknown mask"):
+        build_model("c4", 8, mask="bogus")

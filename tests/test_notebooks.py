@@ -148,15 +148,20 @@ def test_02_training(smoke):
 def test_03_tau_sweep(smoke):
     m = _metrics(smoke, "03_mask_sparsity_vs_tau")
     rows = m["rows"]
-    assert [r["tau"] for r in rows] == [0.3, 0.7]
+    assert [(r["tau"], r["seed"]) for r in rows] == [(0.3, 42), (0.5, 42), (0.3, 43), (0.5, 43)]
     for r in rows:
+        assert 0 <= r["agreement"] <= 1 and 0 <= r["agreement_chance"] <= 1
+        assert len(r["mask_probs_init"]) == 16
         _finite(r["recon_mse"], r["variant_fraction"], r["energy_share_zi"])
         assert 0 <= r["variant_fraction"] <= 1 and 0 <= r["energy_share_zi"] <= 1
         for k in ("probe_b_zi", "probe_b_zv_orbit"):                   # nan when the part is empty
             assert math.isnan(r[k]) or 0 <= r[k] <= 1
         assert len(r["mask_probs"]) == 16
-    assert rows[0]["variant_fraction"] >= rows[-1]["variant_fraction"]  # higher τ, fewer variant
-    assert "| τ |" in m["table_md"]
+    by_tau = m["by_tau"]
+    assert [r["tau"] for r in by_tau] == [0.3, 0.5] and all(r["n_seeds"] == 2 for r in by_tau)
+    assert by_tau[0]["variant_fraction"] >= by_tau[-1]["variant_fraction"]  # higher τ, fewer variant
+    assert "| τ |" in m["table_md"] and " ± " in m["table_md"]
+    assert "runs" in m["mask_dynamics"] and "τ" in m["mask_dynamics"]
     _pngs(smoke, "03_mask_sparsity_vs_tau", ["tau_sweep.png", "final_mask_probs.png"])
 
 
@@ -174,7 +179,16 @@ def test_05_linear_probe(smoke):
     m = _metrics(smoke, "05_linear_probe")
     chance = m["chance"]
     assert chance == pytest.approx(0.1)
-    assert {r["name"] for r in m["rows"]} == {"pixels", "ae", "manual", "ald"}
+    assert [(r["name"], r["seed"]) for r in m["rows"]] == [
+        (n, s) for s in (42, 43) for n in ("pixels", "ae", "manual", "ald", "random")]
+    rows = {(r["name"], r["seed"]): r for r in m["rows"]}
+    for s in (42, 43):                      # the control has exactly the learned mask's size
+        assert rows[("random", s)]["n_variant"] == rows[("ald", s)]["n_variant"]
+    assert {c["key"] for c in m["learned_vs_random"]} >= {"recon_mse", "equivariance_error"}
+    assert "random masks of the same size" in m["learned_vs_random_text"]
+    assert m["probe_budget"]["max_change"] >= 0
+    assert all(len(v) == 2 for feats in m["probes_per_seed"].values() for accs in feats.values()
+               for v in accs.values())
     for model, feats in m["probes"].items():
         for feat, accs in feats.items():
             assert accs["a"] > chance + 0.2, f"{model}/{feat}: upright probe near chance"
@@ -187,6 +201,20 @@ def test_05_linear_probe(smoke):
     assert m["confusion"]["accuracy"] > chance
     _pngs(smoke, "05_linear_probe", ["probe_bars.png", "confusion.png"])
     assert (smoke / "05_linear_probe" / "probe_table.md").is_file()
+
+
+def test_06_blocked(smoke):
+    m = _metrics(smoke, "06_blocked")
+    names = ("ald", "all-variant", "manual", "random")
+    assert [(r["name"], r["seed"]) for r in m["rows"]] == [(n, s) for s in (42, 43) for n in names]
+    for r in m["rows"]:
+        assert r["dataset"] == "blocked:glyphs"
+        _finite(r["recon_mse_block"], r["recon_mse_outside"])
+        assert math.isnan(r["block_share_zi"]) or 0 <= r["block_share_zi"] <= 1
+        if r["name"] == "all-variant":      # z_i is empty: nothing of the block can come from it
+            assert r["variant_fraction"] == 1.0 and not r["block_share_zi"] > 0
+    assert len(m["answer"]) == 1 and "from z_i with the learned mask" in m["answer"][0]
+    _pngs(smoke, "06_blocked", ["block_shares.png", "block_parts.png"])
 
 
 def test_results_md(smoke):

@@ -1,6 +1,6 @@
-"""Baselines and loss ablations, trained alike, evaluated alike, and tabulated.
+"""Baselines and loss ablations, trained alike, evaluated alike, over several seeds, tabulated.
 
-Every model shares the base ``TrainConfig`` (encoder/decoder, data, epochs, seed) and differs only
+Every model shares the base ``TrainConfig`` (encoder/decoder, data, epochs) and differs only
 in the fields below; ``pixels`` has no model at all.
 
 =============== ============================================ =======================================
@@ -11,15 +11,19 @@ name            what                                         config overrides
                                                              whole latent variant: ``split='full'``)
 ``manual``      fixed mask, first half of channels variant   ``mask='manual'``
 ``ald``         the paper: learned mask, all three losses    ``mask='learned'``
+``random``      fixed random mask, as many variant channels  ``mask='random'``, ``mask_variant`` =
+                as the same seed's learned mask (a control)  the ``ald`` row's ``n_variant``
+``all-variant`` fixed mask, every channel variant            ``mask='manual'``, ``mask_variant=C``
 ``recon+inv``   ablation ``L_recon + L_inv``                 ``lambda_const=0``
 ``recon+const`` ablation ``L_recon + L_const``               ``lambda_inv=0``
 ``recon``       ablation ``L_recon`` only (not by default)   ``lambda_inv=lambda_const=0``
 =============== ============================================ =======================================
 
-:func:`run_baselines` trains each into ``run_root/<name>`` (a finished run is loaded, not
-retrained) and caches its evaluated row in ``run_root/<name>/row.json`` (reused while the run,
-data and evaluation settings are unchanged). :func:`results_table` / :func:`write_table` turn rows
-into a markdown + JSON table. Command line::
+:func:`run_baselines` trains each for every training seed into ``run_root/<name>`` (the base
+config's seed) or ``run_root/<name>_seed<s>`` (a finished run is loaded, not retrained) and caches
+its evaluated row in ``row.json`` there (reused while the run, data and evaluation settings are
+unchanged). :func:`results_table` / :func:`write_table` turn rows into a markdown + JSON table,
+mean ± sd over seeds. Command line::
 
     python -m galib.evaluation.baselines --dataset fashion-mnist --epochs 3 --max-train 10000 --out DIR
 """
@@ -36,7 +40,8 @@ from ..io import save_json, write_text
 from ..train import TrainConfig, config_from_args, config_parser, train
 from .features import FEATURES, PROBE_FIT, PROTOCOLS, probe_model
 from .scores import SCORE_LABELS, evaluate_model
-from .tables import markdown_table
+from .spread import aggregate
+from .tables import format_pm, markdown_table
 
 
 MODEL_FEATURES = tuple(f for f in FEATURES if f != "pixels")   # pixels: a row of its own
@@ -56,6 +61,8 @@ BASELINES: dict[str, Baseline] = {
     "ae": Baseline("AE", {"objective": "ae"}, split="full", features=("z", "orbit")),
     "manual": Baseline("manual mask", {**_GROUP, "mask": "manual"}),
     "ald": Baseline("ALD (all three)", {**_GROUP, "mask": "learned"}),
+    "random": Baseline("random mask", {**_GROUP, "mask": "random"}),
+    "all-variant": Baseline("all variant", {**_GROUP, "mask": "manual"}),
     "recon+inv": Baseline("L_recon + L_inv", {**_GROUP, "mask": "learned", "lambda_const": 0.0}),
     "recon+const": Baseline("L_recon + L_const", {**_GROUP, "mask": "learned", "lambda_inv": 0.0}),
     "recon": Baseline("L_recon only", {**_GROUP, "mask": "learned", "lambda_inv": 0.0,
@@ -65,12 +72,28 @@ DEFAULT_NAMES = ("pixels", "ae", "manual", "ald", "recon+inv", "recon+const")
 ROW_VERSION = 1                  # bump when the scores change meaning: cached rows are recomputed
 
 
-def baseline_config(base_cfg: TrainConfig, name: str) -> TrainConfig | None:
-    """The ``TrainConfig`` of baseline ``name`` (``None`` for ``pixels``)."""
+def baseline_config(base_cfg: TrainConfig, name: str, n_variant: int | None = None) -> TrainConfig | None:
+    """The ``TrainConfig`` of baseline ``name`` (``None`` for ``pixels``). ``random`` needs
+    ``n_variant`` (the learned mask's count) and draws its mask from the config's seed."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose from {list(BASELINES)}")
     over = BASELINES[name].overrides
-    return None if over is None else replace(base_cfg, **over)
+    if over is None:
+        return None
+    if name == "random":
+        if n_variant is None:
+            raise ValueError("baseline 'random' takes as many variant channels as the learned mask: "
+                             "list 'ald' before 'random'")
+        over = {**over, "mask_variant": int(n_variant), "mask_seed": base_cfg.seed}
+    if name == "all-variant":
+        over = {**over, "mask_variant": base_cfg.latent_channels}
+    return replace(base_cfg, **over)
+
+
+def run_dir_of(run_root: str | Path, name: str, seed: int, base_seed: int) -> Path:
+    """Where baseline ``name`` trains for ``seed``: ``run_root/name`` for the base seed (so the
+    ALD run of notebook 02 is reused), else ``run_root/name_seed<seed>``."""
+    return Path(run_root) / (name if seed == base_seed else f"{name}_seed{seed}")
 
 
 def _flat_scores(scores: dict) -> dict:
@@ -81,55 +104,84 @@ def _flat_scores(scores: dict) -> dict:
 def run_baselines(base_cfg: TrainConfig, names=DEFAULT_NAMES, run_root: str | Path = "runs/baselines",
                   data: DataSplits | None = None, probe: bool = True, seed: int = 0,
                   eval_kwargs: dict | None = None, probe_kwargs: dict | None = None,
-                  progress: bool = False, verbose: bool = True) -> list[dict]:
-    """Train (or load), evaluate and probe each baseline; one flat dict per baseline.
+                  progress: bool = False, verbose: bool = True, seeds=None,
+                  extra_scores=None) -> list[dict]:
+    """Train (or load), evaluate and probe each baseline for each training seed; one flat dict per
+    (baseline, seed).
 
-    Row keys: ``name``, ``label``, ``dataset``, ``group``, ``split``; for trained models
+    Row keys: ``name``, ``label``, ``seed``, ``dataset``, ``group``, ``split``; for trained models
     ``objective``, ``mask``, ``lambda_inv``, ``lambda_const``, ``epochs``, ``best_epoch``,
-    ``best_val_loss``, ``train_seconds`` and every :func:`galib.evaluation.scores.evaluate_model` key
-    (on ``data.test``); with ``probe``, ``probe/<feature>/<a|b|c>`` and ``probe/<feature>/dim``;
-    and ``eval_seconds``. ``eval_kwargs`` / ``probe_kwargs`` go to ``evaluate_model`` /
-    ``probe_model`` (e.g. ``max_images``; ``max_train``, ``max_test``, ``fit_kwargs``).
+    ``best_val_loss``, ``train_seconds`` and every :func:`galib.evaluation.scores.evaluate_model`
+    key (on ``data.test``); with ``probe``, ``probe/<feature>/<a|b|c>`` and ``probe/<feature>/dim``;
+    and ``eval_seconds``. ``seeds`` (default: the config's seed) are training seeds; ``seed`` is
+    the evaluation seed (the same for all). ``extra_scores(model, data) -> dict`` (a function or a
+    ``functools.partial``) adds scores of each trained model. ``eval_kwargs`` / ``probe_kwargs`` go to
+    ``evaluate_model`` / ``probe_model`` (e.g. ``max_images``; ``max_train``, ``max_test``,
+    ``fit_kwargs``).
     """
     base_cfg = base_cfg.validate()
-    run_root = Path(run_root)
+    seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
     eval_kwargs, probe_kwargs = dict(eval_kwargs or {}), dict(probe_kwargs or {})
     if data is None:
         data = load_dataset(base_cfg.dataset, base_cfg.data_root, seed=base_cfg.seed,
                             max_train=base_cfg.max_train, val_fraction=base_cfg.val_fraction,
                             verbose=verbose)
+    settings = {"probe": probe, "seed": seed, "eval": eval_kwargs, "probe_kw": probe_kwargs,
+                "extra": _describe(extra_scores)}
     rows = []
-    for name in names:
-        spec, cfg = BASELINES.get(name), baseline_config(base_cfg, name)
-        row = {"name": name, "label": spec.label, "dataset": data.name, "group": base_cfg.group,
-               "split": spec.split}
-        model = None
-        if cfg is not None:
-            res = train(cfg, run_dir=run_root / name, data=data, progress=progress, verbose=verbose)
-            model, best = res.model, res.best
-            row.update(objective=cfg.objective, mask=cfg.mask, lambda_inv=cfg.lambda_inv,
-                       lambda_const=cfg.lambda_const, epochs=len(res.history),
-                       best_epoch=best["epoch"], best_val_loss=best["val_loss"],
-                       train_seconds=sum(h["seconds"] for h in res.history))
-        key = json.dumps({"row": {k: v for k, v in row.items() if k != "train_seconds"},
-                          "config": None if cfg is None else asdict(cfg), "data": data.describe(),
-                          "probe": probe, "seed": seed, "eval": eval_kwargs, "probe_kw": probe_kwargs,
-                          "version": ROW_VERSION},
-                         sort_keys=True, default=str)
-        cached = _load_row(run_root / name / "row.json", key)
-        if cached is not None:
-            if verbose:
-                print(f"[galib] {name}: reusing {run_root / name / 'row.json'}")
-            rows.append(cached)
-            continue
-        t0 = time.perf_counter()
-        row.update(_score(model, data, spec, base_cfg.group, probe, seed, eval_kwargs, probe_kwargs))
-        row["eval_seconds"] = time.perf_counter() - t0
-        save_json({"key": key, "row": row}, run_root / name / "row.json")
-        if verbose:
-            print(f"[galib] {name}: evaluated in {row['eval_seconds']:.1f}s")
-        rows.append(row)
+    for s in seeds:
+        learned = None                                           # this seed's ALD row
+        for name in names:
+            cfg = baseline_config(replace(base_cfg, seed=s), name,
+                                  None if learned is None else learned.get("n_variant"))
+            row = _baseline_row(name, cfg, data, run_dir_of(run_root, name, s, base_cfg.seed),
+                                base_cfg.group, s, settings, progress, verbose, extra_scores)
+            learned = row if name == "ald" else learned
+            rows.append(row)
     return rows
+
+
+def _describe(fn) -> str | None:
+    """A stable text for a scoring function (and a partial's arguments), for the row cache."""
+    if fn is None:
+        return None
+    base = getattr(fn, "func", fn)
+    args = (getattr(fn, "args", ()), getattr(fn, "keywords", {}))
+    return f"{base.__module__}.{base.__qualname__}{args!r}"
+
+
+def _baseline_row(name: str, cfg: TrainConfig | None, data: DataSplits, run_dir: Path, group: str,
+                  seed: int, settings: dict, progress: bool, verbose: bool, extra_scores=None) -> dict:
+    """Train (or load) one baseline for one seed, and score it (or reuse its ``row.json``)."""
+    spec = BASELINES[name]
+    row = {"name": name, "label": spec.label, "seed": seed, "dataset": data.name, "group": group,
+           "split": spec.split}
+    model = None
+    if cfg is not None:
+        res = train(cfg, run_dir=run_dir, data=data, progress=progress, verbose=verbose)
+        model, best = res.model, res.best
+        row.update(objective=cfg.objective, mask=cfg.mask, lambda_inv=cfg.lambda_inv,
+                   lambda_const=cfg.lambda_const, epochs=len(res.history),
+                   best_epoch=best["epoch"], best_val_loss=best["val_loss"],
+                   train_seconds=sum(h["seconds"] for h in res.history))
+    key = json.dumps({"row": {k: v for k, v in row.items() if k != "train_seconds"},
+                      "config": None if cfg is None else asdict(cfg), "data": data.describe(),
+                      **settings, "version": ROW_VERSION}, sort_keys=True, default=str)
+    cached = _load_row(run_dir / "row.json", key)
+    if cached is not None:
+        if verbose:
+            print(f"[galib] {name} (seed {seed}): reusing {run_dir / 'row.json'}")
+        return cached
+    t0 = time.perf_counter()
+    row.update(_score(model, data, spec, group, settings["probe"], settings["seed"],
+                      settings["eval"], settings["probe_kw"]))
+    if extra_scores is not None and model is not None:
+        row.update(extra_scores(model, data))
+    row["eval_seconds"] = time.perf_counter() - t0
+    save_json({"key": key, "row": row}, run_dir / "row.json")
+    if verbose:
+        print(f"[galib] {name} (seed {seed}): evaluated in {row['eval_seconds']:.1f}s")
+    return row
 
 
 def _score(model, data: DataSplits, spec: Baseline, group: str, probe: bool, seed: int,
@@ -145,7 +197,7 @@ def _score(model, data: DataSplits, spec: Baseline, group: str, probe: bool, see
                             split=spec.split, **probe_kwargs)
         for feat, res in found.items():
             row.update({f"probe/{feat}/{p}": res[p] for p in PROTOCOLS})
-            row[f"probe/{feat}/dim"] = res["dim"]
+            row.update({f"probe/{feat}/{k}": res[k] for k in ("dim", "iters", "grad_norm")})
     return row
 
 
@@ -160,18 +212,43 @@ def _load_row(path: Path, key: str) -> dict | None:
 
 
 # ----------------------------------------------------------------------------- tables
-def results_table(rows: list[dict]) -> list[dict]:
-    """One dict per model: ``model`` plus every score of ``SCORE_LABELS`` and ``<feature> <a|b|c>``
-    for every probe feature any row has (``None`` where a model has no such score)."""
+def table_columns(rows: list[dict]) -> list[tuple[str, str]]:
+    """``(column, row key)``: every score of ``SCORE_LABELS`` and ``<feature> <a|b|c>`` for every
+    probe feature any row has."""
     feats = [f for f in FEATURES if any(f"probe/{f}/a" in r for r in rows)]
     cols = [(label, key) for key, label in SCORE_LABELS.items()]
-    cols += [(f"{f} {p}", f"probe/{f}/{p}") for f in feats for p in PROTOCOLS]
-    return [{"model": r.get("label", r.get("name")), **{c: r.get(k) for c, k in cols}} for r in rows]
+    return cols + [(f"{f} {p}", f"probe/{f}/{p}") for f in feats for p in PROTOCOLS]
+
+
+def results_table(rows: list[dict]) -> list[dict]:
+    """One dict per model: ``model`` plus every column of :func:`table_columns` (``None`` where a
+    model has no such score), the mean over its seeds; with several seeds also ``seeds`` and
+    ``<column> sd``."""
+    cols = table_columns(rows)
+    agg = aggregate(rows, [k for _, k in cols])
+    several = any(r["n_seeds"] > 1 for r in agg)
+    out = []
+    for r in agg:
+        line = {"model": r["label"], **{c: r.get(k) for c, k in cols}}
+        if several:
+            line.update({"seeds": r["n_seeds"], **{f"{c} sd": r.get(f"{k}_sd") for c, k in cols}})
+        out.append(line)
+    return out
 
 
 def format_markdown(table: list[dict]) -> str:
-    """A GitHub-flavoured markdown table of :func:`results_table` output."""
-    return markdown_table(table, [(c, c) for c in table[0]] if table else [], spec="sig3")
+    """A GitHub-flavoured markdown table of :func:`results_table` output (``mean ± sd`` cells when
+    it holds several seeds)."""
+    if not table:
+        return ""
+    cols = [c for c in table[0] if not c.endswith(" sd") and c != "seeds"]
+
+    def cell(row, col):
+        v, sd = row.get(col), row.get(f"{col} sd")
+        if sd is None or v is None:
+            return v
+        return format_pm(v, sd, "sig3")
+    return markdown_table(table, [(c, c) for c in cols], spec="sig3", cell=cell)
 
 
 def write_table(rows: list[dict], out_dir: str | Path, stem: str = "baselines",
@@ -192,7 +269,10 @@ def main(argv=None) -> list[dict]:
     parser = config_parser("Train, evaluate and probe the baselines; write a markdown/JSON table.")
     parser.add_argument("--out", default="baselines_out", help="folder for the table files")
     parser.add_argument("--run-root", default=None, help="folder for the runs (default OUT/runs)")
-    parser.add_argument("--names", nargs="+", default=list(DEFAULT_NAMES), choices=list(BASELINES))
+    parser.add_argument("--names", nargs="+", default=list(DEFAULT_NAMES), choices=list(BASELINES),
+                        help="baselines to run, in order ('random' needs 'ald' before it)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="training seeds (default: --seed); the table reports mean ± sd")
     parser.add_argument("--no-probe", action="store_true", help="skip the linear probes")
     parser.add_argument("--eval-seed", type=int, default=0)
     parser.add_argument("--eval-max-images", type=int, default=None, help="test images for the scores")
@@ -210,7 +290,7 @@ def main(argv=None) -> list[dict]:
                          probe_kwargs={"max_train": args.probe_max_train,
                                        "max_test": args.probe_max_test,
                                        "fit_kwargs": {"max_iter": args.probe_iters}},
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, seeds=args.seeds)
     wall = time.perf_counter() - t0
     paths = write_table(rows, out, meta={"config": asdict(cfg), "names": args.names,
                                          "argv": sys.argv[1:] if argv is None else list(argv),

@@ -168,6 +168,25 @@ def energy_share(z_i: torch.Tensor, z: torch.Tensor) -> float:
 
 # ----------------------------------------------------------------------------- ALD mask
 
+def mask_side_agreement(init_probs, final_probs, tau: float = 0.5) -> dict:
+    """Did each channel end on the side of τ it started on? ``agreement`` (share of channels
+    whose final side equals their initial side), ``agreement_chance`` (what independent sides with
+    the same variant fractions would give: ``a·b + (1−a)(1−b)``), ``rank_correlation`` (Spearman,
+    initial vs final ``p``; nan if either is constant) and ``n_channels``."""
+    p0 = torch.as_tensor(init_probs, dtype=torch.float64).reshape(-1)
+    p1 = torch.as_tensor(final_probs, dtype=torch.float64).reshape(-1)
+    if p0.shape != p1.shape:
+        raise ValueError(f"init and final probs differ in shape: {tuple(p0.shape)} vs {tuple(p1.shape)}")
+    s0, s1 = p0 > tau, p1 > tau
+    a, b = float(s0.double().mean()), float(s1.double().mean())
+    r0, r1 = p0.argsort().argsort().double(), p1.argsort().argsort().double()
+    r0, r1 = r0 - r0.mean(), r1 - r1.mean()
+    den = float(r0.norm() * r1.norm())
+    return {"agreement": float((s0 == s1).double().mean()), "agreement_chance": a * b + (1 - a) * (1 - b),
+            "rank_correlation": float((r0 * r1).sum()) / den if den > 0 and p0.std() > 0 and p1.std() > 0
+            else math.nan, "n_channels": int(p0.numel())}
+
+
 def mask_stats(logits: torch.Tensor, tau: float = 0.5, band: float = 0.05) -> dict:
     """Summary of the ALD mask logits ``alpha`` (C,).
 

@@ -28,6 +28,8 @@ class ProbeResult:
     l2: float                    # chosen L2 strength
     val_accuracy: float          # validation accuracy of the chosen l2
     val_scores: dict = field(default_factory=dict)  # {l2: validation accuracy} for the whole grid
+    n_iter: int = 0              # L-BFGS iterations the chosen l2 took (max_iter: budget spent)
+    grad_norm: float = float("nan")  # norm of the loss gradient where it stopped (0: converged)
 
     @torch.no_grad()
     def logits(self, X: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
@@ -89,8 +91,11 @@ def fit_probe(X_train: torch.Tensor, y_train: torch.Tensor, X_val: torch.Tensor,
             return loss
 
         opt.step(closure)
+        closure()                                                      # the gradient where it stopped
+        grad = torch.cat([W.grad.flatten(), b.grad.flatten()]).norm()
         res = ProbeResult(W.detach().clone(), b.detach().clone(), mean, inv_std, classes,
-                          float(l2), 0.0)
+                          float(l2), 0.0, n_iter=int(opt.state[W].get("n_iter", 0)),
+                          grad_norm=float(grad))
         res.val_accuracy = res.accuracy(X_val, y_val)
         scores[float(l2)] = res.val_accuracy
         if best is None or res.val_accuracy > best.val_accuracy:      # strict: ties keep larger l2
@@ -145,4 +150,5 @@ def evaluate_protocols(F_train, y_train, F_val, y_val, F_test, y_test,
         "c": tr.accuracy(F_test_t, y_test),
         "l2_upright": up.l2, "l2_transformed": tr.l2,
         "val_upright": up.val_accuracy, "val_transformed": tr.val_accuracy,
+        "iters": max(up.n_iter, tr.n_iter), "grad_norm": max(up.grad_norm, tr.grad_norm),
     }

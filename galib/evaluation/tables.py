@@ -22,6 +22,16 @@ def format_value(v, spec: str = ".4g", nan: str | None = None) -> str:
     return format(v, spec)
 
 
+def format_pm(mean, sd, spec: str = ".4g") -> str:
+    """``"mean ± sd"``, the sd with the mean's decimals (``—`` for a missing or non-finite mean)."""
+    if mean is None or not math.isfinite(mean):
+        return MISSING
+    if sd is None or not math.isfinite(sd):
+        return format_value(mean, spec)
+    sd_spec = ".3f" if spec == "sig3" and (abs(mean) >= 1e-2 or mean == 0) else spec
+    return f"{format_value(mean, spec)} ± {format_value(sd, sd_spec)}"
+
+
 Column = tuple  # (header, key) or (header, key, spec)
 
 

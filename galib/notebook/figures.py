@@ -282,7 +282,8 @@ def plot_tau_sweep(rows: Sequence[Mapping], out_path=None, title: str = "",
     energy in ``z_i``, and protocol-b probe accuracy for ``z_i`` and for orbit invariants of ``z_v``.
 
     ``rows`` hold ``tau``, ``variant_fraction``, ``recon_mse``, ``energy_share_zi`` and
-    ``probe_b_zi`` / ``probe_b_zv_orbit`` (missing keys are skipped).
+    ``probe_b_zi`` / ``probe_b_zv_orbit`` (missing keys are skipped); rows aggregated over seeds
+    (``<key>_sd``, ``<key>_per_seed``) are drawn as mean ± sd with one dot per seed.
     """
     taus = [r["tau"] for r in rows]
     panels = [("variant_fraction", "variant fraction", (0, 1)),
@@ -292,7 +293,7 @@ def plot_tau_sweep(rows: Sequence[Mapping], out_path=None, title: str = "",
         fig = Figure(figsize=(13, 3.6), layout="constrained")
         axes = fig.subplots(1, 4)
         for ax, (key, name, lim) in zip(axes, panels):
-            ax.plot(taus, [r.get(key, np.nan) for r in rows], "-o")
+            _spread_line(ax, taus, rows, key, "-o")
             ax.set_title(name)
             ax.set_ylabel(name)
             if lim:
@@ -300,7 +301,7 @@ def plot_tau_sweep(rows: Sequence[Mapping], out_path=None, title: str = "",
         ax = axes[3]
         for key, name, m in (("probe_b_zi", "z_i", "-o"), ("probe_b_zv_orbit", "orbit inv. of z_v", "--s")):
             if any(key in r for r in rows):
-                ax.plot(taus, [r.get(key, np.nan) for r in rows], m, label=name)
+                _spread_line(ax, taus, rows, key, m, label=name)
         if chance is not None:
             ax.axhline(chance, color="gray", ls=":", label="chance")
         ax.set_ylim(0, 1.02)
@@ -311,6 +312,23 @@ def plot_tau_sweep(rows: Sequence[Mapping], out_path=None, title: str = "",
             ax.set_xlabel("τ")
         fig.suptitle(f"Mask threshold sweep\n{title}".strip())
     return save(fig, out_path)
+
+
+def _spread_line(ax, xs, rows, key, style, label=None):
+    """Mean line of ``rows[key]``; with ``<key>_sd`` error bars, with ``<key>_per_seed`` a dot per seed."""
+    ys = [r.get(key, np.nan) for r in rows]
+    ys = [np.nan if v is None else v for v in ys]
+    sd = [r.get(f"{key}_sd") for r in rows]
+    if any(v for v in sd if v is not None):
+        line = ax.errorbar(xs, ys, yerr=[0 if v is None else v for v in sd], fmt=style, capsize=3,
+                           label=label)[0]
+    else:
+        line = ax.plot(xs, ys, style, label=label)[0]
+    for x, r in zip(xs, rows):
+        vals = [v for v in r.get(f"{key}_per_seed") or [] if v is not None]
+        if len(vals) > 1:
+            ax.scatter([x] * len(vals), vals, s=9, color=line.get_color(), alpha=0.5, zorder=3)
+    return line
 
 
 def plot_final_mask_probs(taus: Sequence[float], probs: Sequence[Sequence[float]], out_path=None,
@@ -396,10 +414,11 @@ def plot_magnitude_maps(maps: Mapping[str, object], out_path=None, title: str = 
 # ----------------------------------------------------------------------------- 05 probes
 def plot_probe_bars(table: Mapping[str, Mapping[str, Mapping[str, float]]], out_path=None,
                     title: str = "", chance: float | None = None,
-                    protocols: Sequence[str] = ("a", "b", "c")) -> Figure:
+                    protocols: Sequence[str] = ("a", "b", "c"), per_seed=None) -> Figure:
     """Grouped bars of probe test accuracy: ``table[method][feature][protocol]``.
 
-    One group of bars per (method, feature), one bar per protocol.
+    One group of bars per (method, feature), one bar per protocol. ``per_seed`` (the same layout,
+    lists of per-seed accuracies) adds a dot per seed and an sd error bar to each bar.
     """
     keys = [(m, f) for m in table for f in table[m]]
     x = np.arange(len(keys))
@@ -410,8 +429,15 @@ def plot_probe_bars(table: Mapping[str, Mapping[str, Mapping[str, float]]], out_
         colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
         for k, prot in enumerate(protocols):
             vals = [table[m][f].get(prot, np.nan) for m, f in keys]
-            ax.bar(x + (k - (len(protocols) - 1) / 2) * w, vals, w, label=f"protocol {prot}",
+            xs = x + (k - (len(protocols) - 1) / 2) * w
+            seeds = [[v for v in ((per_seed or {}).get(m, {}).get(f, {}).get(prot) or []) if v is not None]
+                     for m, f in keys]
+            sd = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in seeds]
+            ax.bar(xs, vals, w, yerr=sd if any(sd) else None, capsize=2, label=f"protocol {prot}",
                    color=colors[k % len(colors)])
+            for xi, v in zip(xs, seeds):
+                if len(v) > 1:
+                    ax.scatter([xi] * len(v), v, s=7, color="k", alpha=0.6, zorder=3)
         if chance is not None:
             ax.axhline(chance, color="gray", ls=":", label="chance")
         if len(keys) <= 8:
@@ -450,4 +476,54 @@ def plot_confusion(cm, class_names: Sequence[str], out_path=None, title: str = "
         ax.set_ylabel("true class")
         fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of true class" if normalize else "count")
         ax.set_title(title)
+    return save(fig, out_path)
+
+
+# ----------------------------------------------------------------------------- 06 blocked
+def plot_block_shares(table: Sequence[Mapping], out_path=None, title: str = "",
+                      labels: Mapping[str, str] | None = None) -> Figure:
+    """Per dataset (a column of panels) and model: the share of the block drawn by ``z_i`` (top)
+    and the transformed-reconstruction MSE inside and outside the block (bottom); mean ± sd over
+    seeds with a dot per seed. ``table``: rows of ``dataset``, ``name`` and aggregated keys."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in table))
+    labels = labels or {}
+    with rc_style():
+        fig = Figure(figsize=(5.2 * len(datasets), 6.4), layout="constrained")
+        axes = fig.subplots(2, len(datasets), squeeze=False)
+        for j, ds in enumerate(datasets):
+            rows = [r for r in table if r["dataset"] == ds]
+            x = np.arange(len(rows))
+            names = [labels.get(r["name"], r["name"]) for r in rows]
+            ax = axes[0, j]
+            _bars_with_seeds(ax, x, rows, "block_share_zi", 0.6, "tab:blue", None)
+            ax.set_ylim(0, 1.05)
+            ax.set_ylabel("share of the block drawn by z_i")
+            ax.set_title(ds)
+            ax = axes[1, j]
+            _bars_with_seeds(ax, x - 0.2, rows, "recon_mse_block", 0.4, "tab:red", "inside the block")
+            _bars_with_seeds(ax, x + 0.2, rows, "recon_mse_outside", 0.4, "tab:gray", "outside")
+            ax.set_ylabel("transformed recon. MSE")
+            ax.legend(fontsize=9)
+            for a in axes[:, j]:
+                a.set_xticks(x, names, rotation=20, ha="right")
+        fig.suptitle(f"Where does the fixed block go?\n{title}".strip())
+    return save(fig, out_path)
+
+
+def _bars_with_seeds(ax, x, rows, key, width, color, label):
+    vals = [np.nan if r.get(key) is None else r[key] for r in rows]
+    sd = [r.get(f"{key}_sd") or 0.0 for r in rows]
+    ax.bar(x, vals, width, yerr=sd if any(sd) else None, capsize=3, color=color, alpha=0.8, label=label)
+    for xi, r in zip(x, rows):
+        v = [p for p in r.get(f"{key}_per_seed") or [] if p is not None]
+        if len(v) > 1:
+            ax.scatter([xi] * len(v), v, s=10, color="k", zorder=3)
+
+
+def plot_block_parts(pics: Mapping[str, object], out_path=None, title: str = "") -> Figure:
+    """Rows ``T_g x``, ``D(z_i + Φ_g z_v)``, ``D(z_i)`` alone and ``D(Φ_g z_v)`` alone (each
+    ``(N, 1, H, W)``): which part draws the block."""
+    rows = [as_images(pics[k]) for k in ("gx", "full", "zi", "zv")]
+    fig = _grid(rows, ["T_g x\n(truth)", "D(z_i+Φ_g z_v)", "D(z_i)\nalone", "D(Φ_g z_v)\nalone"],
+                None, f"What each latent part draws (learned mask)\n{title}".strip())
     return save(fig, out_path)

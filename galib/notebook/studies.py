@@ -24,10 +24,12 @@ from ..datasets import DataSplits
 from ..evaluation.baselines import BASELINES, baseline_config
 from ..evaluation.features import compute_features, probe_model, probe_sets
 from ..evaluation.probe import fit_probe
+from ..evaluation.metrics import mask_side_agreement
 from ..evaluation.scores import SCORE_LABELS, evaluate_model
+from ..evaluation.spread import aggregate, compare, format_spread, mean_sd
 from ..evaluation.tables import markdown_table
 from ..groups import get_group
-from ..train import TrainConfig, train
+from ..train import TrainConfig, initial_mask_probs, train
 from .context import flat_scalars
 
 INVARIANT_FEATURES = ("z_i", "orbit")     # features meant not to change under the group
@@ -35,43 +37,90 @@ FEATURE_LABELS = {"orbit": "orbit inv. of z_v"}   # how figures name a probe fea
 
 
 # ----------------------------------------------------------------------------- τ sweep
-def tau_run_dir(root: str | Path, tau: float) -> Path:
-    return Path(root) / f"tau_{tau:g}"
+def tau_run_dir(root: str | Path, tau: float, seed: int | None = None) -> Path:
+    """``root/tau_<τ>`` (the base seed), or ``root/tau_<τ>_seed<seed>``."""
+    return Path(root) / (f"tau_{tau:g}" if seed is None else f"tau_{tau:g}_seed{seed}")
 
 
 def sweep_tau(base_cfg: TrainConfig, taus, run_root: str | Path, data: DataSplits, seed: int = 0,
               probe_max_train: int | None = None, probe_iters: int = 100,
-              progress: bool = False, verbose: bool = True) -> list[dict]:
-    """One row per τ: ``tau``, every score of ``SCORE_LABELS`` (on ``data.test``: ``recon_mse`` of
-    ``D(z_i + Phi_g z_v)`` vs ``T_g x``, ``variant_fraction``, ``energy_share_zi`` …),
-    ``n_variant``, ``probe_a_zi``, ``probe_b_zi``, ``probe_b_zv_orbit`` (nan when the part is
-    empty), ``mask_probs``, ``epochs``, ``train_loss_first``/``_last``, ``seconds``."""
+              progress: bool = False, verbose: bool = True, seeds=None) -> list[dict]:
+    """One row per (τ, training seed): ``tau``, ``seed``, every score of ``SCORE_LABELS`` (on
+    ``data.test``: ``recon_mse`` of ``D(z_i + Phi_g z_v)`` vs ``T_g x``, ``variant_fraction``,
+    ``energy_share_zi`` …), ``n_variant``, ``probe_a_zi``, ``probe_b_zi``, ``probe_b_zv_orbit``
+    (nan when the part is empty), ``mask_probs`` and ``mask_probs_init`` (at initialisation),
+    the mask dynamics of :func:`galib.evaluation.metrics.mask_side_agreement` (``agreement``,
+    ``agreement_chance``, ``rank_correlation``), ``epochs``, ``train_loss_first``/``_last``,
+    ``seconds``. ``seeds`` default to the config's seed; ``seed`` is the evaluation seed."""
+    seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
     rows = []
-    for tau in taus:
-        cfg = replace(base_cfg, tau=float(tau)).validate()
-        t0 = time.perf_counter()
-        res = train(cfg, run_dir=tau_run_dir(run_root, tau), data=data, progress=progress,
-                    verbose=verbose)
-        model = res.model
-        ev = evaluate_model(model, data.test, seed=seed)
-        probes = probe_model(model, data, features=INVARIANT_FEATURES, seed=seed,
-                             max_train=probe_max_train, fit_kwargs={"max_iter": probe_iters})
-        nan = math.nan
-        rows.append({
-            "tau": float(tau), **{k: ev[k] for k in SCORE_LABELS}, "n_variant": ev["n_variant"],
+    for s in seeds:
+        for tau in taus:
+            cfg = replace(base_cfg, tau=float(tau), seed=s).validate()
+            run_dir = tau_run_dir(run_root, tau, None if s == base_cfg.seed else s)
+            rows.append(_sweep_row(cfg, run_dir, data, seed, probe_max_train, probe_iters, progress,
+                                   verbose))
+            if verbose:
+                r = rows[-1]
+                print(f"[galib] τ = {tau:g}, seed {s}: variant {r['variant_fraction']:.2f}, recon MSE "
+                      f"{r['recon_mse']:.4f}, E(z_i) {r['energy_share_zi']:.2f}, probe b z_i "
+                      f"{r['probe_b_zi']:.3f} / orbit {r['probe_b_zv_orbit']:.3f}, same side as at "
+                      f"init {r['agreement']:.0%} (chance {r['agreement_chance']:.0%})")
+    return rows
+
+
+def _sweep_row(cfg: TrainConfig, run_dir: Path, data: DataSplits, seed: int, probe_max_train,
+               probe_iters: int, progress: bool, verbose: bool) -> dict:
+    t0 = time.perf_counter()
+    res = train(cfg, run_dir=run_dir, data=data, progress=progress, verbose=verbose)
+    ev = evaluate_model(res.model, data.test, seed=seed)
+    probes = probe_model(res.model, data, features=INVARIANT_FEATURES, seed=seed,
+                         max_train=probe_max_train, fit_kwargs={"max_iter": probe_iters})
+    init = initial_mask_probs(cfg, data.image_shape)
+    nan = math.nan
+    return {"tau": cfg.tau, "seed": cfg.seed, **{k: ev[k] for k in SCORE_LABELS},
+            "n_variant": ev["n_variant"],
             "probe_a_zi": probes.get("z_i", {}).get("a", nan),
             "probe_b_zi": probes.get("z_i", {}).get("b", nan),
             "probe_b_zv_orbit": probes.get("orbit", {}).get("b", nan),
-            "mask_probs": ev["mask_probs"], "epochs": len(res.history),
+            "mask_probs": ev["mask_probs"], "mask_probs_init": init,
+            **mask_side_agreement(init, ev["mask_probs"], cfg.tau), "epochs": len(res.history),
             "train_loss_first": res.history[0]["train_loss"],
-            "train_loss_last": res.history[-1]["train_loss"],
-            "seconds": time.perf_counter() - t0})
-        if verbose:
-            r = rows[-1]
-            print(f"[galib] τ = {tau:g}: variant {r['variant_fraction']:.2f}, recon MSE "
-                  f"{r['recon_mse']:.4f}, E(z_i) {r['energy_share_zi']:.2f}, probe b z_i "
-                  f"{r['probe_b_zi']:.3f} / orbit {r['probe_b_zv_orbit']:.3f}")
-    return rows
+            "train_loss_last": res.history[-1]["train_loss"], "seconds": time.perf_counter() - t0}
+
+
+def sweep_by_tau(rows: list[dict], keys=("variant_fraction", "recon_mse", "energy_share_zi",
+                                          "probe_a_zi", "probe_b_zi", "probe_b_zv_orbit",
+                                          "agreement", "agreement_chance", "rank_correlation")) -> list[dict]:
+    """:func:`sweep_tau` rows → one row per τ with mean, sd and per-seed values of ``keys``."""
+    return aggregate(rows, keys, by="tau")
+
+
+def mask_dynamics_sentence(rows: list[dict]) -> str:
+    """What decides a channel's side, in words computed from :func:`sweep_tau` rows. Only runs whose
+    final split is non-trivial (some channels on each side of τ) can tell: there, a final order
+    of ``p`` that follows the initial order (rank correlation near 1) means the initial logits,
+    not what the channels encode, decide which channels end variant."""
+    told = [r for r in rows if 0 < r["variant_fraction"] < 1]
+    n_seeds = len({r["seed"] for r in rows})
+    if not told:
+        return (f"In all {len(rows)} runs every channel ended on the same side of τ, so no run tells "
+                f"what decides a channel's side.")
+    agree = mean_sd(r["agreement"] for r in told)
+    chance = mean_sd(r["agreement_chance"] for r in told)
+    rho = mean_sd(r["rank_correlation"] for r in told)
+    taus = ", ".join(f"{t:g}" for t in sorted({r["tau"] for r in told}))
+    text = (f"In the {len(told)} of {len(rows)} runs ({n_seeds} seed{'s' if n_seeds > 1 else ''}) whose "
+            f"final split is non-trivial (τ = {taus}), {agree[0]:.0%} ± {agree[1]:.0%} of the channels "
+            f"end on the side of τ they started on, against {chance[0]:.0%} ± {chance[1]:.0%} if the "
+            f"final side were independent of the initial one, and the rank correlation of initial "
+            f"and final p is {rho[0]:.2f} ± {rho[1]:.2f}. ")
+    if rho[0] >= 0.8:
+        return text + ("The split follows the initial logits: the channels that started highest end "
+                       "variant, whatever they encode.")
+    if rho[0] <= 0.3 and abs(agree[0] - chance[0]) <= agree[1] + chance[1]:
+        return text + "The initial logits do not decide the split: it is learned from the data."
+    return text + "The initial logits decide the split in part."
 
 
 # ----------------------------------------------------------------------------- confusion
@@ -79,7 +128,7 @@ def best_invariant(rows: list[dict], protocol: str = "b") -> tuple[str, str, flo
     """``(baseline name, feature, accuracy)`` of the best invariant feature under ``protocol``
     over the rows of :func:`galib.evaluation.baselines.run_baselines`; ``None`` if no row has one."""
     best = None
-    for r in rows:
+    for r in aggregate(rows, [f"probe/{f}/{protocol}" for f in INVARIANT_FEATURES]):
         for f in INVARIANT_FEATURES:
             acc = r.get(f"probe/{f}/{protocol}")
             if acc is not None and not math.isnan(acc) and (best is None or acc > best[2]):
@@ -157,38 +206,101 @@ SWEEP_COLUMNS = (("τ", "tau", "g"), ("variant frac", "variant_fraction", ".2f")
 
 
 def sweep_table_md(rows: list[dict]) -> str:
-    """Markdown table of :func:`sweep_tau` rows (one line per τ; an empty part shows ``—``)."""
-    return markdown_table(rows, SWEEP_COLUMNS, nan="—", first_left=False)
+    """Markdown table of :func:`sweep_tau` rows, one line per τ (``mean ± sd`` over seeds when
+    there are several; an empty part shows ``—``)."""
+    by_tau = sweep_by_tau(rows)
+    cols = list(SWEEP_COLUMNS) + [("same side as init", "agreement", ".2f"),
+                                  ("chance", "agreement_chance", ".2f")]
+    if all(r["n_seeds"] == 1 for r in by_tau):
+        return markdown_table(by_tau, cols, nan="—", first_left=False)
+    specs = {c[1]: c[2] for c in cols}
+
+    def cell(row, key):
+        return row[key] if key == "tau" else format_spread(row, key, specs[key])
+    return markdown_table(by_tau, cols, nan="—", first_left=False, cell=cell)
 
 
 def sweep_summary(rows: list[dict]) -> dict:
-    """Notebook 03's headline: number of τ values, variant fraction at both ends, whether it never
-    grows with τ, and the seconds the sweep took."""
-    vf = [r["variant_fraction"] for r in rows]
-    return {"n_taus": len(rows), "variant_fraction_at_min_tau": vf[0],
-            "variant_fraction_at_max_tau": vf[-1],
+    """Notebook 03's headline: number of τ values and seeds, the mean variant fraction at both
+    ends, whether it never grows with τ, the mask dynamics (mean over runs) and the seconds."""
+    by_tau = sweep_by_tau(rows)
+    vf = [r["variant_fraction"] for r in by_tau]
+    return {"n_taus": len(by_tau), "n_seeds": len({r["seed"] for r in rows}),
+            "variant_fraction_at_min_tau": vf[0], "variant_fraction_at_max_tau": vf[-1],
             "variant_fraction_nonincreasing": all(a >= b for a, b in zip(vf, vf[1:])),
+            "side_agreement": mean_sd(r["agreement"] for r in rows)[0],
+            "side_agreement_chance": mean_sd(r["agreement_chance"] for r in rows)[0],
+            "init_final_rank_correlation": mean_sd(r["rank_correlation"] for r in rows)[0],
             "seconds": sum(r["seconds"] for r in rows)}
 
 
 # ----------------------------------------------------------------------------- probe table
-def probe_dict(rows: list[dict], features=("pixels", "z", "z_i", "z_v", "orbit"),
-               protocols=("a", "b", "c")) -> dict:
-    """``{model label: {feature: {protocol: accuracy}}}`` from ``run_baselines`` rows (features a
-    model lacks are left out; features are named by ``FEATURE_LABELS``)."""
+PROBE_FEATURES = ("pixels", "z", "z_i", "z_v", "orbit")
+
+
+def probe_dict(rows: list[dict], features=PROBE_FEATURES, protocols=("a", "b", "c"),
+               per_seed: bool = False) -> dict:
+    """``{model label: {feature: {protocol: accuracy}}}`` from ``run_baselines`` rows, the mean
+    over seeds (``per_seed``: the list of per-seed values instead). Features a model lacks are
+    left out; features are named by ``FEATURE_LABELS``."""
+    keys = [f"probe/{f}/{p}" for f in features for p in protocols]
     out = {}
-    for r in rows:
-        label = r.get("label", r["name"])
+    for r in aggregate(rows, keys):
         for f in features:
-            accs = {p: r[f"probe/{f}/{p}"] for p in protocols if r.get(f"probe/{f}/{p}") is not None}
+            accs = {p: r[f"probe/{f}/{p}" + ("_per_seed" if per_seed else "")] for p in protocols
+                    if r.get(f"probe/{f}/{p}") is not None}
             if accs:
-                out.setdefault(label, {})[FEATURE_LABELS.get(f, f)] = accs
+                out.setdefault(r["label"], {})[FEATURE_LABELS.get(f, f)] = accs
     return out
 
 
-def load_baseline(base_cfg: TrainConfig, name: str, run_root: str | Path, data: DataSplits):
-    """The trained model of baseline ``name`` under ``run_root`` (trained if missing)."""
-    cfg = baseline_config(base_cfg, name)
+# (row key, lower is better) of the comparison of the learned mask with random masks of its size
+CONTROL_KEYS = (("recon_mse", True), ("equivariance_error", True), ("equivariance_error_centred", True),
+                ("invariance_error_centred", True), ("probe/z/a", False), ("probe/z_i/b", False),
+                ("probe/orbit/b", False))
+
+
+def learned_vs_random(rows: list[dict]) -> list[dict]:
+    """The learned mask (``ald``) against random masks of the same size (``random``), per key of
+    ``CONTROL_KEYS``: means, sds, difference and verdict (:func:`galib.evaluation.spread.compare`);
+    empty if either is missing."""
+    agg = {r["name"]: r for r in aggregate(rows, [k for k, _ in CONTROL_KEYS])}
+    if "ald" not in agg or "random" not in agg:
+        return []
+    out = []
+    for key, lower in CONTROL_KEYS:
+        a, b = agg["ald"], agg["random"]
+        if a.get(key) is None or b.get(key) is None:
+            continue
+        out.append({"learned": a[key], "learned_sd": a[f"{key}_sd"], "random": b[key],
+                    "random_sd": b[f"{key}_sd"], "n_seeds": a["n_seeds"],
+                    **compare(a, b, key, lower_is_better=lower)})
+    return out
+
+
+def control_sentence(comparisons: list[dict]) -> str:
+    """The learned-vs-random comparison in words (computed from :func:`learned_vs_random`)."""
+    if not comparisons:
+        return "No random-mask control in these baselines."
+    better = [c["key"] for c in comparisons if c["finding"] and c["verdict"] == "better"]
+    worse = [c["key"] for c in comparisons if c["finding"] and c["verdict"] == "worse"]
+    same = [c["key"] for c in comparisons if not c["finding"]]
+    n = comparisons[0]["n_seeds"]
+    parts = [f"Over {n} seed{'s' if n > 1 else ''}, the learned mask beats random masks of the same "
+             f"size on {', '.join(better) or 'nothing'}"]
+    if worse:
+        parts.append(f"is worse on {', '.join(worse)}")
+    parts.append(f"and is within the seed spread on {', '.join(same) or 'nothing'}")
+    return "; ".join(parts) + " (a difference counts when it exceeds sd_learned + sd_random)."
+
+
+def load_baseline(base_cfg: TrainConfig, name: str, run_root: str | Path, data: DataSplits,
+                  rows: list[dict] | None = None):
+    """The base seed's trained model of baseline ``name`` under ``run_root`` (trained if missing);
+    ``random`` takes its size from the base seed's ``ald`` row in ``rows``."""
+    n_variant = next((r["n_variant"] for r in rows or [] if r["name"] == "ald"
+                      and r.get("seed") == base_cfg.seed), None)
+    cfg = baseline_config(base_cfg, name, n_variant)
     if cfg is None:
         raise ValueError(f"baseline {name!r} has no model")
     return train(cfg, run_dir=Path(run_root) / name, data=data, progress=False, verbose=False).model
@@ -208,11 +320,14 @@ def training_summary(history: list[dict], test_metrics: dict) -> dict:
 
 
 def probe_summary(rows: list[dict], confusion: dict | None = None, digits: bool = False) -> dict:
-    """``"<baseline> <feature> <a|b>": accuracy`` for the headline features, plus the refitted
-    best invariant accuracy and (digits only) the 6↔9 confusion rate."""
-    out = {f"{r['name']} {f} {p}": r[f"probe/{f}/{p}"] for r in rows
-           for f in ("pixels", "z", "z_i", "orbit") for p in ("a", "b")
-           if r.get(f"probe/{f}/{p}") is not None}
+    """``"<baseline> <feature> <a|b>": accuracy`` (mean over seeds) for the headline features, the
+    learned-vs-random differences, plus the refitted best invariant accuracy and (digits only) the
+    6↔9 confusion rate."""
+    keys = [f"probe/{f}/{p}" for f in ("pixels", "z", "z_i", "orbit") for p in ("a", "b")]
+    out = {f"{r['name']} {k[6:].replace('/', ' ')}": r[k] for r in aggregate(rows, keys)
+           for k in keys if r.get(k) is not None}
+    for c in learned_vs_random(rows):
+        out[f"learned - random {c['key']}"] = c["diff"]
     if confusion is not None:
         out["best_invariant_b"] = confusion["accuracy"]
         if digits:
@@ -231,7 +346,7 @@ def invariant_confusion(rows: list[dict], base_cfg: TrainConfig, run_root: str |
     if best is None:
         return None
     name, feature, acc = best
-    model = load_baseline(base_cfg, name, run_root, data)
+    model = load_baseline(base_cfg, name, run_root, data, rows)
     conf = probe_confusion(model, data, feature, split=BASELINES[name].split, seed=seed,
                            max_train=max_train, probe_iters=probe_iters)
     return {"baseline": name, "label": BASELINES[name].label, "feature": feature,
@@ -247,6 +362,55 @@ def probe_metrics(rows: list[dict], conf: dict | None, table_md: str, data: Data
     confusion = None if conf is None else {
         "feature": conf["feature"], "accuracy": conf["accuracy"], "matrix": conf["cm"],
         "classes": data.class_names, "text": conf["text"]}
-    return {"rows": rows, "probes": probe_dict(rows), "table_md": table_md,
-            "chance": 1 / data.num_classes, "best_invariant": best, "confusion": confusion,
+    control = learned_vs_random(rows)
+    return {"rows": rows, "probes": probe_dict(rows), "probes_per_seed": probe_dict(rows, per_seed=True),
+            "table_md": table_md, "chance": 1 / data.num_classes, "best_invariant": best,
+            "confusion": confusion, "learned_vs_random": control,
+            "learned_vs_random_text": control_sentence(control),
             "summary": probe_summary(rows, conf, data.digits)}
+
+
+def probe_budget(model, data: DataSplits, features=("z", "orbit"), split: str = "mask", seed: int = 0,
+                 max_train: int | None = 2000, probe_iters: int = 50) -> dict:
+    """Is the probe limited by its budget? Refit with twice the L-BFGS iterations and with twice
+    the training images; per feature and protocol the accuracies of the three fits, the probe's
+    iterations and final gradient norm, and ``max_change`` (largest absolute change over all)."""
+    budgets = {"base": (max_train, probe_iters), "2x iterations": (max_train, 2 * probe_iters),
+               "2x images": (None if max_train is None else 2 * max_train, probe_iters)}
+    fits = {name: probe_model(model, data, features=list(features), seed=seed, max_train=n,
+                              split=split, fit_kwargs={"max_iter": it})
+            for name, (n, it) in budgets.items()}
+    out, worst = {}, 0.0
+    for f in fits["base"]:
+        out[f] = {name: {p: fit[f][p] for p in ("a", "b", "c")} | {"iters": fit[f]["iters"],
+                                                                     "grad_norm": fit[f]["grad_norm"]}
+                  for name, fit in fits.items()}
+        worst = max([worst] + [abs(fit[f][p] - fits["base"][f][p]) for fit in fits.values()
+                               for p in ("a", "b", "c")])
+    return {"budgets": {k: {"max_train": n, "max_iter": it} for k, (n, it) in budgets.items()},
+            "features": out, "max_change": worst}
+
+
+def seed_runs(cfg: TrainConfig, seeds, run_dir: str | Path, data: DataSplits, eval_seed: int = 0,
+              progress: bool = False, verbose: bool = True) -> list[dict]:
+    """Train ``cfg`` once per seed (``run_dir`` for the config's seed, ``run_dir_seed<s>`` for the
+    others) and score each on ``data.test``: ``{"seed", "result", "test"}`` per seed."""
+    out = []
+    for s in [cfg.seed] if seeds is None else seeds:
+        rd = Path(run_dir) if s == cfg.seed else Path(f"{run_dir}_seed{s}")
+        res = train(replace(cfg, seed=int(s)), run_dir=rd, data=data, progress=progress, verbose=verbose)
+        out.append({"seed": int(s), "result": res, "test": evaluate_model(res.model, data.test,
+                                                                         seed=eval_seed)})
+    return out
+
+
+def seeds_summary(runs: list[dict]) -> dict:
+    """Mean and sd over seeds of every scalar test score of :func:`seed_runs` (``<key>_sd``)."""
+    keys = [k for k in SCORE_LABELS]
+    out = {}
+    for k in keys:
+        m, sd, n = mean_sd(r["test"][k] for r in runs)
+        if n:
+            out[k], out[f"{k}_sd"] = m, sd
+    out["n_seeds"] = len(runs)
+    return out

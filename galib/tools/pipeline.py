@@ -1,4 +1,4 @@
-"""Run the notebooks 01→05 headlessly with papermill and summarise them in ``RESULTS.md``.
+"""Run the notebooks 01→06 headlessly with papermill and summarise them in ``RESULTS.md``.
 
     python -m galib.tools.pipeline --profile quick [--dataset mnist] [--fig-dir figures] [--run-root runs]
 
@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[2]        # the source checkout (noteboo
 NOTEBOOK_DIR = ROOT / "notebooks"
 PARAMS_DIR = NOTEBOOK_DIR / "params"
 NOTEBOOKS = ("01_data_pairing", "02_training", "03_mask_sparsity_vs_tau", "04_latent_traversals",
-             "05_linear_probe")
+             "05_linear_probe", "06_blocked")
 KERNEL = "galib"
 # Run folders under <run-root>/<profile>/<dataset>/: the ALD model of 02 is "ald", which is also
 # where 05's run_baselines looks for its "ald" baseline, so 04 and 05 reuse 02's run.
-RUN_FOLDERS = {"03_mask_sparsity_vs_tau": "tau_sweep"}
+RUN_FOLDERS = {"03_mask_sparsity_vs_tau": "tau_sweep", "06_blocked": "blocked"}
 DEFAULT_RUN_FOLDER = "ald"
 EXTRA_DIRS = {"05_linear_probe": {"baseline_dir": ""}}
 

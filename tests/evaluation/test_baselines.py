@@ -115,3 +115,26 @@ def test_cli_writes_table(tmp_path, capsys):
 
 def test_every_baseline_is_known():
     assert set(DEFAULT_NAMES) <= set(BASELINES) and "recon" in BASELINES
+
+
+def test_seeds_and_the_random_mask_control(tmp_path):
+    data = synthetic_splits(n_test=64)
+    rows = run_baselines(tiny_cfg(), ["ald", "random"], tmp_path / "runs", data=data, verbose=False,
+                         seeds=[0, 1], eval_kwargs={"max_images": 32}, probe=False)
+    assert [(r["name"], r["seed"]) for r in rows] == [("ald", 0), ("random", 0), ("ald", 1), ("random", 1)]
+    for s in (0, 1):
+        ald, rnd = rows[2 * s], rows[2 * s + 1]
+        assert rnd["n_variant"] == ald["n_variant"] and rnd["mask"] == "random"
+    assert (tmp_path / "runs" / "ald").is_dir() and (tmp_path / "runs" / "random_seed1").is_dir()
+    table = results_table(rows)
+    assert [t["model"] for t in table] == ["ALD (all three)", "random mask"]
+    assert table[0]["seeds"] == 2 and table[0]["recon MSE sd"] >= 0
+    assert " ± " in format_markdown(table)
+    with pytest.raises(ValueError, match="'ald' before 'random'"):
+        run_baselines(tiny_cfg(), ["random"], tmp_path / "r2", data=data, verbose=False, probe=False)
+
+
+def test_probe_rows_record_the_budget(tmp_path):
+    rows = run_baselines(tiny_cfg(), ["pixels"], tmp_path / "runs", data=synthetic_splits(), verbose=False,
+                         **FAST)
+    assert rows[0]["probe/pixels/iters"] >= 1 and rows[0]["probe/pixels/grad_norm"] >= 0

@@ -184,3 +184,14 @@ def test_mask_stats_known_answer():
     assert s["probs"] == pytest.approx(torch.sigmoid(logits.double()).tolist())
     s = M.mask_stats(logits, tau=0.9)
     assert s["variant_channels"] == [0] and s["n_unsettled"] == 1     # only sigmoid(2) = 0.881 is within 0.05 of 0.9
+
+
+def test_mask_side_agreement_known_answers():
+    from galib.evaluation.metrics import mask_side_agreement
+    same = mask_side_agreement([0.4, 0.6, 0.45, 0.55], [0.1, 0.9, 0.2, 0.8], 0.5)
+    assert same["agreement"] == 1.0 and same["agreement_chance"] == 0.5
+    assert same["rank_correlation"] == pytest.approx(1.0)
+    flipped = mask_side_agreement([0.4, 0.6, 0.45, 0.55], [0.9, 0.1, 0.8, 0.2], 0.5)
+    assert flipped["agreement"] == 0.0 and flipped["rank_correlation"] == pytest.approx(-1.0)
+    all_up = mask_side_agreement([0.4, 0.6], [0.7, 0.9], 0.5)     # everything ends variant
+    assert all_up["agreement"] == 0.5 and all_up["agreement_chance"] == 0.5

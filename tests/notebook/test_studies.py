@@ -44,3 +44,15 @@ def test_best_invariant_and_probe_dict():
                                    "energy_share_zi": 0.3, "probe_b_zi": math.nan,
                                    "probe_b_zv_orbit": 0.7}])
     assert "| 0.5 | 0.50 | 0.1000 | 0.30 | — | 0.700 |" in md
+
+
+def test_mask_dynamics_sentence_reads_the_numbers():
+    from galib.notebook.studies import mask_dynamics_sentence
+    row = dict(seed=0, tau=0.5, variant_fraction=0.5, agreement=1.0, agreement_chance=0.5,
+               rank_correlation=0.95)
+    text = mask_dynamics_sentence([row, {**row, "seed": 1}])
+    assert "100% ± 0%" in text and "50% ± 0%" in text and "follows the initial logits" in text
+    learned = mask_dynamics_sentence([{**row, "agreement": 0.5, "rank_correlation": 0.05}])
+    assert "learned from the data" in learned
+    trivial = mask_dynamics_sentence([{**row, "variant_fraction": 1.0}])
+    assert "no run tells" in trivial

@@ -1,0 +1,35 @@
+"""Seeds and spread: aggregation, formatting, and when a difference counts (galib.evaluation.spread)."""
+import math
+
+import pytest
+
+from galib.evaluation.spread import aggregate, compare, format_spread, mean_sd
+
+
+def test_mean_sd_known_answers():
+    assert mean_sd([1.0, 2.0, 3.0]) == (2.0, 1.0, 3)
+    assert mean_sd([5.0]) == (5.0, 0.0, 1)
+    m, sd, n = mean_sd([None, float("nan")])
+    assert n == 0 and math.isnan(m) and math.isnan(sd)
+
+
+def test_aggregate_groups_by_name_in_order_with_per_seed_values():
+    rows = [{"name": "a", "seed": 1, "x": 1.0}, {"name": "b", "seed": 1, "x": 10.0},
+            {"name": "a", "seed": 2, "x": 3.0}, {"name": "b", "seed": 2, "x": None}]
+    a, b = aggregate(rows, ["x", "missing"])
+    assert (a["name"], a["n_seeds"], a["seeds"], a["x"], a["x_sd"]) == ("a", 2, [1, 2], 2.0, math.sqrt(2))
+    assert a["x_per_seed"] == [1.0, 3.0] and "missing" not in a
+    assert b["x"] == 10.0 and b["x_sd"] == 0.0 and b["x_per_seed"] == [10.0, None]
+    assert format_spread(a, "x", ".2f") == "2.00 ± 1.41"
+    assert format_spread({"n_seeds": 1, "x": 0.5, "x_sd": 0.0}, "x", ".1f") == "0.5"
+    assert format_spread(a, "missing") == "—"
+
+
+def test_compare_counts_a_difference_only_beyond_the_spread():
+    a = {"k": 0.50, "k_sd": 0.01}
+    b = {"k": 0.60, "k_sd": 0.02}
+    c = compare(a, b, "k", lower_is_better=True)
+    assert c["finding"] and c["verdict"] == "better" and c["diff"] == pytest.approx(-0.1)
+    assert compare(a, b, "k", lower_is_better=False)["verdict"] == "worse"
+    close = compare(a, {"k": 0.52, "k_sd": 0.02}, "k", lower_is_better=True)
+    assert not close["finding"] and "within the spread" in close["verdict"]
