@@ -128,15 +128,19 @@ def run_baselines(base_cfg: TrainConfig, names=DEFAULT_NAMES, run_root: str | Pa
                             verbose=verbose)
     settings = {"probe": probe, "seed": seed, "eval": eval_kwargs, "probe_kw": probe_kwargs,
                 "extra": _describe(extra_scores)}
-    rows = []
+    rows, untrained = [], {}
     for s in seeds:
         learned = None                                           # this seed's ALD row
         for name in names:
+            if name in untrained:                                # no model: the same for every seed
+                rows.append({**untrained[name], "seed": s})
+                continue
             cfg = baseline_config(replace(base_cfg, seed=s), name,
                                   None if learned is None else learned.get("n_variant"))
             row = _baseline_row(name, cfg, data, run_dir_of(run_root, name, s, base_cfg.seed),
                                 base_cfg.group, s, settings, progress, verbose, extra_scores)
             learned = row if name == "ald" else learned
+            untrained.update({name: row} if cfg is None else {})
             rows.append(row)
     return rows
 

@@ -6,14 +6,16 @@ occluded) :func:`block_scores` measures, for one model:
 
 * ``recon_mse_block`` / ``recon_mse_outside``: transformed-reconstruction MSE of
   ``D(z_i + Phi_g z_v)`` against ``T_g x`` inside the block region and outside it;
-* ``block_share_zi``: what the two latent parts draw in the block region. ``D(z_i)`` alone
-  (``z_v`` zeroed) and ``D(Phi_g z_v)`` alone (``z_i`` zeroed) are compared with ``D(0)``: each
-  part's *gain* is how much of ``D(0)``'s block error it removes, and the share of ``z_i`` is
-  ``gain_i / (gain_i + gain_v)`` (:func:`block_share`): 1 when ``z_v`` draws nothing of the block,
-  0 when ``z_i`` draws nothing;
+* ``block_share_zi``: how much the block's reconstruction depends on each part. Dropping ``z_v``
+  (decoding ``z_i`` alone) raises the block error by ``loss_v``, dropping ``z_i`` (decoding
+  ``Phi_g z_v`` alone) by ``loss_i``; the share of ``z_i`` is ``loss_i / (loss_i + loss_v)``
+  (:func:`block_share`): 1 when the block survives without ``z_v``, 0 when it survives without
+  ``z_i``. ``image_share_zi`` is the same outside the block, the reference: a block share above it
+  means the block depends on ``z_i`` more than the rest of the image does;
 * ``block_channels_invariant``: which channels carry the block. Zeroing one channel of
   ``z_i + Phi_g z_v`` raises the block-region error by ``rise[c]``; this is the share of the total
-  rise that falls on channels the mask made invariant (``block_channel_rise`` lists them all).
+  rise that falls on channels the mask made invariant (``block_channel_rise`` lists them all;
+  compare with the share of channels that are invariant).
 """
 from __future__ import annotations
 
@@ -26,11 +28,12 @@ from ..devices import model_device
 from ..pairs import make_pairs
 
 
-def block_share(err_none: float, err_i: float, err_v: float) -> float:
-    """``gain_i / (gain_i + gain_v)`` with ``gain = max(0, err_none − err_part)``; nan when
-    neither part removes any of the block error."""
-    gain_i, gain_v = max(0.0, err_none - err_i), max(0.0, err_none - err_v)
-    return gain_i / (gain_i + gain_v) if gain_i + gain_v > 0 else math.nan
+def block_share(err_full: float, err_zi_only: float, err_zv_only: float) -> float:
+    """``loss_i / (loss_i + loss_v)``: ``loss_i = max(0, err_zv_only − err_full)`` is what dropping
+    ``z_i`` costs, ``loss_v = max(0, err_zi_only − err_full)`` what dropping ``z_v`` costs; nan
+    when dropping either costs nothing."""
+    loss_i, loss_v = max(0.0, err_zv_only - err_full), max(0.0, err_zi_only - err_full)
+    return loss_i / (loss_i + loss_v) if loss_i + loss_v > 0 else math.nan
 
 
 def occluder_region(data: ImageSet) -> torch.Tensor:
@@ -50,7 +53,8 @@ def block_scores(model, data: ImageSet, n_images: int | None = 512, seed: int = 
     data = data.head(n_images)
     g_all = model.group.sample(len(data), torch.Generator().manual_seed(seed))
     C = model.latent_channels
-    sums = {"full_in": 0.0, "full_out": 0.0, "none": 0.0, "only_i": 0.0, "only_v": 0.0}
+    keys = ("full", "only_i", "only_v")
+    sums = {f"{k}_{where}": 0.0 for k in keys for where in ("in", "out")}
     rise = torch.zeros(C, dtype=torch.float64)
     model.eval()
     for start in range(0, len(data), batch_size):
@@ -60,14 +64,11 @@ def block_scores(model, data: ImageSet, n_images: int | None = 512, seed: int = 
         z_i, z_v = model.split(model.encode(x), hard=True)
         z = z_i + model.act(z_v, g)                                   # (B, C, h, w)
 
-        def block_err(y: torch.Tensor) -> float:                      # summed over block pixels
-            return float((y - gx).pow(2)[..., region].double().sum())
-        full = model.decode(z)
-        sums["full_in"] += block_err(full)
-        sums["full_out"] += float((full - gx).pow(2)[..., ~region].double().sum())
-        sums["none"] += block_err(model.decode(torch.zeros_like(z)))
-        sums["only_i"] += block_err(model.decode(z_i))
-        sums["only_v"] += block_err(model.decode(z - z_i))
+        def block_err(y: torch.Tensor, where=region) -> float:        # summed over the region
+            return float((y - gx).pow(2)[..., where].double().sum())
+        for k, y in zip(keys, (model.decode(z), model.decode(z_i), model.decode(z - z_i))):
+            sums[f"{k}_in"] += block_err(y)
+            sums[f"{k}_out"] += block_err(y, ~region)
         for c in range(C):
             zc = z.clone()
             zc[:, c] = 0
@@ -77,11 +78,11 @@ def block_scores(model, data: ImageSet, n_images: int | None = 512, seed: int = 
     rise = (rise / n_in - sums["full_in"] / n_in).clamp(min=0)       # (C,) error rise per channel
     invariant = (model.hard_mask() == 0).cpu()
     total = float(rise.sum())
-    return {"recon_mse_block": sums["full_in"] / n_in, "recon_mse_outside": sums["full_out"] / n_out,
-            "block_mse_none": sums["none"] / n_in, "block_mse_zi_only": sums["only_i"] / n_in,
-            "block_mse_zv_only": sums["only_v"] / n_in,
-            "block_share_zi": block_share(sums["none"] / n_in, sums["only_i"] / n_in,
-                                          sums["only_v"] / n_in),
+    inside = [sums[f"{k}_in"] / n_in for k in keys]
+    outside = [sums[f"{k}_out"] / n_out for k in keys]
+    return {"recon_mse_block": inside[0], "recon_mse_outside": outside[0],
+            "block_mse_zi_only": inside[1], "block_mse_zv_only": inside[2],
+            "block_share_zi": block_share(*inside), "image_share_zi": block_share(*outside),
             "block_channels_invariant": float(rise[invariant].sum()) / total if total > 0 else math.nan,
             "block_channel_rise": rise.tolist(), "n_images": len(data)}
 

@@ -21,7 +21,8 @@ from ..evaluation.spread import aggregate, compare
 from ..train import TrainConfig, train
 
 BLOCKED_MODELS = ("ald", "all-variant", "manual", "random")
-BLOCK_KEYS = ("block_share_zi", "block_channels_invariant", "recon_mse_block", "recon_mse_outside",
+BLOCK_KEYS = ("block_share_zi", "image_share_zi", "block_channels_invariant", "recon_mse_block",
+              "recon_mse_outside",
               "recon_mse", "equivariance_error", "equivariance_error_centred", "variant_fraction")
 
 
@@ -53,11 +54,8 @@ def blocked_study(base_cfg: TrainConfig, datasets, run_root: str | Path, seeds=N
 
 def block_table(rows: list[dict]) -> list[dict]:
     """Mean, sd and per-seed values of ``BLOCK_KEYS`` per (dataset, model)."""
-    for r in rows:
-        r["_key"] = f"{r['dataset']}|{r['name']}"
-    agg = aggregate(rows, BLOCK_KEYS, by="_key")
-    for r in rows:
-        del r["_key"]
+    keyed = [{**r, "_key": f"{r['dataset']}|{r['name']}"} for r in rows]
+    agg = aggregate(keyed, BLOCK_KEYS, by="_key")
     for a in agg:
         a["dataset"], a["name"] = a.pop("_key").split("|")
     return agg
@@ -73,18 +71,21 @@ def block_sentences(table: list[dict]) -> list[str]:
         if ald is None:
             continue
         text = (f"On {ds} ({ald['n_seeds']} seed{'s' if ald['n_seeds'] > 1 else ''}), the block's "
-                f"reconstruction comes {ald['block_share_zi']:.0%} ± {ald['block_share_zi_sd']:.0%} "
-                f"from z_i with the learned mask")
+                f"reconstruction comes {_pct(ald.get('block_share_zi'))} ± "
+                f"{_pct(ald.get('block_share_zi_sd'))} from z_i with the learned mask, against "
+                f"{_pct(ald.get('image_share_zi'))} for the rest of the image")
         others = [f"{BASELINES[n].label} {_pct(by[n].get('block_share_zi'))}" for n in by if n != "ald"]
         if others:
             text += f" ({', '.join(others)})"
         inv_share = 1 - ald["variant_fraction"]
-        text += (f"; {ald['block_channels_invariant']:.0%} of the channels' effect on the block lies "
-                 f"in the channels it made invariant, which are {inv_share:.0%} of all channels.")
+        text += (f"; {_pct(ald.get('block_channels_invariant'))} of the channels' effect on the block "
+                 f"lies in the channels it made invariant, which are {inv_share:.0%} of all channels.")
         if "random" in by:
             c = compare(ald, by["random"], "block_share_zi", lower_is_better=False)
-            text += (f" Against random masks of the same size the learned mask is {c['verdict']} "
-                     f"at sending the block to z_i (difference {c['diff']:+.0%}, spread "
+            rnd = by["random"]
+            text += (f" Random masks of the same size put {_pct(rnd.get('block_channels_invariant'))} "
+                     f"of it in their invariant channels; on the block share the learned mask is "
+                     f"{c['verdict']} than random masks (difference {c['diff']:+.0%}, spread "
                      f"{c['spread']:.0%}).")
         out.append(text)
     return out

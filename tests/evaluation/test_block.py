@@ -12,11 +12,11 @@ from tests.synthetic import synthetic_splits
 
 
 def test_block_share_known_answers():
-    assert block_share(1.0, 0.2, 1.0) == 1.0          # z_v removes nothing of the block error
-    assert block_share(1.0, 1.0, 0.3) == 0.0          # z_i removes nothing
-    assert block_share(1.0, 0.5, 0.5) == 0.5
-    assert block_share(1.0, 0.4, 1.6) == 1.0          # a part that makes it worse gains nothing
-    assert math.isnan(block_share(1.0, 1.0, 1.2))     # neither part draws the block
+    assert block_share(0.1, 0.1, 0.9) == 1.0          # dropping z_v costs nothing: all from z_i
+    assert block_share(0.1, 0.9, 0.1) == 0.0          # dropping z_i costs nothing: all from z_v
+    assert block_share(0.1, 0.5, 0.5) == 0.5
+    assert block_share(0.1, 0.05, 0.7) == 1.0         # dropping z_v even helps: no cost
+    assert math.isnan(block_share(0.1, 0.1, 0.1))     # neither part matters
 
 
 def test_occluder_region_is_the_block():
@@ -34,14 +34,15 @@ def _model(mask_variant):
 def test_block_scores_known_answers_on_the_parts():
     data = blocked(synthetic_splits(n_test=64))
     torch.manual_seed(0)
-    # every channel invariant: z_v = 0, so D(Phi_g z_v) = D(0) and only z_i can draw the block
+    # every channel invariant: z_v = 0, so decoding z_i alone is the full prediction
     s = block_scores(_model(0), data.test, n_images=64)
-    assert s["block_mse_zv_only"] == pytest.approx(s["block_mse_none"])
+    assert s["block_mse_zi_only"] == pytest.approx(s["recon_mse_block"])
     assert math.isnan(s["block_share_zi"]) or s["block_share_zi"] == 1.0
+    assert math.isnan(s["image_share_zi"]) or s["image_share_zi"] == 1.0
     assert s["block_channels_invariant"] in (1.0,) or math.isnan(s["block_channels_invariant"])
-    # every channel variant: z_i = 0, so D(z_i) = D(0) and only z_v can draw the block
+    # every channel variant: z_i = 0, so decoding Phi_g z_v alone is the full prediction
     s = block_scores(_model(8), data.test, n_images=64)
-    assert s["block_mse_zi_only"] == pytest.approx(s["block_mse_none"])
+    assert s["block_mse_zv_only"] == pytest.approx(s["recon_mse_block"])
     assert math.isnan(s["block_share_zi"]) or s["block_share_zi"] == 0.0
     assert s["block_channels_invariant"] == 0.0 or math.isnan(s["block_channels_invariant"])
     assert len(s["block_channel_rise"]) == 8 and s["n_images"] == 64
