@@ -96,17 +96,29 @@ def split_latent(z: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tens
     return (1 - m) * z, m * z
 
 
+INVARIANTS = ("paper", "pooled", "orbit")
+
+
 class GroupLatentAutoencoder(nn.Module):
     """Encoder–decoder whose latent ``z`` splits into variant ``z_v = M⊙z`` and invariant ``z_i``.
 
     ``latent_action`` (default: the group's exact ``act_latent``) may be an ``nn.Module`` with
     parameters of its own (a learned representation of the group); it is then trained jointly.
+
+    ``invariant`` chooses what the invariant part is (:meth:`invariant_code`): ``paper`` — the
+    masked map ``(1 − M)⊙z`` itself; ``pooled`` — its mean over the latent grid, per channel,
+    broadcast back to the grid; ``orbit`` — its average over the group orbit
+    ``mean_g Phi_g((1 − M)⊙z)`` (a symmetric map). The last two are exactly invariant whenever
+    the encoder is exactly equivariant; ``L_inv`` and the decoder see the code.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, group: Group | str,
                  latent_channels: int, tau: float = 0.5, latent_action: LatentAction | None = None,
-                 mask: ALDMask | None = None):
+                 mask: ALDMask | None = None, invariant: str = "paper"):
         super().__init__()
+        if invariant not in INVARIANTS:
+            raise ValueError(f"unknown invariant design {invariant!r}; choose one of {list(INVARIANTS)}")
+        self.invariant = invariant
         self.encoder, self.decoder = encoder, decoder
         self.group = get_group(group)
         self.latent_channels = latent_channels
@@ -136,8 +148,21 @@ class GroupLatentAutoencoder(nn.Module):
         return self.decoder(z)
 
     def split(self, z: torch.Tensor, hard: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(z_i, z_v)``; ``hard=True`` uses the 0/1 mask without gradient to the logits."""
-        return split_latent(z, self.mask.hard() if hard else self.mask())
+        """``(z_i, z_v)`` with ``z_i`` the invariant code; ``hard=True`` uses the 0/1 mask
+        without gradient to the logits."""
+        z_i, z_v = split_latent(z, self.mask.hard() if hard else self.mask())
+        return self.invariant_code(z_i), z_v
+
+    def invariant_code(self, z_i: torch.Tensor) -> torch.Tensor:
+        """The invariant part as the decoder and ``L_inv`` see it, same shape as ``z_i``."""
+        if self.invariant == "paper":
+            return z_i
+        if self.invariant == "pooled":
+            return z_i.mean(dim=tuple(range(2, z_i.dim())), keepdim=True).expand_as(z_i)
+        els, _ = self.group.evaluation_grid()
+        orbit = [self.group.act_latent(z_i, e.unsqueeze(0).expand(len(z_i), *e.shape).to(z_i.device))
+                 for e in els]
+        return torch.stack(orbit).mean(0)                       # (B, C, h, w) symmetric map
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
         """Encode ``x``, act on its variant part with ``g`` and decode the prediction of ``T_g x``."""
@@ -173,10 +198,11 @@ def fixed_mask_channels(kind: str, channels: int, n_variant: int | None = None,
 def build_model(group: Group | str = "c4", latent_channels: int = 64, tau: float = 0.5,
                 in_channels: int = 1, mask: str = "learned",
                 latent_action: LatentAction | None = None, mask_variant: int | None = None,
-                mask_seed: int = 0) -> GroupLatentAutoencoder:
+                mask_seed: int = 0, invariant: str = "paper") -> GroupLatentAutoencoder:
     """The paper model for ``group``. ``mask='learned'`` is the ALD mask; ``'manual'`` fixes the
     first ``mask_variant`` channels variant (default half), ``'random'`` a random set of that size
-    drawn from ``mask_seed`` (the control for the learned mask)."""
+    drawn from ``mask_seed`` (the control for the learned mask). ``invariant``: see
+    :class:`GroupLatentAutoencoder`."""
     group = get_group(group)
     if mask not in MASKS:
         raise ValueError(f"unknown mask {mask!r}; choose one of {list(MASKS)}")
@@ -191,4 +217,4 @@ def build_model(group: Group | str = "c4", latent_channels: int = 64, tau: float
         logits = torch.full((latent_channels,), -10.0)
         logits[fixed_mask_channels(mask, latent_channels, mask_variant, mask_seed)] = 10.0
         ald = ALDMask(latent_channels, tau, trainable=False, init_logits=logits)
-    return GroupLatentAutoencoder(enc, dec, group, latent_channels, tau, latent_action, ald)
+    return GroupLatentAutoencoder(enc, dec, group, latent_channels, tau, latent_action, ald, invariant)

@@ -29,13 +29,13 @@ from .devices import resolve_device, wide_dtype
 from .groups import get_group
 from .io import atomic_write, save_json
 from .losses import OBJECTIVES, PairLoss, resolve_consistency
-from .models import MASKS, GroupLatentAutoencoder, build_model, fixed_mask_channels
+from .models import INVARIANTS, MASKS, GroupLatentAutoencoder, build_model, fixed_mask_channels
 from .pairs import iterate_pairs
 
 LOSS_TERMS = ("loss", "recon", "inv", "const")
 # Fields that define the model's weights: a checkpoint only loads into a config that agrees on them.
 MODEL_FIELDS = ("group", "latent_channels", "mask", "objective", "latent_action", "mask_variant",
-                "mask_seed")
+                "mask_seed", "invariant")
 # Fields that may differ when resuming (everything else must match the checkpoint).
 RESUME_FREE = ("epochs", "device", "data_root", "amp")
 
@@ -59,6 +59,7 @@ class TrainConfig:
     mask: str = "learned"          # learned (ALD) | manual (first channels variant) | random (fixed draw)
     mask_variant: int | None = None  # variant channels of a manual/random mask; None = half
     mask_seed: int = 0             # which random mask (mask='random')
+    invariant: str = "paper"       # the invariant part: paper (masked map) | pooled (grid mean) | orbit (orbit mean)
     objective: str = "group"       # group (the paper's losses) | ae (plain autoencoder baseline)
     latent_action: str = "exact"   # exact (the group's own Phi_g) | a learned kind the group offers
     amp: bool = False              # bf16 autocast of the training step (CUDA only)
@@ -79,6 +80,8 @@ class TrainConfig:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}; choose one of {sorted(OBJECTIVES)}")
         resolve_consistency(self.consistency, get_group(self.group))  # raises on unknown names
+        if self.invariant not in INVARIANTS:
+            raise ValueError(f"unknown invariant {self.invariant!r}; choose one of {list(INVARIANTS)}")
         if self.mask not in MASKS:
             raise ValueError(f"unknown mask {self.mask!r}; choose one of {list(MASKS)}")
         fixed_mask_channels("manual", self.latent_channels, self.mask_variant)  # checks the count
@@ -104,7 +107,8 @@ def model_from_config(cfg: TrainConfig, image_shape: tuple[int, ...]) -> GroupLa
     action = None if cfg.latent_action == "exact" else group.make_latent_action(
         cfg.latent_action, cfg.latent_channels)
     model = build_model(group, cfg.latent_channels, cfg.tau, mask=cfg.mask, latent_action=action,
-                        mask_variant=cfg.mask_variant, mask_seed=cfg.mask_seed)
+                        mask_variant=cfg.mask_variant, mask_seed=cfg.mask_seed,
+                        invariant=cfg.invariant)
     with torch.no_grad():
         z = model.encode(torch.zeros(1, 1, *image_shape))
     group.check_shape(z.shape, "latent")
@@ -119,7 +123,7 @@ def initial_mask_probs(cfg: TrainConfig, image_shape: tuple[int, ...]) -> list[f
 
 # ----------------------------------------------------------------------------- checkpoints
 # Fields added after checkpoints were first written, with the behaviour the code had before them.
-LEGACY = {"consistency": "direct", "mask_variant": None, "mask_seed": 0}
+LEGACY = {"consistency": "direct", "mask_variant": None, "mask_seed": 0, "invariant": "paper"}
 
 
 def _effective(config: dict | TrainConfig, key: str):
