@@ -14,6 +14,8 @@ name            what                                         config overrides
 ``random``      fixed random mask, as many variant channels  ``mask='random'``, ``mask_variant`` =
                 as the same seed's learned mask (a control)  the ``ald`` row's ``n_variant``
 ``all-variant`` fixed mask, every channel variant            ``mask='manual'``, ``mask_variant=C``
+``ald-pooled``  learned mask, ``z_i`` pooled over the grid      ``invariant='pooled'``
+``ald-orbit``   learned mask, ``z_i`` averaged over the orbit   ``invariant='orbit'``
 ``recon+inv``   ablation ``L_recon + L_inv``                 ``lambda_const=0``
 ``recon+const`` ablation ``L_recon + L_const``               ``lambda_inv=0``
 ``recon``       ablation ``L_recon`` only (not by default)   ``lambda_inv=lambda_const=0``
@@ -63,6 +65,8 @@ BASELINES: dict[str, Baseline] = {
     "ald": Baseline("ALD (all three)", {**_GROUP, "mask": "learned"}),
     "random": Baseline("random mask", {**_GROUP, "mask": "random"}),
     "all-variant": Baseline("all variant", {**_GROUP, "mask": "manual"}),
+    "ald-pooled": Baseline("ALD, pooled z_i", {**_GROUP, "mask": "learned", "invariant": "pooled"}),
+    "ald-orbit": Baseline("ALD, orbit-mean z_i", {**_GROUP, "mask": "learned", "invariant": "orbit"}),
     "recon+inv": Baseline("L_recon + L_inv", {**_GROUP, "mask": "learned", "lambda_const": 0.0}),
     "recon+const": Baseline("L_recon + L_const", {**_GROUP, "mask": "learned", "lambda_inv": 0.0}),
     "recon": Baseline("L_recon only", {**_GROUP, "mask": "learned", "lambda_inv": 0.0,
@@ -115,7 +119,7 @@ def run_baselines(base_cfg: TrainConfig, names=DEFAULT_NAMES, run_root: str | Pa
     key (on ``data.test``); with ``probe``, ``probe/<feature>/<a|b|c>`` and ``probe/<feature>/dim``;
     and ``eval_seconds``. ``seeds`` (default: the config's seed) are training seeds; ``seed`` is
     the evaluation seed (the same for all). ``extra_scores(model, data) -> dict`` (a function or a
-    ``functools.partial``) adds scores of each trained model. ``eval_kwargs`` / ``probe_kwargs`` go to
+    ``functools.partial``) adds scores of each trained model whose latent is split (not ``ae``). ``eval_kwargs`` / ``probe_kwargs`` go to
     ``evaluate_model`` / ``probe_model`` (e.g. ``max_images``; ``max_train``, ``max_test``,
     ``fit_kwargs``).
     """
@@ -179,7 +183,7 @@ def _baseline_row(name: str, cfg: TrainConfig | None, data: DataSplits, run_dir:
     t0 = time.perf_counter()
     row.update(_score(model, data, spec, group, settings["probe"], settings["seed"],
                       settings["eval"], settings["probe_kw"]))
-    if extra_scores is not None and model is not None:
+    if extra_scores is not None and model is not None and spec.split == "mask":
         row.update(extra_scores(model, data))
     row["eval_seconds"] = time.perf_counter() - t0
     save_json({"key": key, "row": row}, run_dir / "row.json")

@@ -40,6 +40,13 @@ def resolve_view(model, group, split):
     return group, act, mask
 
 
+def view_split(model, z: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(z_i, z_v)`` as evaluated: the model's invariant code under the hard ``mask``, or
+    ``(0, z)`` without a mask (``split='full'``)."""
+    z_i, z_v = split_latent(z, mask)
+    return (z_i if mask is None else model.invariant_code(z_i)), z_v
+
+
 def repeat_element(element: torch.Tensor, n: int, device) -> torch.Tensor:
     """One group element as a batch of ``n`` copies ``(n, ...)`` on ``device``."""
     return element.unsqueeze(0).expand(n, *element.shape).contiguous().to(device)
@@ -111,7 +118,8 @@ def features_from_latent(model, z: torch.Tensor, name: str, group: Group | str |
         if mask is None:
             return None
         keep = (mask > 0) if name == "z_v" else (mask == 0)
-        return z[:, keep].flatten(1) if bool(keep.any()) else None
+        part = z if name == "z_v" else view_split(model, z, mask)[0]   # z_i: the invariant code
+        return part[:, keep].flatten(1) if bool(keep.any()) else None
     if name != "orbit":
         raise ValueError(f"unknown latent feature {name!r}; choose z, z_i, z_v or orbit")
     keep = torch.ones(z.shape[1], dtype=torch.bool, device=z.device) if mask is None else mask > 0

@@ -91,7 +91,8 @@ def fit_probe(X_train: torch.Tensor, y_train: torch.Tensor, X_val: torch.Tensor,
             return loss
 
         opt.step(closure)
-        closure()                                                      # the gradient where it stopped
+        with torch.enable_grad():                                      # the gradient where it stopped
+            closure()
         grad = torch.cat([W.grad.flatten(), b.grad.flatten()]).norm()
         res = ProbeResult(W.detach().clone(), b.detach().clone(), mean, inv_std, classes,
                           float(l2), 0.0, n_iter=int(opt.state[W].get("n_iter", 0)),

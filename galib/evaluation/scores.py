@@ -19,10 +19,9 @@ import torch
 from ..datasets import DataSplits, ImageSet
 from ..devices import model_device, wide_dtype
 from ..groups import Group
-from ..models import split_latent
 from ..pairs import images_of
 from . import metrics as M
-from .features import SPLITS, repeat_element, resolve_view  # noqa: F401  (SPLITS re-exported)
+from .features import SPLITS, repeat_element, resolve_view, view_split  # noqa: F401  (SPLITS)
 
 
 @dataclass
@@ -137,7 +136,7 @@ def _pair_batch(model, data: ImageSet, idx, group, act, mask, g, z_i, z_v, devic
     gx = images_of(data, idx, group, g, device)                            # T_g x
     phi = act(z_v, g)                                                      # Phi_g z_v(x)
     recon = model.decode(z_i + phi)
-    zt_i, zt_v = split_latent(model.encode(gx), mask)                      # z_i(T_g x), z_v(T_g x)
+    zt_i, zt_v = view_split(model, model.encode(gx), mask)                 # z_i(T_g x), z_v(T_g x)
     return PairBatch(gx, recon, phi, z_i, zt_i, zt_v)
 
 
@@ -185,7 +184,7 @@ def evaluate_model(model, data: ImageSet | DataSplits, group: Group | str | None
     for start in range(0, n, batch_size):
         idx = torch.arange(start, min(start + batch_size, n))
         z = model.encode(images_of(data, idx, device=device))              # (B, C, h, w)
-        z_i, z_v = split_latent(z, mask)
+        z_i, z_v = view_split(model, z, mask)
         totals.add_images(z, z_i)
         for k, el in enumerate(els):
             b = _pair_batch(model, data, idx, group, act, mask, repeat_element(el, len(idx), device),

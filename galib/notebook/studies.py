@@ -414,3 +414,46 @@ def seeds_summary(runs: list[dict]) -> dict:
             out[k], out[f"{k}_sd"] = m, sd
     out["n_seeds"] = len(runs)
     return out
+
+
+# ----------------------------------------------------------------------------- invariant designs
+DESIGNS = {"ald": "paper", "ald-pooled": "pooled", "ald-orbit": "orbit"}   # baseline → invariant
+DESIGN_KEYS = ("probe/z_i/a", "probe/z_i/b", "probe/z_i/c", "invariance_error_centred",
+               "energy_share_zi", "recon_mse", "recon_ssim", "equivariance_error", "swap_content_a",
+               "swap_content_b", "recon_probe_accuracy")
+
+
+def design_table(rows: list[dict]) -> list[dict]:
+    """One row per design of the invariant part present in ``rows`` (mean, sd, per seed of
+    ``DESIGN_KEYS``), with the goal checks: ``b_gap`` (probe a − b of ``z_i``), ``mse_ratio``
+    (recon MSE over the paper design's) and ``meets_goal`` (b within 0.05 of a and ≥ 0.70,
+    centred invariance error ≤ 0.3, MSE within 1.2× the paper design's)."""
+    agg = {r["name"]: r for r in aggregate([r for r in rows if r["name"] in DESIGNS], DESIGN_KEYS)}
+    ref = agg.get("ald", {}).get("recon_mse")
+    out = []
+    for name, r in agg.items():
+        a, b = r.get("probe/z_i/a"), r.get("probe/z_i/b")
+        gap = None if a is None or b is None else a - b
+        ratio = None if not ref else r["recon_mse"] / ref
+        meets = (gap is not None and gap <= 0.05 and b >= 0.70 and ratio is not None and ratio <= 1.2
+                 and r.get("invariance_error_centred", 9) <= 0.3)
+        out.append({**r, "design": DESIGNS[name], "b_gap": gap, "mse_ratio": ratio, "meets_goal": meets})
+    return out
+
+
+def design_sentence(table: list[dict]) -> str:
+    """The designs compared in words, computed from :func:`design_table`."""
+    if not table:
+        return "No design of the invariant part among these baselines."
+    parts = []
+    for r in table:
+        parts.append(f"{r['design']}: z_i probe {r.get('probe/z_i/a', float('nan')):.2f} upright → "
+                     f"{r.get('probe/z_i/b', float('nan')):.2f} rotated, centred invariance error "
+                     f"{r.get('invariance_error_centred', float('nan')):.2f}, recon MSE ×"
+                     f"{(r['mse_ratio'] or float('nan')):.2f} of the paper's, swaps show a's class "
+                     f"{r.get('swap_content_a', float('nan')):.0%}")
+    good = [r["design"] for r in table if r["meets_goal"]]
+    verdict = (f"Meets the goal: {', '.join(good)}." if good else
+               "No design meets the goal (z_i probe b ≥ 0.70 and within 0.05 of a, centred "
+               "invariance error ≤ 0.3, recon MSE ≤ 1.2× the paper's).")
+    return "; ".join(parts) + ". " + verdict
