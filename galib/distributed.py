@@ -2,7 +2,8 @@
 
     torchrun --nproc_per_node=2 -m galib.distributed --dataset glyphs --epochs 2 --run-dir runs/ddp
 
-Flags mirror :class:`galib.train.TrainConfig` (as ``python -m galib.train``). The backend is NCCL
+Flags mirror :class:`galib.train.TrainConfig` (as ``python -m galib.train``, ``--config``, ``--fresh``
+and ``--repair`` included; errors are one line per rank, the traceback with ``--debug``). The backend is NCCL
 when the ranks train on CUDA (rank ``r`` uses ``cuda:LOCAL_RANK``) and gloo on CPU.
 
 ``batch_size`` is the **global** batch: every rank draws the same pairs (same seed, same per-epoch
@@ -30,7 +31,7 @@ import torch
 import torch.distributed as dist
 
 from .devices import resolve_device
-from .train import TrainConfig, TrainResult, config_from_args, config_parser, train
+from .train import TrainConfig, TrainResult, config_from_args, config_parser, run_cli, train
 
 
 def init_distributed(cfg: TrainConfig, timeout_s: float = 600.0) -> TrainConfig:
@@ -54,17 +55,22 @@ def init_distributed(cfg: TrainConfig, timeout_s: float = 600.0) -> TrainConfig:
     return cfg
 
 
-def train_distributed(cfg: TrainConfig, run_dir=None, progress: bool = True) -> TrainResult:
-    """:func:`galib.train.train` on every rank of an initialised process group (rank 0 writes)."""
-    return train(cfg, run_dir, progress=progress, verbose=dist.get_rank() == 0)
+def train_distributed(cfg: TrainConfig, run_dir=None, progress: bool = True, fresh: bool = False,
+                      repair: bool = False) -> TrainResult:
+    """:func:`galib.train.train` on every rank of an initialised process group (rank 0 checks,
+    locks and writes the run dir)."""
+    return train(cfg, run_dir, progress=progress, verbose=dist.get_rank() == 0, fresh=fresh,
+                 repair=repair)
 
 
 def main(argv=None) -> None:
-    parser = config_parser("Data-parallel training of the ALD model; launch with torchrun.")
+    parser = config_parser("Data-parallel training of the ALD model; launch with torchrun.",
+                           run_flags=True, prog="torchrun -m galib.distributed")
     args = parser.parse_args(argv)
-    cfg = init_distributed(config_from_args(args))
+    cfg = init_distributed(config_from_args(args).validate())     # bad values: before joining
     try:
-        result = train_distributed(cfg, args.run_dir, progress=not args.no_progress)
+        result = train_distributed(cfg, args.run_dir, progress=not args.no_progress,
+                                   fresh=args.fresh, repair=args.repair)
         if dist.get_rank() == 0:
             best = result.best
             print(json.dumps({"world_size": dist.get_world_size(), "backend": dist.get_backend(),
@@ -78,4 +84,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, prog="galib.distributed")

@@ -1,39 +1,180 @@
-"""Files: atomic writes (checkpoints, metrics, tables and figures are never left half-written)
-and JSON that holds tensors and numpy values."""
+"""Files: durable atomic writes (checkpoints, metrics, tables and figures are never left
+half-written, and survive a power cut once written), JSON that holds tensors and numpy values,
+stale temporary files, and a per-folder lock held by one process at a time.
+
+A write goes to a temporary file ``.NAME.XXXX.tmp`` beside its target, is flushed to disk
+(``fsync``), renamed onto the target, and the folder entry is flushed too. A write that fails
+(disk full, permission) raises :class:`WriteError` naming the path and the cause, and leaves the
+old file as it was. A process killed mid-write leaves only its temporary file, which
+:func:`remove_stale_temps` deletes later.
+"""
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
+import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import torch
 
+_LOW_SPACE = 1 << 20          # a failed write with less free space than this is reported as disk full
+
+
+class WriteError(OSError):
+    """A file could not be written; the message names the path and says why (disk full, ...)."""
+
+
+class FolderLocked(RuntimeError):
+    """Another process holds the lock of a folder; the message (and ``holder``) names its pid."""
+    holder: str = ""
+
+
+def _write_error(path: Path, err: BaseException) -> WriteError:
+    reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+    code = err.errno if isinstance(err, OSError) else None
+    try:
+        free = shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free
+    except OSError:
+        free = None
+    if code in (errno.ENOSPC, errno.EDQUOT) or (free is not None and free < _LOW_SPACE):
+        reason = (f"no space left on the device ({free} bytes free): free some space or write "
+                  f"elsewhere; the previous {path.name}, if any, is unchanged")
+        code = errno.ENOSPC
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason += ": the folder is not writable; fix its permissions or write elsewhere"
+    out = WriteError(f"cannot write {path}: {reason}")
+    out.errno = code
+    return out
+
+
+def _fsync(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a partial file."""
+    """Call ``write(tmp_path)``, flush it to disk, then rename it onto ``path``: readers never see
+    a partial file, and a failure leaves the old one untouched (:class:`WriteError` on OS errors)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as err:
+        raise _write_error(path, err) from None
     umask = os.umask(0)
     os.umask(umask)
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~umask)                          # mkstemp makes 0600 files
+        _fsync(Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
+        _fsync(path.parent, directory=True)
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise _write_error(path, err) from None
         raise
+
+
+def write_bytes(path: Path, data: bytes | memoryview) -> Path:
+    """``data`` into ``path``, atomically and durably."""
+    def put(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+    atomic_write(path, put)
+    return Path(path)
 
 
 def write_text(path: Path, text: str) -> Path:
     """``text`` into ``path``, atomically."""
     atomic_write(path, lambda p: Path(p).write_text(text))
     return Path(path)
+
+
+def remove_stale_temps(folder: Path, names) -> list[Path]:
+    """Delete the temporary files ``.NAME.*.tmp`` that an interrupted :func:`atomic_write` of one
+    of ``names`` left in ``folder`` (call it only while no other process writes there)."""
+    removed = []
+    for name in names:
+        for tmp in Path(folder).glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def set_aside(path: Path, tag: str) -> Path:
+    """Rename ``path`` to ``path.TAG`` (``path.TAG-2``, ... if taken) so that nothing is lost."""
+    path = Path(path)
+    target, n = path.with_name(f"{path.name}.{tag}"), 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.{tag}-{n}")
+    os.replace(path, target)
+    return target
+
+
+class FolderLock:
+    """An exclusive ``flock`` on ``folder/NAME`` held by one process; the kernel drops it when the
+    process dies (even by SIGKILL), so a crash never leaves a folder locked. The file holds the
+    holder's pid, host and start time; it is removed on release (a stale one is harmless)."""
+
+    def __init__(self, folder: Path, name: str = "run.lock"):
+        self.path = Path(folder) / name
+        self._fd: int | None = None
+
+    def acquire(self) -> "FolderLock":
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as err:
+                raise _write_error(self.path, err) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "pid unknown"
+                os.close(fd)
+                err = FolderLocked(f"{self.path.parent} is in use by another process ({holder}); "
+                                   f"wait for it to finish, or use another folder")
+                err.holder = holder
+                raise err from None
+            if self._same_file(fd):                            # not unlinked by a releasing holder
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        self._fd = fd
+        return self
+
+    def _same_file(self, fd: int) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)                  # while still holding the lock
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "FolderLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 def jsonable(obj):

@@ -4,7 +4,8 @@ Each source is one module (``idx``: mnist, fashion-mnist; ``glyphs``; ``shapes3d
 ``blocked``) exposing a loader ``(Request) -> Loaded | DataSplits`` (:mod:`galib.datasets.base`).
 A name matches an entry of ``LOADERS`` exactly or as ``ENTRY:SPEC`` (``npz:/data/x.npz``,
 ``shapes3d:600,100``, ``blocked:glyphs``). Adding a dataset is one module plus one line in
-``LOADERS`` (or :func:`register_dataset` from outside the package).
+``LOADERS`` (or :func:`register_dataset` from outside the package). Whatever a loader returns is
+checked (:meth:`DataSplits.check`): unusable data is a :class:`DataError` naming its source.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from typing import Callable
 import torch
 
 from . import blocked, glyphs, npz, shapes3d
-from .base import DataSplits, DatasetUnavailable, ImageSet, Loaded, Request, resolve_root, to_float
+from .base import (DataError, DataSplits, DatasetUnavailable, ImageSet, Loaded, Request,
+                   resolve_root, to_float)
 from .idx import DEBIAN_FASHION, load_fashion_mnist, load_idx_dataset, load_mnist
 
 Loader = Callable[[Request], "Loaded | DataSplits"]
@@ -101,14 +103,14 @@ def load_dataset(name: str = "auto", data_root: str | os.PathLike | None = None,
     req = Request(name, resolve_root(data_root), seed, sizes, download, verbose, inner)
     found = loader(req)
     if isinstance(found, DataSplits):                     # a wrapper such as blocked:NAME
-        return found
+        return found.check()
     train, val = (found.train, found.val) if found.val is not None else \
         split_train(found.train, val_fraction, seed)
     if max_train is not None:
         train = train.head(max_train)
         val = val.head(max(1, round(max_train * val_fraction / (1 - val_fraction))))
     return DataSplits(found.name or name, found.source, train, val, found.test.head(max_test),
-                      found.classes, found.digits)
+                      found.classes, found.digits).check()
 
 
 def split_train(train: ImageSet, val_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
@@ -128,6 +130,6 @@ def _needed_sizes(max_train, max_test, val_fraction) -> tuple[int, int]:
     return n_train, n_test
 
 
-__all__ = ["DataSplits", "DatasetUnavailable", "ImageSet", "Loaded", "Request", "LOADERS",
+__all__ = ["DataError", "DataSplits", "DatasetUnavailable", "ImageSet", "Loaded", "Request", "LOADERS",
            "DEBIAN_FASHION", "load_dataset", "register_dataset", "available_datasets",
            "split_train", "to_float"]

@@ -8,12 +8,14 @@ Arrays ``train_images``, ``train_labels``, ``test_images``, ``test_labels`` and 
 """
 from __future__ import annotations
 
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .base import DatasetUnavailable, ImageSet, Loaded, Request
+from .base import DataError, DatasetUnavailable, ImageSet, Loaded, Request
 
 NPZ_REQUIRED = ("train_images", "train_labels", "test_images", "test_labels")
 
@@ -23,22 +25,26 @@ def _npz_images(arr: np.ndarray, key: str, path: Path) -> torch.Tensor:
         grey = arr.astype(np.float64) @ np.array([0.299, 0.587, 0.114])  # RGB (N, H, W, 3) → grey
         arr = grey if np.issubdtype(arr.dtype, np.floating) else np.rint(grey).astype(arr.dtype)
     if arr.ndim not in (3, 4):
-        raise ValueError(f"{path}: {key} must be N×H×W (2D) or N×D×H×W (3D); got shape {arr.shape}")
+        raise DataError(f"{path}: {key} must be N×H×W (2D) or N×D×H×W (3D); got shape {arr.shape}")
     if arr.dtype == np.uint8:
         out = arr
     elif arr.dtype == np.bool_:
         out = arr.astype(np.uint8) * 255
     elif np.issubdtype(arr.dtype, np.floating):
-        if arr.size and (np.nanmin(arr) < 0.0 or np.nanmax(arr) > 1.0 or np.isnan(arr).any()):
-            raise ValueError(f"{path}: float {key} must lie in [0, 1] (or store uint8 0..255); "
-                             f"got range [{np.nanmin(arr):g}, {np.nanmax(arr):g}]")
+        bad = int((~np.isfinite(arr)).sum())
+        if bad:
+            raise DataError(f"{path}: {key} holds {bad} non-finite values (NaN or inf); every pixel "
+                            f"must be a finite number in [0, 1] (or store uint8 0..255)")
+        if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
+            raise DataError(f"{path}: float {key} must lie in [0, 1] (or store uint8 0..255); "
+                            f"got range [{arr.min():g}, {arr.max():g}]")
         out = np.rint(arr * 255.0).astype(np.uint8)
     elif np.issubdtype(arr.dtype, np.integer):
         if arr.size and (arr.min() < 0 or arr.max() > 255):
-            raise ValueError(f"{path}: integer {key} must lie in 0..255; got [{arr.min()}, {arr.max()}]")
+            raise DataError(f"{path}: integer {key} must lie in 0..255; got [{arr.min()}, {arr.max()}]")
         out = arr.astype(np.uint8)
     else:
-        raise ValueError(f"{path}: {key} has unsupported dtype {arr.dtype}")
+        raise DataError(f"{path}: {key} has unsupported dtype {arr.dtype}")
     return torch.from_numpy(np.ascontiguousarray(out))
 
 
@@ -46,12 +52,14 @@ def _npz_labels(arr: np.ndarray, key: str, n: int, path: Path) -> torch.Tensor:
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1 or len(arr) != n:
-        raise ValueError(f"{path}: {key} must have shape ({n},) or ({n}, 1) to match the images; "
+        raise DataError(f"{path}: {key} must have shape ({n},) or ({n}, 1) to match the images; "
                          f"got {arr.shape} (multi-label data is not supported)")
-    if not np.issubdtype(arr.dtype, np.integer) and not np.all(arr == np.rint(arr)):
-        raise ValueError(f"{path}: {key} must hold integer class labels; got dtype {arr.dtype}")
+    numeric = np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    if not numeric or (not np.issubdtype(arr.dtype, np.integer) and not np.all(arr == np.rint(arr))):
+        raise DataError(f"{path}: {key} must hold integer class labels 0, 1, ...; got dtype "
+                        f"{arr.dtype}" + (f" (e.g. {arr.flat[0]!r})" if arr.size else ""))
     if arr.size and arr.min() < 0:
-        raise ValueError(f"{path}: {key} must be non-negative class indices; got min {arr.min()}")
+        raise DataError(f"{path}: {key} must be non-negative class indices; got min {arr.min()}")
     return torch.from_numpy(arr.astype(np.int64))
 
 
@@ -66,14 +74,18 @@ def load_npz(path: str | Path, root: Path | None = None) -> tuple[str, ImageSet,
         raise DatasetUnavailable(f"npz dataset file not found; tried {', '.join(map(str, tried))}. "
                                  f"Pass 'npz:/path/to/file.npz' holding arrays {list(NPZ_REQUIRED)} "
                                  f"(and optionally val_images, val_labels)")
-    with np.load(p, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise DataError(f"cannot read {p}: {type(err).__name__}: {err}; it must be an .npz file "
+                        f"(numpy.savez) without pickled objects") from None
     missing = [k for k in NPZ_REQUIRED if k not in arrays]
     if missing:
-        raise ValueError(f"{p} lacks the arrays {missing}; the MedMNIST layout needs {list(NPZ_REQUIRED)} "
+        raise DataError(f"{p} lacks the arrays {missing}; the MedMNIST layout needs {list(NPZ_REQUIRED)} "
                          f"(optionally val_images, val_labels); found {sorted(arrays)}")
     if ("val_images" in arrays) != ("val_labels" in arrays):
-        raise ValueError(f"{p} has only one of val_images / val_labels; supply both or neither")
+        raise DataError(f"{p} has only one of val_images / val_labels; supply both or neither")
 
     def split(prefix: str) -> ImageSet:
         images = _npz_images(arrays[f"{prefix}_images"], f"{prefix}_images", p)
@@ -83,7 +95,7 @@ def load_npz(path: str | Path, root: Path | None = None) -> tuple[str, ImageSet,
     val = split("val") if "val_images" in arrays else None
     shapes = {s.images.shape[1:] for s in (train, test, val) if s is not None}
     if len(shapes) != 1:
-        raise ValueError(f"{p}: train/val/test images differ in shape: {sorted(map(tuple, shapes))}")
+        raise DataError(f"{p}: train/val/test images differ in shape: {sorted(map(tuple, shapes))}")
     return str(p), train, test, val
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from ..datasets import DataSplits, load_dataset
 from ..io import save_json, write_text
-from ..train import TrainConfig, config_from_args, config_parser, train
+from ..train import TrainConfig, config_from_args, config_parser, run_cli, train
 from .features import FEATURES, PROBE_FIT, PROTOCOLS, probe_model
 from .scores import SCORE_LABELS, evaluate_model
 from .spread import aggregate
@@ -274,7 +274,8 @@ def write_table(rows: list[dict], out_dir: str | Path, stem: str = "baselines",
 
 # ----------------------------------------------------------------------------- command line
 def main(argv=None) -> list[dict]:
-    parser = config_parser("Train, evaluate and probe the baselines; write a markdown/JSON table.")
+    parser = config_parser("Train, evaluate and probe the baselines; write a markdown/JSON table.",
+                           prog="python -m galib.evaluation.baselines")
     parser.add_argument("--out", default="baselines_out", help="folder for the table files")
     parser.add_argument("--run-root", default=None, help="folder for the runs (default OUT/runs)")
     parser.add_argument("--names", nargs="+", default=list(DEFAULT_NAMES), choices=list(BASELINES),
@@ -309,4 +310,4 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, prog="python -m galib.evaluation.baselines")

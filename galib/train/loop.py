@@ -1,0 +1,300 @@
+"""The training loop: ``train``, one epoch (``run_epoch``), and the non-finite guard.
+
+Per epoch it records train and validation loss (total and each term), the variant fraction and
+channels of the mask, and seconds; with a run dir it saves ``last.pt``, ``best.pt`` (lowest
+validation loss) and ``history.json`` and resumes from them (:mod:`galib.train.runs`). Pair
+sampling uses one generator per epoch seeded from ``(seed, epoch)``, so an interrupted and
+resumed run ends with the same weights as an uninterrupted one.
+
+A non-finite loss term (in training or validation) or parameter stops training with
+:class:`NonFiniteError`, naming the epoch, the step and the term; the epoch is not saved, so the
+run dir keeps the last good state. Finding the step costs nothing per step: the loss terms each
+step already computes are kept and searched only when an epoch's sum is non-finite.
+
+``amp=True`` runs the training step under bf16 autocast (CUDA only). Under ``torch.distributed``
+(see :mod:`galib.distributed`) each rank computes the loss on its slice of every global batch of
+``batch_size`` pairs, DDP averages the gradients, and only rank 0 prints and writes files (and
+holds the run dir's lock), so the run matches a single-process run with the same ``batch_size``.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from ..datasets import DataSplits, ImageSet, load_dataset
+from ..devices import resolve_device, wide_dtype
+from ..losses import PairLoss
+from ..models import GroupLatentAutoencoder
+from ..pairs import iterate_pairs
+from .config import TrainConfig, model_from_config
+from .runs import RunDir, RunError, RunState, best_epoch, history_up_to, read_state
+
+LOSS_TERMS = ("loss", "recon", "inv", "const")
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a non-finite loss term or parameter; the message names the epoch, the
+    step and the term, and what was kept."""
+
+
+@dataclass
+class TrainResult:
+    model: GroupLatentAutoencoder   # weights of the best validation epoch
+    history: list[dict]
+    config: TrainConfig
+    data: DataSplits
+    run_dir: Path | None
+
+    @property
+    def best(self) -> dict:
+        """The history row of the epoch whose weights ``model`` holds."""
+        return best_epoch(self.history)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def run_epoch(model, data: ImageSet, cfg: TrainConfig, generator: torch.Generator,
+              device: torch.device, optimizer: torch.optim.Optimizer | None = None,
+              progress: bool = False, desc: str = "", step: torch.nn.Module | None = None,
+              epoch: int | None = None) -> dict[str, float]:
+    """One pass over ``data``: trains when ``optimizer`` is given, else evaluates without grad.
+
+    ``step`` computes the loss terms from ``(x, gx, g)`` (default ``PairLoss(model, ...)``; DDP
+    passes its wrapper). Under ``torch.distributed`` each rank takes its slice of every batch.
+    Returns per-sample means of every loss term (over all ranks); a non-finite one raises
+    :class:`NonFiniteError` naming ``epoch`` (1-based), the step and the term.
+    """
+    step = step or PairLoss.from_config(model, cfg)
+    rank, world = _rank_and_world()
+    acc = wide_dtype(device)
+    sums = torch.zeros(len(LOSS_TERMS), dtype=acc, device=device)
+    seen = []                                                  # (steps, terms): searched on failure
+    step.train(optimizer is not None)
+    batches = iterate_pairs(data, model.group, cfg.batch_size, generator,
+                            shuffle=optimizer is not None, device=device)
+    bar = _progress(batches, total=math.ceil(len(data) / cfg.batch_size), desc=desc, enabled=progress)
+    with torch.set_grad_enabled(optimizer is not None):
+        for x, gx, g, _ in bar:
+            n = len(x)
+            (x, gx, g), own = _shard((x, gx, g), rank, world)     # own: this rank's sample count
+            with torch.autocast("cuda", torch.bfloat16) if cfg.amp else contextlib.nullcontext():
+                terms = step(x, gx, g)
+            if optimizer is not None:
+                loss = terms["loss"] if world == 1 else terms["loss"] * (world * own / n)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()                                # DDP: mean over ranks = batch mean
+                optimizer.step()
+            seen.append(torch.stack([terms[k].detach() for k in LOSS_TERMS]))
+            sums += seen[-1].to(acc) * own
+    if world > 1:
+        dist.all_reduce(sums)
+    means = dict(zip(LOSS_TERMS, (sums / len(data)).tolist()))
+    if not all(math.isfinite(v) for v in means.values()):
+        raise NonFiniteError(_nonfinite_message(seen, optimizer is not None, epoch))
+    return means
+
+
+def _nonfinite_message(seen: list[torch.Tensor], training: bool, epoch: int | None) -> str:
+    what = "training" if training else "validation"
+    where = f" at epoch {epoch}" if epoch is not None else ""
+    bad = (~torch.isfinite(torch.stack(seen).float())).cpu() if seen else torch.zeros(0, 4, dtype=torch.bool)
+    rows = bad.any(1).nonzero().flatten().tolist()
+    if not rows:                                               # another rank's slice went bad
+        return f"non-finite {what} loss{where} (on another rank)"
+    i = rows[0]
+    values = seen[i].float().cpu().tolist()
+    terms = ", ".join(f"{k}={v:g}" for k, v in zip(LOSS_TERMS, values))
+    names = [k for k, b in zip(LOSS_TERMS, bad[i].tolist()) if b and k != "loss"] or ["loss"]
+    return (f"non-finite {what} loss{where}, step {i + 1} of {len(seen)}: "
+            f"{'term' if len(names) == 1 else 'terms'} {', '.join(names)} ({terms})")
+
+
+def _check_parameters(model: torch.nn.Module, epoch: int) -> None:
+    named = list(model.named_parameters())
+    finite = torch.stack([torch.isfinite(p).all() for _, p in named]).tolist()
+    bad = [name for (name, _), ok in zip(named, finite) if not ok]
+    if bad:
+        raise NonFiniteError(f"non-finite parameters after the training steps of epoch {epoch}: "
+                             f"{', '.join(bad)}")
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _shard(batch: tuple[torch.Tensor, ...], rank: int, world: int):
+    """This rank's slice of a global batch and how many samples it owns.
+
+    Its loss is weighted by ``world·own/len(batch)``, so DDP's mean over ranks is the global
+    batch's mean loss, also when the last batch does not split evenly. A rank whose slice would
+    be empty runs one sample with weight 0: every rank must join each gradient all-reduce.
+    """
+    if world == 1:
+        return batch, len(batch[0])
+    part = tuple(t.tensor_split(world)[rank] for t in batch)
+    if len(part[0]) == 0:
+        return tuple(t[:1] for t in batch), 0
+    return part, len(part[0])
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam on the trainable parameters; ``foreach`` batches its per-parameter ops (the same
+    values as the default per-parameter loop, which CPU would otherwise get)."""
+    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            foreach=True)
+
+
+def _progress(it, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm                                 # terminal and JupyterLab
+    return tqdm(it, total=total, desc=desc, leave=False)
+
+
+def train(cfg: TrainConfig | None = None, run_dir: str | Path | None = None,
+          data: DataSplits | None = None, resume: bool = True, progress: bool = True,
+          verbose: bool = True, fresh: bool = False, repair: bool = False) -> TrainResult:
+    """Train per ``cfg``; with ``run_dir`` save checkpoints/history there and resume from them.
+
+    A run dir holds one run (see :mod:`galib.train.runs`): ``repair=True`` rebuilds damaged or
+    missing files where that is exact, ``fresh=True`` (or ``resume=False``) moves the old files to
+    ``run_dir/previous-N/`` and starts over. Asking a finished run for fewer epochs returns the
+    best of those epochs if ``best.pt`` keeps it, else raises :class:`~galib.train.runs.RunError`.
+    """
+    cfg = (cfg or TrainConfig()).validate()
+    device = resolve_device(cfg.device)
+    rank, _ = _rank_and_world()
+    if rank != 0:                                              # only rank 0 talks and writes
+        progress = verbose = False
+    if data is None:
+        data = load_dataset(cfg.dataset, cfg.data_root, seed=cfg.seed, max_train=cfg.max_train,
+                            val_fraction=cfg.val_fraction, verbose=verbose)
+    data.check()
+    torch.manual_seed(cfg.seed)
+    model = model_from_config(cfg, data.image_shape).to(device)
+    optimizer = make_optimizer(model, cfg)
+    if run_dir is None:
+        return _fit(cfg, model, optimizer, data, device, None, RunState(), progress, verbose)
+    run, state = _open_run(Path(run_dir), cfg, data, fresh or not resume, repair, verbose)
+    try:
+        return _fit(cfg, model, optimizer, data, device, run, state, progress, verbose)
+    finally:
+        if run is not None:
+            run.close()
+
+
+def _open_run(path: Path, cfg, data, fresh: bool, repair: bool, verbose: bool):
+    """``(RunDir on rank 0 else None, RunState)``: rank 0 locks, checks and repairs the run dir;
+    under torch.distributed the other ranks then read its checkpoints (or raise its error)."""
+    rank, world = _rank_and_world()
+    run, state, error = None, None, None
+    if rank == 0:
+        run = RunDir(path, cfg, data, verbose)
+        try:
+            state = run.open(fresh=fresh, repair=repair)
+        except Exception as err:                               # noqa: BLE001 (shared with all ranks)
+            if world == 1:
+                raise
+            error = err
+    if world > 1:
+        shared = [None if error is None else f"{type(error).__name__}: {error}"]
+        dist.broadcast_object_list(shared, src=0)
+        if error is not None:
+            raise error
+        if shared[0] is not None:
+            raise RunError(f"rank 0: {shared[0]}")
+        if rank != 0:
+            state = read_state(path)
+    return run, state
+
+
+def _fit(cfg, model, optimizer, data, device, run: RunDir | None, state: RunState, progress, verbose):
+    history, start, best_val = [], 0, math.inf
+    if state.last is not None:
+        done = state.last["epoch"] + 1
+        if cfg.epochs < done:
+            history = history_up_to(state, cfg.epochs, state.path, verbose)
+            model.load_state_dict(state.best["model"])
+            return TrainResult(model.eval(), history, cfg, data, state.path)
+        model.load_state_dict(state.last["model"])
+        optimizer.load_state_dict(state.last["optimizer"])
+        history, start, best_val = state.last["history"], done, state.last["best_val"]
+        if verbose and start < cfg.epochs:
+            print(f"[galib] resuming {state.path} at epoch {start}/{cfg.epochs}")
+    if run is not None and start < cfg.epochs:
+        run.check_writable()
+    best_state = _epochs(cfg, model, optimizer, data, device, run, history, start, best_val,
+                         progress, verbose)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    elif state.best is not None:                               # resumed a finished run
+        model.load_state_dict(state.best["model"])
+    return TrainResult(model.eval(), history, cfg, data, state.path)
+
+
+def _epochs(cfg, model, optimizer, data, device, run, history, start, best_val, progress, verbose):
+    """Train epochs ``start..cfg.epochs-1`` (appending to ``history``, saving to ``run``); the
+    weights of the best new epoch, or None if none beat ``best_val``."""
+    rank, world = _rank_and_world()
+    step = PairLoss.from_config(model, cfg)
+    train_step = step
+    if world > 1:                                              # after loading: DDP syncs from rank 0
+        from torch.nn.parallel import DistributedDataParallel
+        train_step = DistributedDataParallel(
+            step, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=cfg.objective != "group")  # 'ae' leaves the mask logits unused
+    val_gen_seed = cfg.seed + 1                                # the same validation pairs every epoch
+    best_state = None
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        try:
+            tr = run_epoch(model, data.train, cfg, epoch_generator(cfg.seed, epoch), device, optimizer,
+                           progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", step=train_step,
+                           epoch=epoch + 1)
+            _check_parameters(model, epoch + 1)
+            va = run_epoch(model, data.val, cfg, torch.Generator().manual_seed(val_gen_seed), device,
+                           step=step, epoch=epoch + 1)
+        except NonFiniteError as err:
+            raise NonFiniteError(f"{err}. {_kept(run, history)} Lower lr (now {cfg.lr:g}) or the "
+                                 f"loss weights, or check the data") from None
+        row = _epoch_row(epoch, tr, va, model, t0)
+        history.append(row)
+        improved = va["loss"] < best_val
+        best_val = min(best_val, va["loss"])
+        if improved:
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if verbose:
+            print(f"epoch {epoch + 1:3d}/{cfg.epochs}  train {tr['loss']:.4f}  val {va['loss']:.4f} "
+                  f"(recon {va['recon']:.4f} inv {va['inv']:.4f} const {va['const']:.4f})  "
+                  f"variant {row['variant_fraction']:.2f}  {row['seconds']:.1f}s" + ("  *" if improved else ""))
+        if run is not None and rank == 0:
+            run.save(cfg, model, optimizer, epoch, history, best_val, improved)
+    return best_state
+
+
+def _kept(run: RunDir | None, history: list[dict]) -> str:
+    if run is None:
+        return "Nothing was saved (no run dir)."
+    if not history:
+        return f"Nothing was saved in {run.path} (no epoch finished)."
+    return f"{run.path / 'last.pt'} (epoch {history[-1]['epoch']}) is kept, unchanged."
+
+
+def _epoch_row(epoch: int, tr: dict, va: dict, model, t0: float) -> dict:
+    """One ``history`` row: every loss term on train and validation, the mask, seconds."""
+    return {"epoch": epoch + 1, **{f"train_{k}": v for k, v in tr.items()},
+            **{f"val_{k}": v for k, v in va.items()},
+            "variant_fraction": model.variant_fraction(),
+            "variant_channels": model.hard_mask().nonzero().flatten().tolist(),
+            "mask_probs": model.mask.probs().detach().cpu().tolist(),
+            "seconds": time.perf_counter() - t0}
