@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 
 import matplotlib
 import matplotlib.colors
+import matplotlib.font_manager
 import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
@@ -109,6 +110,14 @@ def _wrap(label: str, width: int) -> str:
     return textwrap.fill(label, width)
 
 
+def error_scale(err, q: float = 99.0) -> float:
+    """Top of an error map's colour scale: the ``q``-th percentile of the errors (so a few
+    outliers do not leave the rest black), or their maximum if that is 0; 1 for all-zero errors."""
+    err = np.asarray(err, dtype=float)
+    top = float(np.percentile(err, q)) if err.size else 0.0
+    return top if top > 0 else (float(err.max()) if err.size and err.max() > 0 else 1.0)
+
+
 def _grid(*args, **kwargs) -> Figure:
     """Rows of images (each ``(N, H, W)``); rows listed in ``err_rows`` use the error colormap."""
     with rc_style():
@@ -124,8 +133,10 @@ def _grid_body(rows: Sequence[np.ndarray], row_labels: Sequence[str],
     fig = Figure(figsize=(label_w + cell * n_cols + (0.8 if err_rows else 0.2),
                           0.9 + cell * n_rows), layout="constrained")
     axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
+    err_note = None
     if err_rows and err_max is None:
-        err_max = max(float(rows[i].max()) for i in err_rows) or 1.0
+        err_max = error_scale(np.concatenate([np.ravel(rows[i]) for i in err_rows]))
+        err_note = f"top: 99th\npercentile\n= {err_max:.2g}"
     err_im = None
     for i, row in enumerate(rows):
         for j in range(n_cols):
@@ -142,11 +153,50 @@ def _grid_body(rows: Sequence[np.ndarray], row_labels: Sequence[str],
             if i == 0 and col_labels is not None and j < len(col_labels):
                 ax.set_title(_wrap(col_labels[j], int(cell * 9)), fontsize=10)
     if err_im is not None:
-        fig.colorbar(err_im, ax=[axes[i, -1] for i in err_rows], shrink=0.9, label="|error|")
+        cb = fig.colorbar(err_im, ax=[axes[i, -1] for i in err_rows], shrink=0.9, label="|error|",
+                          extend="max" if err_note else "neither")
+        if err_note:
+            cb.ax.set_title(err_note, fontsize=8, loc="left")
     fig.suptitle(title)
     if col_title:
         fig.supxlabel(col_title, fontsize=10)
     return fig
+
+
+def log_ticks(ax, min_gap: float = 1.8) -> None:
+    """Label a log-scaled y axis without overlapping labels: the densest of the tick sets
+    {10^k}, {1, 2, 5}·10^k and {1, …, 9}·10^k whose labels are at least ``min_gap`` label heights
+    apart, with at least two ticks in view; on a range too narrow for any of them (under a factor
+    of about 2), evenly spaced round values. Minor ticks stay unlabelled."""
+    import math
+    lo, hi = ax.get_ylim()
+    lo, hi = max(min(lo, hi), 1e-300), max(lo, hi)
+    span = math.log10(hi / lo) or 1e-12
+    height_pt = ax.get_window_extent().height * 72 / ax.figure.dpi
+    label_pt = matplotlib.font_manager.FontProperties(
+        size=matplotlib.rcParams["ytick.labelsize"]).get_size_in_points()
+    ticks = None
+    for subs in ((1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 5), (1,)):
+        cand = [m * 10.0 ** e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+                for m in subs]
+        cand = [t for t in cand if lo <= t <= hi]
+        if len(cand) < 2:
+            continue
+        gap = min(math.log10(b / a) for a, b in zip(cand, cand[1:])) / span * height_pt
+        if gap >= min_gap * label_pt:
+            ticks = cand
+            break
+    if ticks is None:                                           # a narrow range: round linear steps
+        ticks = [t for t in matplotlib.ticker.MaxNLocator(nbins=3, steps=[1, 2, 5, 10]).tick_values(lo, hi)
+                 if lo <= t <= hi]
+    digits = 2
+    while digits < 6 and len({f"{t:.{digits}g}" for t in ticks}) < len(ticks):
+        digits += 1
+    ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.{digits}g}"))
+    ax.yaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs="all"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_ylim(lo, hi)
 
 
 # ----------------------------------------------------------------------------- 01 data and pairing
@@ -210,9 +260,7 @@ def plot_loss_curves(history: Sequence[Mapping], out_path=None, title: str = "")
             ax.set_ylabel("MSE")
             if min(min(r[f"train_{key}"], r[f"val_{key}"]) for r in history) > 0:
                 ax.set_yscale("log")
-                fmt = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.2g}")
-                ax.yaxis.set_major_formatter(fmt)
-                ax.yaxis.set_minor_formatter(fmt)
+                log_ticks(ax)
             ax.xaxis.get_major_locator().set_params(integer=True)
         axes[0].legend()
         fig.suptitle(f"Loss per term\n{title}".strip())
@@ -271,7 +319,7 @@ def plot_reconstructions(x, gx, recon, element_names: Sequence[str] | None = Non
         err = err.mean(-1)
     labels = None if element_names is None else [f"g = {n}" for n in element_names]
     fig = _grid([xs, gt, pr, err], ["x", "T_g x\n(truth)", "D(z_i+Φ_g z_v)\n(prediction)", "|error|"],
-                labels, f"Transformed reconstructions\n{title}".strip(), err_rows=(3,), err_max=2.0)
+                labels, f"Transformed reconstructions\n{title}".strip(), err_rows=(3,))
     return save(fig, out_path)
 
 
@@ -363,7 +411,7 @@ def plot_orbit(pred, truth, element_names: Sequence[str], out_path=None, title: 
     err = np.abs(p - t)
     fig = _grid([t, p, err], ["T_g x", "D(z_i+Φ_g z_v)", "|error|"],
                 [f"g = {n}" for n in element_names], f"Orbit of one test image\n{title}".strip(),
-                err_rows=(2,), err_max=2.0)
+                err_rows=(2,))
     return save(fig, out_path)
 
 
