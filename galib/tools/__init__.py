@@ -1,0 +1,22 @@
+"""Entry points: ``pipeline`` (run the notebooks → ``figures/``), ``bench`` (training speed),
+``compare_actions`` (SO(2) latent actions).
+
+The console scripts of ``pyproject.toml`` call these thin wrappers where a tool's ``main``
+returns its results rather than an exit status (a console script passes ``main()``'s return
+value to ``sys.exit``, which would print a dict and exit with status 1).
+"""
+from __future__ import annotations
+
+
+def bench_main(argv: list[str] | None = None) -> int:
+    """``galib-bench``: :func:`galib.tools.bench.main`, exit status 0."""
+    from .bench import main
+    main(argv)
+    return 0
+
+
+def baselines_main(argv: list[str] | None = None) -> int:
+    """``galib-baselines``: :func:`galib.evaluation.baselines.main`, exit status 0."""
+    from ..evaluation.baselines import main
+    main(argv)
+    return 0
