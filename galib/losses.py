@@ -46,9 +46,27 @@ def resolve_consistency(consistency: str, group) -> str:
     return consistency
 
 
+INVARIANCE = ("mse", "normalised")
+
+
+def invariance_loss(z_i: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """``L_inv``: ``mse`` is the paper's ``‖z_i(x) − sg[z_i(T_g x)]‖²``; ``normalised`` divides each
+    channel's squared error by that channel's variance in the (stop-gradient) target over the batch
+    and grid (plus 0.1 % of the mean variance), then averages over channels — it cannot be met by shrinking ``z_i`` or by a constant
+    offset, and weighs a small-variance channel like a large one (as a standardised probe does)."""
+    if kind == "mse":
+        return F.mse_loss(z_i, target)
+    if kind != "normalised":
+        raise ValueError(f"unknown invariance loss {kind!r}; choose one of {list(INVARIANCE)}")
+    dims = (0,) + tuple(range(2, target.dim()))                  # batch and grid, per channel
+    var = target.var(dims)                                        # (C,)
+    eps = 1e-3 * var.mean() + 1e-12                               # scales with z_i: no escape by shrinking
+    return ((z_i - target).pow(2).mean(dims) / (var + eps)).mean()
+
+
 def ald_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor, g: torch.Tensor,
                lambda_inv: float = 1.0, lambda_const: float = 1.0,
-               consistency: str = "auto") -> dict[str, torch.Tensor]:
+               consistency: str = "auto", invariance: str = "mse") -> dict[str, torch.Tensor]:
     """Total loss and each term for a batch of pairs; ``x, gx``: (B, C, H, W), ``g``: (B,)."""
     out = model(x, g)                                         # recon, z_i, phi_z_v: grad flows
     midpoint = resolve_consistency(consistency, model.group) == "midpoint"
@@ -58,7 +76,7 @@ def ald_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor,
             h1, h2 = model.group.balanced_split(g)             # h2⁻¹ h1 = g
             zt_v = model.act(zt_v, h2)                         # sg[Phi_h2 z_v(T_g x)]
     recon = F.mse_loss(out["recon"], gx)
-    inv = F.mse_loss(out["z_i"], zt_i)
+    inv = invariance_loss(out["z_i"], zt_i, invariance)
     const = F.mse_loss(model.act(out["z_v"], h1) if midpoint else out["phi_z_v"], zt_v)
     total = recon + lambda_inv * inv + lambda_const * const
     return {"loss": total, "recon": recon, "inv": inv, "const": const}
@@ -66,7 +84,7 @@ def ald_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor,
 
 def ae_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor, g: torch.Tensor,
               lambda_inv: float = 0.0, lambda_const: float = 0.0,
-              consistency: str = "auto") -> dict[str, torch.Tensor]:
+              consistency: str = "auto", invariance: str = "mse") -> dict[str, torch.Tensor]:
     """Plain autoencoder baseline: reconstruct ``x`` from the whole latent; no group, no mask."""
     recon = F.mse_loss(model.decode(model.encode(x)), x)
     zero = recon.new_zeros(())
@@ -85,16 +103,20 @@ class PairLoss(nn.Module):
     """
 
     def __init__(self, model: GroupLatentAutoencoder, objective: str = "group",
-                 lambda_inv: float = 1.0, lambda_const: float = 1.0, consistency: str = "auto"):
+                 lambda_inv: float = 1.0, lambda_const: float = 1.0, consistency: str = "auto",
+                 invariance: str = "mse"):
         super().__init__()
         self.model, self.loss_fn = model, OBJECTIVES[objective]
         self.lambda_inv, self.lambda_const = lambda_inv, lambda_const
         self.consistency = resolve_consistency(consistency, model.group)
+        self.invariance = invariance
 
     @classmethod
     def from_config(cls, model: GroupLatentAutoencoder, cfg) -> "PairLoss":
         """The step a ``TrainConfig`` asks for."""
-        return cls(model, cfg.objective, cfg.lambda_inv, cfg.lambda_const, cfg.consistency)
+        return cls(model, cfg.objective, cfg.lambda_inv, cfg.lambda_const, cfg.consistency,
+                   getattr(cfg, "invariance", "mse"))
 
     def forward(self, x: torch.Tensor, gx: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.loss_fn(self.model, x, gx, g, self.lambda_inv, self.lambda_const, self.consistency)
+        return self.loss_fn(self.model, x, gx, g, self.lambda_inv, self.lambda_const, self.consistency,
+                            self.invariance)

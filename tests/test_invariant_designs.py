@@ -53,3 +53,17 @@ def test_invariance_error_is_zero_for_inputs_whose_orbit_is_constant(invariant):
 def test_unknown_design_is_named():
     with pytest.raises(ValueError, match="unknown invariant design 'bogus'"):
         build_model("c4", 8, invariant="bogus")
+
+
+def test_normalised_invariance_loss_cannot_be_met_by_shrinking():
+    from galib.losses import invariance_loss
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(16, 4, 3, 3, generator=g), torch.randn(16, 4, 3, 3, generator=g)
+    base = invariance_loss(a, b, "normalised")
+    assert torch.allclose(invariance_loss(1e-3 * a, 1e-3 * b, "normalised"), base, rtol=1e-4)
+    assert invariance_loss(1e-3 * a, 1e-3 * b, "mse") < 1e-5 * invariance_loss(a, b, "mse")
+    offset = b + 5.0                                      # a constant offset is not invariance either
+    assert invariance_loss(b, offset, "normalised") > 1.0
+    assert invariance_loss(a, a, "normalised") == 0.0
+    with pytest.raises(ValueError, match="unknown invariance loss 'l1'"):
+        invariance_loss(a, b, "l1")

@@ -16,6 +16,7 @@ name            what                                         config overrides
 ``all-variant`` fixed mask, every channel variant            ``mask='manual'``, ``mask_variant=C``
 ``ald-pooled``  learned mask, ``z_i`` pooled over the grid      ``invariant='pooled'``
 ``ald-orbit``   learned mask, ``z_i`` averaged over the orbit   ``invariant='orbit'``
+``ald-*-norm``  the same with the normalised ``L_inv``           ``invariance='normalised'``
 ``recon+inv``   ablation ``L_recon + L_inv``                 ``lambda_const=0``
 ``recon+const`` ablation ``L_recon + L_const``               ``lambda_inv=0``
 ``recon``       ablation ``L_recon`` only (not by default)   ``lambda_inv=lambda_const=0``
@@ -67,6 +68,10 @@ BASELINES: dict[str, Baseline] = {
     "all-variant": Baseline("all variant", {**_GROUP, "mask": "manual"}),
     "ald-pooled": Baseline("ALD, pooled z_i", {**_GROUP, "mask": "learned", "invariant": "pooled"}),
     "ald-orbit": Baseline("ALD, orbit-mean z_i", {**_GROUP, "mask": "learned", "invariant": "orbit"}),
+    "ald-orbit-norm": Baseline("ALD, orbit-mean z_i, normalised L_inv",
+                               {**_GROUP, "mask": "learned", "invariant": "orbit", "invariance": "normalised"}),
+    "ald-pooled-norm": Baseline("ALD, pooled z_i, normalised L_inv",
+                                {**_GROUP, "mask": "learned", "invariant": "pooled", "invariance": "normalised"}),
     "recon+inv": Baseline("L_recon + L_inv", {**_GROUP, "mask": "learned", "lambda_const": 0.0}),
     "recon+const": Baseline("L_recon + L_const", {**_GROUP, "mask": "learned", "lambda_inv": 0.0}),
     "recon": Baseline("L_recon only", {**_GROUP, "mask": "learned", "lambda_inv": 0.0,

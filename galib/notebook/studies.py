@@ -417,7 +417,8 @@ def seeds_summary(runs: list[dict]) -> dict:
 
 
 # ----------------------------------------------------------------------------- invariant designs
-DESIGNS = {"ald": "paper", "ald-pooled": "pooled", "ald-orbit": "orbit"}   # baseline → invariant
+DESIGNS = {"ald": "paper", "ald-pooled": "pooled", "ald-orbit": "orbit",            # baseline → design
+           "ald-pooled-norm": "pooled + normalised L_inv", "ald-orbit-norm": "orbit + normalised L_inv"}
 DESIGN_KEYS = ("probe/z_i/a", "probe/z_i/b", "probe/z_i/c", "invariance_error_centred",
                "energy_share_zi", "recon_mse", "recon_ssim", "equivariance_error", "swap_content_a",
                "swap_content_b", "recon_probe_accuracy")

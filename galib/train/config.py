@@ -17,7 +17,7 @@ import torch
 from ..datasets import available_datasets
 from ..devices import resolve_device
 from ..groups import available_groups, get_group
-from ..losses import CONSISTENCY, OBJECTIVES, resolve_consistency
+from ..losses import CONSISTENCY, INVARIANCE, OBJECTIVES, resolve_consistency
 from ..models import INVARIANTS, MASKS, GroupLatentAutoencoder, build_model, fixed_mask_channels
 
 # Fields that define the model's weights: a checkpoint only loads into a config that agrees on them.
@@ -26,7 +26,8 @@ MODEL_FIELDS = ("group", "latent_channels", "mask", "objective", "latent_action"
 # Fields that may differ when resuming (everything else must match the checkpoint).
 RESUME_FREE = ("epochs", "device", "data_root", "amp")
 # Fields added after checkpoints were first written, with the behaviour the code had before them.
-LEGACY = {"consistency": "direct", "mask_variant": None, "mask_seed": 0, "invariant": "paper"}
+LEGACY = {"consistency": "direct", "mask_variant": None, "mask_seed": 0, "invariant": "paper",
+          "invariance": "mse"}
 
 
 def _f(default, help: str, choices=None, strict: bool = True):
@@ -65,6 +66,8 @@ class TrainConfig:
     amp: bool = _f(False, "bf16 autocast of the training step (CUDA only)")
     consistency: str = _f("auto", "L_const form: auto | direct (paper) | midpoint (see galib.losses)",
                           CONSISTENCY)
+    invariance: str = _f("mse", "L_inv form: mse (paper) | normalised (per-channel, by the target's "
+                         "batch variance; see galib.losses)", INVARIANCE)
 
     def validate(self) -> "TrainConfig":
         """Raise ``ValueError`` naming the first bad value and what is allowed; return ``self``."""
@@ -80,6 +83,8 @@ class TrainConfig:
         resolve_consistency(self.consistency, get_group(self.group))  # raises on unknown names
         if self.invariant not in INVARIANTS:
             raise ValueError(f"unknown invariant {self.invariant!r}; choose one of {list(INVARIANTS)}")
+        if self.invariance not in INVARIANCE:
+            raise ValueError(f"unknown invariance {self.invariance!r}; choose one of {list(INVARIANCE)}")
         if self.mask not in MASKS:
             raise ValueError(f"unknown mask {self.mask!r}; choose one of {list(MASKS)}")
         fixed_mask_channels("manual", self.latent_channels, self.mask_variant)  # checks the count
