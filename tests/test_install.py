@@ -85,7 +85,7 @@ def test_metadata(venv):
     for extra, names in EXTRAS.items():
         assert names <= set(info["extras"].get(extra, [])), (extra, info["extras"])
     assert not any("<" in r for r in info["requires"]), "no machine-specific caps in the metadata"
-    assert info["scripts"] == {"galib-train": "galib.train:main",
+    assert info["scripts"] == {"galib-train": "galib.tools:train_main",
                                "galib-figures": "galib.tools.pipeline:main",
                                "galib-bench": "galib.tools:bench_main",
                                "galib-baselines": "galib.tools:baselines_main"}

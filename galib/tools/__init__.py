@@ -8,6 +8,13 @@ value to ``sys.exit``, which would print a dict and exit with status 1).
 from __future__ import annotations
 
 
+def train_main(argv: list[str] | None = None) -> int:
+    """``galib-train``: ``python -m galib.train`` (one-line errors, exit status 1 on failure)."""
+    from ..train.cli import main, run_cli
+    run_cli(main, argv, prog="galib-train")
+    return 0
+
+
 def bench_main(argv: list[str] | None = None) -> int:
     """``galib-bench``: :func:`galib.tools.bench.main`, exit status 0."""
     from .bench import main
