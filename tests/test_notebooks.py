@@ -56,6 +56,16 @@ def test_committed_notebook_is_clean(stem):
     assert params["interactive"] is True, "notebooks default to widgets; the pipeline turns them off"
     assert nb.metadata["kernelspec"]["name"] == pipeline.KERNEL
     assert nb.cells[0].cell_type == "markdown", f"{stem}: should open with a markdown intro"
+    # paths default to None: resolved against the repository and keyed by the configuration,
+    # never relative to the kernel's working directory
+    assert params["run_dir"] is None and params["fig_dir"] is None and params["data_root"] is None
+    # a closing "What this run shows" cell, after the metrics are written, computed from them
+    ids = [c.get("id") for c in nb.cells]
+    assert "findings-md" in ids and "findings-code" in ids, f"{stem}: no closing findings cell"
+    finish = max(i for i, c in enumerate(nb.cells) if "ctx.finish(" in c.source)
+    code = nb.cells[ids.index("findings-code")]
+    assert ids.index("findings-code") > finish and "findings.report(ctx.metrics)" in code.source
+    assert "What this run shows" in nb.cells[ids.index("findings-md")].source
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -66,6 +76,26 @@ def test_profiles_only_set_declared_parameters(profile, tmp_path):
         params = pipeline.notebook_parameters(prof, stem, tmp_path / "fig", tmp_path / "runs")
         assert set(params) <= set(declared), f"{profile}/{stem}: {set(params) - set(declared)}"
         assert params["interactive"] is False
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_flat_profile_files_match_the_pipeline(profile, tmp_path):
+    """``notebooks/params/<profile>/<stem>.yaml`` (for ``papermill -f``) hold exactly what the
+    pipeline injects, less the paths it adds; regenerate with ``--write-params``."""
+    import yaml
+    prof = pipeline.load_profile(profile)
+    folder = pipeline.PARAMS_DIR / profile
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{s}.yaml" for s in pipeline.NOTEBOOKS)
+    for stem in pipeline.NOTEBOOKS:
+        path = pipeline.flat_params_path(profile, stem)
+        assert path.read_text() == pipeline.flat_params_text(prof, stem), \
+            f"{path} is stale: run `python -m galib.tools.pipeline --write-params`"
+        flat = yaml.safe_load(path.read_text())
+        injected = pipeline.notebook_parameters(prof, stem, tmp_path / "fig", tmp_path / "runs")
+        assert flat == {k: v for k, v in injected.items()
+                        if k not in ("run_dir", "fig_dir", "baseline_dir")}
+        declared = _declared(nbformat.read(NB_DIR / f"{stem}.ipynb", as_version=4))
+        assert set(flat) <= set(declared), f"{profile}/{stem}: {set(flat) - set(declared)}"
 
 
 def test_shared_run_dirs(tmp_path):
@@ -222,6 +252,22 @@ def test_results_md(smoke):
     assert "profile **smoke**" in text and "dataset **glyphs**" in text and "git commit" in text
     for stem in pipeline.NOTEBOOKS:
         assert f"| {stem} |" in text
+
+
+def test_published_notebooks(smoke):
+    """The executed notebooks, with outputs, are copied to ``<fig_dir>/notebooks/`` with the
+    repository's paths made relative; each ends with its findings computed from the run."""
+    for stem in pipeline.NOTEBOOKS:
+        path = smoke / pipeline.PUBLISH_DIR / f"{stem}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(c.execution_count is not None for c in code), f"{stem}: not executed"
+        assert any("image/png" in o.get("data", {})
+                   for c in code for o in c.outputs), f"{stem}: no figure in the published notebook"
+        last = [c for c in code if c.get("id") == "findings-code"][0]
+        text = "".join(o["data"]["text/markdown"] for o in last.outputs if "text/markdown" in o.get("data", {}))
+        assert text.startswith("- ") and any(ch.isdigit() for ch in text), f"{stem}: {text!r}"
+        assert str(ROOT) not in path.read_text()
 
 
 def test_failing_cell_is_named(tmp_path):

@@ -1,9 +1,32 @@
-"""What every notebook does first and last: parameters → config, data, group and title
-(:func:`setup`), and the ``metrics.json`` it ends with (:meth:`Context.finish`)."""
+"""What every notebook does first and last: parameters → config, data, group, title and run
+folder (:func:`setup`), and the ``metrics.json`` it ends with (:meth:`Context.finish`).
+
+**Paths.** Relative ``run_dir``, ``fig_dir``, ``baseline_dir`` and ``data_root`` resolve against
+:func:`home`, never against the kernel's working directory, so ``papermill`` gives the same result
+from any folder. :func:`home` is ``$GALIB_HOME`` if set, else the source checkout that holds this
+package (``notebooks/`` beside ``galib/``), else the current directory (an installed package).
+``data_root = None`` means ``$GALIB_DATA_ROOT``, else ``<home>/data``.
+
+**Run folders.** ``run_dir = None`` picks a folder keyed by the configuration,
+``<home>/runs/lab/<family>/<dataset>-<group>-<key>`` (:func:`default_run_dir`): the key hashes every
+``TrainConfig`` field that changes what is trained (:func:`run_key`), so ``-p tau 0.3`` gets its own
+run and another ``epochs`` never reuses a shorter or longer one. 02, 04 and 05 share a family, so
+they find each other's ALD run; 05's baselines train beside it. :func:`setup` prints the folder and
+whether it holds a finished run.
+
+**Parameter check.** Under papermill, a name injected with ``-p``/``-f`` that the notebook's
+``parameters`` cell does not declare raises :class:`UnknownParameterError` in :func:`setup`
+(papermill itself only logs a warning and the notebook would run its own defaults).
+"""
 from __future__ import annotations
 
+import ast
+import difflib
+import hashlib
+import json
 import os
-from dataclasses import dataclass, fields
+import re
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Mapping
 
@@ -17,8 +40,105 @@ from ..train import TrainConfig
 from .figures import tag
 
 _LITERALS = (int, float, str, bool, type(None), list, tuple, dict)
+HOME_ENV = "GALIB_HOME"
+DATA_ENV = "GALIB_DATA_ROOT"
+LAB = Path("runs") / "lab"          # under home(): default run folders and figures of the notebooks
+PATH_PARAMS = ("run_dir", "fig_dir", "baseline_dir", "data_root")
+# Config fields that do not change what a run computes: left out of the run key.
+KEY_FREE = ("device", "data_root", "amp")
+# notebook → (family folder, sub-folder of the keyed folder, config fields its study sweeps itself)
+RUN_FAMILIES = {
+    "02_training": ("train", "ald", ()),
+    "04_latent_traversals": ("train", "ald", ()),
+    "05_linear_probe": ("train", "ald", ()),     # baseline_dir = the keyed folder: ALD is 02's run
+    "03_mask_sparsity_vs_tau": ("tau_sweep", "", ("tau",)),
+    "06_blocked": ("blocked", "", ("dataset",)),
+}
+PAPERMILL_HEADER = "# Parameters"           # first line of papermill's injected cell
+PARAMETERS_HEADER = "# Parameters:"         # first line of every notebook's own parameters cell
 
 
+class UnknownParameterError(ValueError):
+    """papermill injected a parameter the notebook does not declare."""
+
+
+# ----------------------------------------------------------------------------- paths
+def home() -> Path:
+    """The folder relative paths resolve against: ``$GALIB_HOME``, else the source checkout
+    holding this package (``notebooks/`` beside ``galib/``), else the current directory."""
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    src = Path(__file__).resolve().parents[2]
+    if (src / "notebooks").is_dir() and (src / "galib").is_dir():
+        return src
+    return Path.cwd().resolve()
+
+
+def resolve_path(path: str | os.PathLike, mkdir: bool = True) -> Path:
+    """``path`` made absolute against :func:`home` (``~`` expanded); created unless ``mkdir=False``."""
+    p = Path(path).expanduser()
+    p = (p if p.is_absolute() else home() / p).resolve()
+    if mkdir:
+        p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(home()))
+    except ValueError:
+        return str(path)
+
+
+# ----------------------------------------------------------------------------- run keys
+def run_key(cfg: TrainConfig, exclude=()) -> str:
+    """A short hash of the config fields that define a run (all but ``KEY_FREE`` and
+    ``exclude``); ints given for float fields count as the same float."""
+    d = {}
+    for f in fields(TrainConfig):
+        if f.name in KEY_FREE or f.name in exclude:
+            continue
+        v = getattr(cfg, f.name)
+        if isinstance(f.default, float) and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        d[f.name] = v
+    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def default_run_dir(stem: str, cfg: TrainConfig, root: str | os.PathLike | None = None) -> Path | None:
+    """``<root or home/runs/lab>/<family>/<dataset>-<group>-<key>[/<sub>]`` for notebooks that
+    train (see ``RUN_FAMILIES``); ``None`` for those that do not."""
+    if stem not in RUN_FAMILIES:
+        return None
+    family, sub, swept = RUN_FAMILIES[stem]
+    label = "-".join(str(getattr(cfg, k)) for k in ("dataset", "group") if k not in swept)
+    label = re.sub(r"[^A-Za-z0-9._]+", "-", label).strip("-")[:40]
+    folder = Path(root) if root is not None else home() / LAB
+    path = folder / family / f"{label}-{run_key(cfg, swept)}"
+    return path / sub if sub else path
+
+
+def describe_run_dir(run_dir: Path, cfg: TrainConfig) -> str:
+    """One line on what ``run_dir`` holds: a finished run, an unfinished one, earlier runs, or nothing."""
+    hist = run_dir / "history.json"
+    if hist.is_file():
+        try:
+            done = len(json.loads(hist.read_text()).get("history", []))
+        except (OSError, ValueError):
+            done = None
+        if done is not None and done >= cfg.epochs:
+            return f"reusing its finished run ({done} epoch{'s' if done != 1 else ''})"
+        if done is not None:
+            return f"resuming its run at epoch {done}/{cfg.epochs}"
+    runs = sorted(p.parent.relative_to(run_dir).as_posix() for p in run_dir.glob("**/history.json"))
+    if runs:
+        shown = ", ".join(runs[:6]) + (", …" if len(runs) > 6 else "")
+        return f"holds {len(runs)} earlier run(s), reused where they match ({shown})"
+    return "new"
+
+
+# ----------------------------------------------------------------------------- parameters
 def collect_params(namespace: Mapping, before: set | frozenset) -> dict:
     """The parameters a notebook defined (names new since ``before`` holding plain literals)."""
     return {k: v for k, v in namespace.items()
@@ -33,37 +153,126 @@ def train_config(params: Mapping, **overrides) -> TrainConfig:
     return TrainConfig.from_dict(d).validate()
 
 
-def resolve_path(path: str | os.PathLike) -> Path:
-    p = Path(path).expanduser()
-    p.mkdir(parents=True, exist_ok=True)
-    return p.resolve()
+def assigned_names(source: str) -> set[str]:
+    """Names a cell assigns at top level (``name = ...``); empty if it does not parse."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {t.id for s in tree.body if isinstance(s, (ast.Assign, ast.AnnAssign))
+            for t in (s.targets if isinstance(s, ast.Assign) else [s.target]) if isinstance(t, ast.Name)}
 
 
+def _first_line(source: str) -> str:
+    return source.lstrip().split("\n", 1)[0].strip()
+
+
+def injected_and_declared(history) -> tuple[set[str] | None, set[str] | None]:
+    """From the kernel's input history (IPython's ``_ih``), the names papermill's last injected
+    cell set (its first line is ``# Parameters``) and those the notebook's own parameters cell
+    declares (first line ``# Parameters: …``) — ``None`` where no such cell ran."""
+    injected = declared = None
+    for src in reversed(list(history or [])):
+        if not isinstance(src, str):
+            continue
+        first = _first_line(src)
+        if injected is None and first == PAPERMILL_HEADER:
+            injected = assigned_names(src)
+        elif declared is None and first.startswith(PARAMETERS_HEADER):
+            declared = assigned_names(src)
+    return injected, declared
+
+
+def declared_in_notebook(path: str | os.PathLike) -> set[str] | None:
+    """Names assigned by the cell tagged ``parameters`` of the notebook file at ``path``."""
+    try:
+        nb = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    for cell in nb.get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            src = cell["source"]
+            return assigned_names("".join(src) if isinstance(src, list) else src)
+    return None
+
+
+def check_injected(stem: str, namespace: Mapping) -> None:
+    """Raise :class:`UnknownParameterError` if papermill injected a name the notebook's parameters
+    cell does not declare (a typo such as ``-p epoch 3``). Needs no papermill: it reads the
+    kernel's input history; outside papermill (no injected cell) it checks nothing."""
+    injected, declared = injected_and_declared(namespace.get("_ih"))
+    if not injected:
+        return
+    if declared is None:
+        declared = declared_in_notebook(home() / "notebooks" / f"{stem}.ipynb")
+    if declared is None:
+        return
+    unknown = sorted(injected - declared)
+    if unknown:
+        hints = {u: difflib.get_close_matches(u, declared, n=1) for u in unknown}
+        hint = "; ".join(f"{u!r}: did you mean {m[0]!r}?" for u, m in hints.items() if m)
+        raise UnknownParameterError(
+            f"{stem}: unknown parameter(s) {unknown} (injected by papermill -p/-f/-y). "
+            f"{hint + ' ' if hint else ''}Declared: {sorted(declared)}")
+
+
+# ----------------------------------------------------------------------------- setup / finish
 @dataclass
 class Context:
     """A notebook's parameters and what its first cell builds from them."""
     stem: str                 # the notebook's name, e.g. "02_training"
-    params: dict              # its parameters (flat literals), as recorded in metrics.json
+    params: dict              # its parameters (flat literals, paths resolved), as in metrics.json
     out: Path                 # {fig_dir}/{stem}: its figures and metrics.json
     cfg: TrainConfig
     data: DataSplits
     group: Group
     title: str                # figure-title suffix, e.g. "fashion-mnist · c4 · τ = 0.5"
+    run_dir: Path | None = None   # where this notebook trains (None: it does not)
+    metrics: dict | None = field(default=None, repr=False)  # what finish wrote
 
     def finish(self, metrics: Mapping) -> dict:
         """Write ``{out}/metrics.json`` (atomically): ``notebook``, ``dataset``, ``params``,
-        ``data`` and then ``metrics``; returns its ``summary`` for the cell to show."""
+        ``data`` and then ``metrics``; keeps it as ``self.metrics`` (for
+        :mod:`galib.notebook.findings`) and returns its ``summary`` for the cell to show."""
         full = {"notebook": self.stem, "dataset": self.data.name, "params": self.params,
                 "data": self.data.describe(), **metrics}
         write_metrics(full, self.out.parent, self.stem)
+        self.metrics = jsonable(full)
         return full.get("summary")
 
 
+def resolve_params(stem: str, params: Mapping, cfg: TrainConfig) -> dict:
+    """``params`` with ``fig_dir``, ``run_dir`` and ``baseline_dir`` absolute (``None`` filled in:
+    ``<home>/runs/lab/figures``, :func:`default_run_dir`, the folder holding ``run_dir``) and an
+    explicit ``data_root`` absolute; every path against :func:`home`."""
+    p = dict(params)
+    p["fig_dir"] = str(resolve_path(p.get("fig_dir") or LAB / "figures", mkdir=False))
+    if p.get("data_root") is not None:
+        p["data_root"] = str(resolve_path(p["data_root"], mkdir=False))
+    if "run_dir" in p:
+        rd = p["run_dir"]
+        rd = default_run_dir(stem, cfg) if rd is None else resolve_path(rd, mkdir=False)
+        p["run_dir"] = None if rd is None else str(rd)
+    if "baseline_dir" in p:
+        bd = p["baseline_dir"]
+        if bd is None and p.get("run_dir") is not None:
+            bd = Path(p["run_dir"]).parent
+        p["baseline_dir"] = None if bd is None else str(resolve_path(bd, mkdir=False))
+    return p
+
+
 def setup(stem: str, namespace: Mapping, before: set | frozenset, title_with=("tau",)) -> Context:
-    """Everything a notebook builds from its parameters: ``collect_params``, the output folder,
-    the validated ``TrainConfig``, the data (``max_test`` capped), the group and the title, which
-    names ``tau`` and any other parameter listed in ``title_with``. Seeds torch with ``seed``."""
+    """Everything a notebook builds from its parameters: ``collect_params`` (papermill-injected
+    names checked by :func:`check_injected`), paths resolved (:func:`resolve_params`; the run
+    folder printed), the validated ``TrainConfig``, the data (``max_test`` capped), the group and
+    the title, which names ``tau`` and any other parameter
+    listed in ``title_with``. Seeds torch with ``seed``."""
+    check_injected(stem, namespace)
     params = collect_params(namespace, before)
+    if params.get("data_root") is None and not os.environ.get(DATA_ENV):
+        os.environ[DATA_ENV] = str(home() / "data")     # this kernel's default: <home>/data
+    cfg0 = train_config(params)
+    params = resolve_params(stem, params, cfg0)
     cfg = train_config(params)
     torch.manual_seed(cfg.seed)
     data = load_dataset(cfg.dataset, cfg.data_root, seed=cfg.seed, max_train=cfg.max_train,
@@ -71,7 +280,10 @@ def setup(stem: str, namespace: Mapping, before: set | frozenset, title_with=("t
     extra = {k: params[k] for k in title_with if k != "tau"}
     title = tag(data.name, cfg.group, cfg.tau if "tau" in title_with else None, **extra)
     out = resolve_path(Path(params["fig_dir"]) / stem)
-    return Context(stem, params, out, cfg, data, get_group(cfg.group), title)
+    run_dir = Path(params["run_dir"]) if params.get("run_dir") and stem in RUN_FAMILIES else None
+    if run_dir is not None:
+        print(f"[galib] run folder {_display(run_dir)}: {describe_run_dir(run_dir, cfg)}")
+    return Context(stem, params, out, cfg, data, get_group(cfg.group), title, run_dir)
 
 
 def write_metrics(metrics: Mapping, fig_dir: str | os.PathLike, stem: str) -> Path:

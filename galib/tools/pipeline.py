@@ -1,14 +1,24 @@
 """Run the notebooks 01→06 headlessly with papermill and summarise them in ``RESULTS.md``.
 
     python -m galib.tools.pipeline --profile quick [--dataset mnist] [--fig-dir figures] [--run-root runs]
+    galib-figures --profile quick                       # the same, as a console script
 
 A profile (``notebooks/params/<profile>.json``) holds ``common`` parameters and per-notebook
-overrides under ``notebooks``. The pipeline adds ``fig_dir``, ``run_dir`` and ``interactive=False``:
+overrides under ``notebooks``; ``notebooks/params/<profile>/<stem>.yaml`` hold the same parameters
+flattened per notebook for ``papermill -f`` (:func:`write_flat_params` writes them, a test keeps
+them in sync). The pipeline adds ``fig_dir``, ``run_dir`` and ``interactive=False``:
 02, 04 and 05 share one training run (``<run-root>/<profile>/<dataset>/ald``), 03 trains under
 ``.../tau_sweep/tau_<τ>`` and 05's other baselines next to it (``.../ae``, ``.../manual``). Executed notebooks go to
-``<run-root>/<profile>/executed/``; each notebook writes ``<fig-dir>/<stem>/metrics.json`` and its
-PNGs, and at the end ``<fig-dir>/RESULTS.md`` tabulates every ``summary`` block with the dataset,
-profile and git commit. A failing cell stops the run, naming the notebook and the cell.
+``<run-root>/<profile>/executed/`` and, with paths made relative, to ``<fig-dir>/notebooks/`` (so
+they render with their figures on the web); each notebook writes ``<fig-dir>/<stem>/metrics.json``
+and its PNGs, and at the end ``<fig-dir>/RESULTS.md`` tabulates every ``summary`` block with the
+dataset, profile and git commit. While a notebook runs, its ``[galib]`` and epoch lines are streamed
+(and, on a terminal, papermill's cell progress bar). A failing cell stops the run, naming the
+notebook and the cell.
+
+It runs the notebooks of a source checkout (``notebooks/`` beside ``galib/``), found as
+:func:`galib.notebook.context.home`: ``$GALIB_HOME``, else the checkout this package was imported
+from, else the current directory.
 """
 from __future__ import annotations
 
@@ -17,6 +27,7 @@ import ast
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -25,10 +36,12 @@ from pathlib import Path
 
 from ..evaluation.tables import markdown_table
 from ..io import write_text
+from ..notebook.context import home
 
-ROOT = Path(__file__).resolve().parents[2]        # the source checkout (notebooks/ beside galib/)
+ROOT = home()                       # the source checkout (notebooks/ beside galib/) or $GALIB_HOME
 NOTEBOOK_DIR = ROOT / "notebooks"
 PARAMS_DIR = NOTEBOOK_DIR / "params"
+PUBLISH_DIR = "notebooks"           # under fig_dir: the executed notebooks, with outputs
 NOTEBOOKS = ("01_data_pairing", "02_training", "03_mask_sparsity_vs_tau", "04_latent_traversals",
              "05_linear_probe", "06_blocked")
 KERNEL = "galib"
@@ -43,10 +56,18 @@ class PipelineError(RuntimeError):
     """A notebook failed or the profile is invalid; the message names what and where."""
 
 
+def _need_checkout() -> None:
+    if not NOTEBOOK_DIR.is_dir():
+        raise PipelineError(f"no notebooks/ folder at {ROOT}: the pipeline runs the notebooks of a "
+                            f"source checkout; run it inside a clone of the repository or set "
+                            f"GALIB_HOME to one")
+
+
 def load_profile(name_or_path: str) -> dict:
     """Profile dict from ``notebooks/params/<name>.json`` or an explicit path."""
     path = Path(name_or_path)
     if not path.suffix:
+        _need_checkout()
         path = PARAMS_DIR / f"{name_or_path}.json"
     if not path.is_file():
         known = sorted(p.stem for p in PARAMS_DIR.glob("*.json"))
@@ -59,18 +80,50 @@ def load_profile(name_or_path: str) -> dict:
     return prof
 
 
+def flat_parameters(profile: dict, stem: str, overrides: dict | None = None) -> dict:
+    """The profile's parameters of notebook ``stem``, without paths: ``common``, then the
+    notebook's own entries, then ``overrides``, and ``interactive=False``. This is what
+    ``notebooks/params/<profile>/<stem>.yaml`` holds for ``papermill -f``."""
+    return {**profile.get("common", {}), **profile.get("notebooks", {}).get(stem, {}),
+            **(overrides or {}), "interactive": False}
+
+
 def notebook_parameters(profile: dict, stem: str, fig_dir: Path, run_root: Path,
                         overrides: dict | None = None) -> dict:
-    """Parameters papermill injects into notebook ``stem``."""
-    p = {**profile.get("common", {}), **profile.get("notebooks", {}).get(stem, {}),
-         **(overrides or {})}
-    base = run_root / profile["name"] / str(p.get("dataset", "auto"))
+    """Parameters papermill injects into notebook ``stem``: :func:`flat_parameters` plus
+    ``run_dir`` (and 05's ``baseline_dir``) under ``run_root`` and ``fig_dir``."""
+    p = flat_parameters(profile, stem, overrides)
+    base = Path(run_root) / profile["name"] / str(p.get("dataset", "auto"))
     p["run_dir"] = str(base / RUN_FOLDERS.get(stem, DEFAULT_RUN_FOLDER))
     for key, folder in EXTRA_DIRS.get(stem, {}).items():
         p[key] = str(base / folder)
     p["fig_dir"] = str(fig_dir)
-    p["interactive"] = False
     return p
+
+
+def flat_params_path(profile: str, stem: str) -> Path:
+    return PARAMS_DIR / profile / f"{stem}.yaml"
+
+
+def flat_params_text(profile: dict, stem: str) -> str:
+    """The YAML text of :func:`flat_parameters` with a header saying where it comes from."""
+    import yaml
+    body = yaml.safe_dump(flat_parameters(profile, stem), sort_keys=False, default_flow_style=None,
+                          allow_unicode=True)
+    return (f"# Profile {profile['name']!r} for {stem}, for papermill's -f; generated from "
+            f"../{profile['name']}.json by\n# `python -m galib.tools.pipeline --write-params` "
+            f"(tests/test_notebooks.py checks they agree). Do not edit.\n{body}")
+
+
+def write_flat_params(profiles=None) -> list[Path]:
+    """Write ``notebooks/params/<profile>/<stem>.yaml`` for every profile and notebook."""
+    _need_checkout()
+    written = []
+    for name in profiles or sorted(p.stem for p in PARAMS_DIR.glob("*.json")):
+        prof = load_profile(name)
+        for stem in NOTEBOOKS:
+            written.append(write_text(flat_params_path(prof["name"], stem), flat_params_text(prof, stem)))
+    return written
 
 
 def check_parameters(nb_path: Path, params: dict) -> None:
@@ -94,18 +147,54 @@ def _describe_failure(nb: Path, out: Path, err: Exception) -> str:
             f"executed copy with the traceback: {out}")
 
 
+STREAM = re.compile(r"^\s*(\[galib\]|epoch\s+\d+/\d+)")   # kernel lines worth a log line
+
+
+class LineStream:
+    """A file-like sink for the kernel's stdout: prints the complete lines that match ``STREAM``
+    (prefixed with the notebook), through ``tqdm.write`` so a progress bar stays intact."""
+
+    def __init__(self, label: str, pattern: re.Pattern = STREAM, echo=None):
+        self.label, self.pattern, self.buffer = label, pattern, ""
+        self.echo = echo or _tqdm_write
+
+    def write(self, text: str) -> int:
+        self.buffer += text
+        *lines, self.buffer = self.buffer.split("\n")
+        for line in lines:
+            line = line.rstrip("\r").split("\r")[-1]          # tqdm redraws: keep the last state
+            if self.pattern.search(line):
+                self.echo(f"  [{self.label}] {line.strip()}")
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _tqdm_write(line: str) -> None:
+    from tqdm import tqdm
+    tqdm.write(line, file=sys.stdout)
+    sys.stdout.flush()
+
+
 def run_notebook(stem: str, params: dict, out_dir: Path, kernel: str = KERNEL,
-                 log_output: bool = False) -> float:
-    """Execute one notebook; returns wall seconds, raises :class:`PipelineError` on failure."""
+                 log_output: bool = False, progress: bool | None = None) -> float:
+    """Execute one notebook; returns wall seconds, raises :class:`PipelineError` on failure.
+
+    Unless ``log_output`` (all output, through papermill's logger), the kernel's ``[galib]`` and
+    epoch lines are streamed; ``progress`` (default: on a terminal) shows papermill's cell bar."""
     import papermill as pm
     nb = NOTEBOOK_DIR / f"{stem}.ipynb"
     out = out_dir / f"{stem}.ipynb"
     out_dir.mkdir(parents=True, exist_ok=True)
     check_parameters(nb, params)
+    if progress is None:
+        progress = sys.stderr.isatty()
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel,
-                            cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=log_output)
+                            cwd=str(NOTEBOOK_DIR), progress_bar=progress, log_output=log_output,
+                            stdout_file=None if log_output else LineStream(stem))
     except pm.PapermillExecutionError as err:
         raise PipelineError(_describe_failure(nb, out, err)) from None
     except Exception as err:                                   # dead kernel, missing kernel …
@@ -113,6 +202,23 @@ def run_notebook(stem: str, params: dict, out_dir: Path, kernel: str = KERNEL,
                 if "kernel" in str(err).lower() else "")
         raise PipelineError(_describe_failure(nb, out, err) + hint) from None
     return time.perf_counter() - t0
+
+
+def publish_notebook(executed: Path, dest: Path, root: Path | None = None) -> Path:
+    """Copy an executed notebook, outputs included, to ``dest`` with every ``<root>/`` in its text
+    (sources, text outputs, metadata; not images) made relative, so it reads the same anywhere."""
+    root = str(root or ROOT)
+
+    def rel(obj, key=None):
+        if isinstance(obj, dict):
+            return {k: rel(v, k) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [rel(v, key) for v in obj]
+        if isinstance(obj, str) and not (key or "").startswith("image/"):
+            return obj.replace(root + os.sep, "").replace(root, ".")
+        return obj
+    nb = rel(json.loads(Path(executed).read_text()))
+    return write_text(Path(dest), json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 # ----------------------------------------------------------------------------- RESULTS.md
@@ -187,18 +293,21 @@ def _thread_env(threads: int | None):
 def run_pipeline(profile: str = "quick", dataset: str | None = None, fig_dir: str | Path = "figures",
                  run_root: str | Path = "runs", only: list[str] | None = None,
                  overrides: dict | None = None, kernel: str = KERNEL,
-                 log_output: bool = False, threads: int | None = None) -> dict[str, float]:
+                 log_output: bool = False, threads: int | None = None,
+                 publish: bool = True) -> dict[str, float]:
     """Run the profile's notebooks in order; returns ``{stem: seconds}``.
 
     ``threads`` (else the profile's ``threads``, else the torch default) caps the CPU threads of
     each kernel: on a small, shared CPU one thread is much faster than oversubscribed cores.
+    ``publish`` copies each executed notebook to ``<fig_dir>/notebooks/`` (:func:`publish_notebook`).
     """
     prof = load_profile(profile)
     with _thread_env(threads or prof.get("threads")):
-        return _run(prof, dataset, fig_dir, run_root, only, overrides, kernel, log_output)
+        return _run(prof, dataset, fig_dir, run_root, only, overrides, kernel, log_output, publish)
 
 
-def _run(prof, dataset, fig_dir, run_root, only, overrides, kernel, log_output) -> dict[str, float]:
+def _run(prof, dataset, fig_dir, run_root, only, overrides, kernel, log_output,
+         publish=True) -> dict[str, float]:
     fig_dir = Path(fig_dir).resolve()
     run_root = Path(run_root).resolve()
     overrides = dict(overrides or {})
@@ -209,10 +318,12 @@ def _run(prof, dataset, fig_dir, run_root, only, overrides, kernel, log_output) 
         raise PipelineError(f"--only {only} matches none of {list(NOTEBOOKS)}")
     exec_dir = run_root / prof["name"] / "executed"
     seconds: dict[str, float] = {}
-    for stem in stems:
+    for i, stem in enumerate(stems, 1):
         params = notebook_parameters(prof, stem, fig_dir, run_root, overrides)
-        print(f"[pipeline] {stem} …", flush=True)
+        print(f"[pipeline] notebook {i}/{len(stems)}: {stem} …", flush=True)
         seconds[stem] = run_notebook(stem, params, exec_dir, kernel, log_output)
+        if publish:
+            publish_notebook(exec_dir / f"{stem}.ipynb", fig_dir / PUBLISH_DIR / f"{stem}.ipynb")
         print(f"[pipeline] {stem} done in {seconds[stem]:.0f}s → {fig_dir / stem}", flush=True)
     commit = git_commit()
     results = write_results(fig_dir, prof["name"], seconds, commit)
@@ -234,7 +345,11 @@ def _parse_set(items: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog="Runs the notebooks of a source checkout (notebooks/ beside galib/, or $GALIB_HOME). "
+               "One notebook by hand: papermill notebooks/02_training.ipynb out.ipynb -p epochs 3, "
+               "or -f notebooks/params/<profile>/<stem>.yaml.")
     ap.add_argument("--profile", default="quick", help="smoke | quick | paper, or a path to a .json")
     ap.add_argument("--dataset", default=None, help="override the profile's dataset")
     ap.add_argument("--fig-dir", default=str(ROOT / "figures"), help="where figures/metrics go")
@@ -246,11 +361,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     ap.add_argument("--threads", type=int, default=None,
                     help="CPU threads per kernel (default: the profile's 'threads', else torch's)")
+    ap.add_argument("--no-publish", action="store_true",
+                    help=f"do not copy the executed notebooks to <fig-dir>/{PUBLISH_DIR}/")
+    ap.add_argument("--write-params", action="store_true",
+                    help="only regenerate notebooks/params/<profile>/<notebook>.yaml from the profiles")
     args = ap.parse_args(argv)
     try:
+        if args.write_params:
+            for path in write_flat_params():
+                print(f"[pipeline] wrote {path}")
+            return 0
         run_pipeline(args.profile, args.dataset, args.fig_dir, args.run_root,
                      args.only.split(",") if args.only else None, _parse_set(args.set),
-                     args.kernel, args.log_output, args.threads)
+                     args.kernel, args.log_output, args.threads, not args.no_publish)
     except PipelineError as err:
         print(f"[pipeline] FAILED: {err}", file=sys.stderr)
         return 1
