@@ -5,7 +5,9 @@ folder (:func:`setup`), and the ``metrics.json`` it ends with (:meth:`Context.fi
 :func:`home`, never against the kernel's working directory, so ``papermill`` gives the same result
 from any folder. :func:`home` is ``$GALIB_HOME`` if set, else the source checkout that holds this
 package (``notebooks/`` beside ``galib/``), else the current directory (an installed package).
-``data_root = None`` means ``$GALIB_DATA_ROOT``, else ``<home>/data``.
+``data_root = None`` means ``$GALIB_DATA_ROOT``, else ``<home>/data`` (:func:`setup` sets
+``$GALIB_DATA_ROOT`` in the kernel, so the studies' own dataset loads look there too; the config's
+``data_root`` stays ``None``, so run folders and cached rows do not depend on the path).
 
 **Run folders.** ``run_dir = None`` picks a folder keyed by the configuration,
 ``<home>/runs/lab/<family>/<dataset>-<group>-<key>`` (:func:`default_run_dir`): the key hashes every
