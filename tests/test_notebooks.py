@@ -203,6 +203,10 @@ def test_04_latent_traversals(smoke):
     assert 0 <= s["energy_share_zi"] <= 1 and 0 <= s["variant_fraction"] <= 1
     names = ["orbit.png", "swap.png", "magnitude_maps.png"]
     _pngs(smoke, "04_latent_traversals", names + (["traversal.png"] if m["invariant_channels"] else []))
+    assert set(m["swaps"]) == {"paper", "ald-orbit-norm"}
+    for sw in m["swaps"].values():
+        assert 0 <= sw["swap_content_a"] <= 1 and sw["swap_pairs"] > 0
+    _pngs(smoke, "04_latent_traversals", ["design_swaps.png"])
 
 
 def test_05_linear_probe(smoke):
@@ -210,7 +214,12 @@ def test_05_linear_probe(smoke):
     chance = m["chance"]
     assert chance == pytest.approx(0.1)
     assert [(r["name"], r["seed"]) for r in m["rows"]] == [
-        (n, s) for s in (42, 43) for n in ("pixels", "ae", "manual", "ald", "random")]
+        (n, s) for s in (42, 43) for n in ("pixels", "ae", "manual", "ald", "random", "ald-orbit-norm")]
+    designs = {d["design"]: d for d in m["designs"]}
+    assert set(designs) == {"paper", "orbit + normalised L_inv"}
+    for d in designs.values():
+        assert 0 <= d["swap_content_a"] <= 1 and 0 <= d["probe/z_i/b"] <= 1 and d["mse_ratio"] > 0
+    assert designs["paper"]["mse_ratio"] == 1.0 and "goal" in m["designs_text"]
     rows = {(r["name"], r["seed"]): r for r in m["rows"]}
     for s in (42, 43):                      # the control has exactly the learned mask's size
         assert rows[("random", s)]["n_variant"] == rows[("ald", s)]["n_variant"]

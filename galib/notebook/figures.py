@@ -575,3 +575,12 @@ def plot_block_parts(pics: Mapping[str, object], out_path=None, title: str = "")
     fig = _grid(rows, ["T_g x\n(truth)", "D(z_i+Φ_g z_v)", "D(z_i)\nalone", "D(Φ_g z_v)\nalone"],
                 None, f"What each latent part draws (learned mask)\n{title}".strip())
     return save(fig, out_path)
+
+
+def plot_design_swaps(xa, xb, swaps: Mapping[str, object], out_path=None, title: str = "") -> Figure:
+    """Latent swaps of several designs side by side: rows ``a``, ``b`` and, per design (label →
+    ``(N, C, H, W)``), ``D(z_i(a) + z_v(b))`` — ``a``'s content in ``b``'s pose when the split works."""
+    rows = [as_images(xa), as_images(xb)] + [as_images(v) for v in swaps.values()]
+    labels = ["a", "b"] + [_wrap(f"{k}:\nz_i(a)+z_v(b)", 18) for k in swaps]
+    fig = _grid(rows, labels, None, f"Latent swaps per design of z_i\n{title}".strip(), cell=1.2)
+    return save(fig, out_path)

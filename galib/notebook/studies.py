@@ -13,6 +13,7 @@ summaries and the confusion matrix of the best invariant feature.
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import replace
@@ -21,9 +22,10 @@ from pathlib import Path
 import torch
 
 from ..datasets import DataSplits
-from ..evaluation.baselines import BASELINES, baseline_config
+from ..evaluation.baselines import BASELINES, baseline_config, run_dir_of
 from ..evaluation.features import compute_features, probe_model, probe_sets
 from ..evaluation.probe import fit_probe
+from ..evaluation.swap import swap_scores
 from ..evaluation.metrics import mask_side_agreement
 from ..evaluation.scores import SCORE_LABELS, evaluate_model
 from ..evaluation.spread import aggregate, compare, format_spread, mean_sd
@@ -458,3 +460,20 @@ def design_sentence(table: list[dict]) -> str:
                "No design meets the goal (z_i probe b ≥ 0.70 and within 0.05 of a, centred "
                "invariance error ≤ 0.3, recon MSE ≤ 1.2× the paper's).")
     return "; ".join(parts) + ". " + verdict
+
+
+def _swap_extra(model, data: DataSplits, n_train: int, n_test: int, seed: int) -> dict:
+    return swap_scores(model, data, n_train=n_train, n_test=n_test, seed=seed)
+
+
+# run_baselines(extra_scores=SWAP_SCORES): the latent-swap numbers for every model with a split
+SWAP_SCORES = functools.partial(_swap_extra, n_train=1000, n_test=1000, seed=0)
+
+
+def design_models(base_cfg: TrainConfig, names, run_root: str | Path, data: DataSplits,
+                  progress: bool = False, verbose: bool = True) -> dict:
+    """``{baseline name: model}`` for the base seed of each design of the invariant part (trained
+    into ``run_root/<name>`` if missing, where notebook 05's baselines look for them)."""
+    return {n: train(baseline_config(base_cfg, n), run_dir=run_dir_of(run_root, n, base_cfg.seed,
+                                                                        base_cfg.seed),
+                     data=data, progress=progress, verbose=verbose).model for n in names}

@@ -49,7 +49,7 @@ KERNEL = "galib"
 # where 05's run_baselines looks for its "ald" baseline, so 04 and 05 reuse 02's run.
 RUN_FOLDERS = {"03_mask_sparsity_vs_tau": "tau_sweep", "06_blocked": "blocked"}
 DEFAULT_RUN_FOLDER = "ald"
-EXTRA_DIRS = {"05_linear_probe": {"baseline_dir": ""}}
+EXTRA_DIRS = {"04_latent_traversals": {"baseline_dir": ""}, "05_linear_probe": {"baseline_dir": ""}}
 
 
 class PipelineError(RuntimeError):
