@@ -10,6 +10,7 @@ import os
 import random
 import signal
 import time
+import traceback
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,8 @@ def _spawn(run_dir: Path, data) -> int:
             torch.set_num_threads(1)
             train(CFG, run_dir, data=data, progress=False, verbose=False)
             code = 0
+        except BaseException:
+            traceback.print_exc()
         finally:
             os._exit(code)
     return pid

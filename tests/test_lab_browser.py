@@ -11,6 +11,11 @@ installs it into the venv). The tests:
    every code cell has an execution count and no cell shows an error;
 4. where the notebook has sliders (01, 02, 04): for up to two of them, read the figure the widget
    shows, move the slider one step with the keyboard, and wait for a different figure.
+
+JupyterLab re-renders cells and outputs while it runs them, so the test never keeps an element
+handle across a wait: what it reads it reads in one JavaScript call (strings, not elements), what
+it clicks it finds again right before the click (retrying if the element went stale or was
+covered), and every wait polls a condition.
 """
 import os
 import shutil
@@ -42,13 +47,41 @@ def _free_port() -> int:
 
 
 def _wait(what: str, fn, timeout: float = TIMEOUT, every: float = 0.5):
+    """Poll ``fn`` until it returns something true; an element that went stale or was covered
+    while ``fn`` used it counts as "not yet"."""
+    from selenium.common.exceptions import (ElementClickInterceptedException,
+                                            ElementNotInteractableException,
+                                            StaleElementReferenceException)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        value = fn()
+        try:
+            value = fn()
+        except (StaleElementReferenceException, ElementClickInterceptedException,
+                ElementNotInteractableException):
+            value = None
         if value:
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _texts(d, css: str) -> list[str]:
+    """The rendered text of every element matching ``css``, read in one go (no element handles)."""
+    return d.execute_script("return Array.from(document.querySelectorAll(arguments[0]))"
+                            ".map(e => e.innerText);", css)
+
+
+def _click(d, what: str, find, timeout: float = 30) -> None:
+    """Click the element ``find()`` returns, found again on every try (None: not there yet)."""
+    def attempt():
+        _accept_kernel_dialog(d)                               # a modal dialog would take the click
+        element = find()
+        if element is None:
+            return False
+        d.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+        element.click()
+        return True
+    _wait(what, attempt, timeout, every=0.2)
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +155,12 @@ def browser(tmp_path_factory):
         driver.quit()
 
 
-def _widget_figures(driver) -> list:
-    """The ``<img>`` of every widget output area, in page order (src is a data: URL of the PNG)."""
-    from selenium.webdriver.common.by import By
-    return driver.find_elements(By.CSS_SELECTOR, ".jupyter-widgets .jp-OutputArea-output img")
+def _widget_figures(d) -> list[str]:
+    """The ``src`` (a data: URL of the PNG) of the ``<img>`` in every widget output area, in page
+    order, read in one JavaScript call."""
+    return d.execute_script(
+        "return Array.from(document.querySelectorAll('.jupyter-widgets .jp-OutputArea-output img'))"
+        ".map(e => e.getAttribute('src'));")
 
 
 SLIDERS = {"01_data_pairing": 1, "02_training": 1, "03_mask_sparsity_vs_tau": 0,
@@ -146,52 +181,103 @@ def test_notebook_runs_in_jupyterlab_and_its_widgets_respond(lab, browser, stem)
 
 
 def _drive(d, url, root, stem):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     d.get(url)
-    _wait("the notebook to open", lambda: d.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"), 120)
-    _wait("the galib kernel to be idle", lambda: d.find_elements(
-        By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']"), 120)
-    tabs = [t.text for t in d.find_elements(By.CSS_SELECTOR, ".jp-MainAreaWidget .lm-TabBar-tabLabel, "
-                                                            ".lm-DockPanel-tabBar .lm-TabBar-tabLabel")]
+    _wait("the notebook to open", lambda: _texts(d, ".jp-Notebook .jp-Cell"), 120)
+    _wait("the galib kernel to be idle", lambda: _texts(
+        d, ".jp-Notebook-ExecutionIndicator[data-status='idle']"), 120)
+    tabs = _texts(d, ".jp-MainAreaWidget .lm-TabBar-tabLabel, .lm-DockPanel-tabBar .lm-TabBar-tabLabel")
     assert tabs == [f"{stem}.ipynb"], tabs
-
-    def run_all():
-        menu = [e for e in d.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel") if e.text == "Run"]
-        menu[0].click()
-        _wait("the Run All Cells menu item", lambda: [
-            e for e in d.find_elements(By.CSS_SELECTOR, ".lm-Menu-itemLabel")
-            if e.text == "Run All Cells"], 30)[0].click()
-
-    def started():
-        return any(p.text.strip() != "[ ]:" for p in
-                   d.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .jp-InputPrompt"))
-    run_all()
-    try:
-        _wait("the first cell to start", started, 30)
-    except AssertionError:                      # the click landed before the panel took focus
-        run_all()
-        _wait("the first cell to start", started, 30)
-
-    def finished():
-        prompts = [p.text for p in d.find_elements(By.CSS_SELECTOR, ".jp-CodeCell .jp-InputPrompt")]
-        errors = d.find_elements(By.CSS_SELECTOR, "[data-mime-type='application/vnd.jupyter.error']")
-        if errors:
-            raise AssertionError(f"a cell of {stem} failed in JupyterLab:\n" + errors[0].text[:2000])
-        return prompts and all(p.strip() not in ("[ ]:", "[*]:", "") for p in prompts)
-    _wait("all cells to finish", finished)
+    _run_to_the_end(d, stem)
     d.save_screenshot(str(root / f"{stem}_after_run_all.png"))
     assert (root / "figures" / stem / "metrics.json").is_file()
-
-    handles = d.find_elements(By.CSS_SELECTOR, ".jupyter-widgets .noUi-handle")
-    assert len(handles) == SLIDERS[stem], (stem, len(handles))
-    assert len(_widget_figures(d)) >= len(handles)
-    for k in range(min(2, len(handles))):   # slider k drives the figure of widget k (one each)
-        before = _widget_figures(d)[k].get_attribute("src")
-        handle = d.find_elements(By.CSS_SELECTOR, ".jupyter-widgets .noUi-handle")[k]
-        d.execute_script("arguments[0].scrollIntoView({block: 'center'})", handle)
-        handle.click()
-        handle.send_keys(Keys.ARROW_RIGHT)
-        _wait(f"widget {k} of {stem} to redraw its figure", lambda: (
-            len(_widget_figures(d)) > k and _widget_figures(d)[k].get_attribute("src") != before), 120)
+    _move_sliders(d, stem)
     d.save_screenshot(str(root / f"{stem}_after_sliders.png"))
+
+
+def _by_text(d, css: str, text: str):
+    from selenium.webdriver.common.by import By
+    return next((e for e in d.find_elements(By.CSS_SELECTOR, css) if e.text == text), None)
+
+
+def _accept_kernel_dialog(d) -> bool:
+    """Accept JupyterLab's "Select Kernel" dialog (preselected: the notebook's own kernel) if it
+    is open. Lab shows it when Run All comes while the session is still without its kernel, and
+    then runs nothing until someone answers it."""
+    return d.execute_script(
+        "const dlg = Array.from(document.querySelectorAll('.jp-Dialog'))"
+        "  .find(e => /Select Kernel/.test(e.innerText));"
+        "const ok = dlg && dlg.querySelector('.jp-Dialog-button.jp-mod-accept');"
+        "if (ok) { ok.click(); return true; } return false;")
+
+
+def _run_all_cells(d) -> None:
+    """Run → Run All Cells, again if the first click landed before the panel took focus."""
+    def started():
+        _accept_kernel_dialog(d)
+        return any(p.strip() != "[ ]:" for p in _texts(d, ".jp-CodeCell .jp-InputPrompt"))
+    for attempt in range(2):
+        _click(d, "the Run menu", lambda: _by_text(d, ".lm-MenuBar-itemLabel", "Run"))
+        _click(d, "the Run All Cells menu item", lambda: _by_text(d, ".lm-Menu-itemLabel", "Run All Cells"))
+        try:
+            _wait("the first cell to start", started, 30)
+            return
+        except AssertionError:
+            if attempt:
+                raise
+
+
+class _Dropped(Exception):
+    """Lab dropped a Run All (every cell back to ``[ ]:``, none running)."""
+
+
+def _run_to_the_end(d, stem: str, tries: int = 3, stall: float = 45) -> None:
+    """Run All Cells and wait for every cell to finish. If Lab drops the run (it can, when the
+    notebook's session was still connecting its kernel: the "Select Kernel" dialog), run all
+    again once nothing has been running for ``stall`` seconds."""
+    for _ in range(tries):
+        _run_all_cells(d)
+        quiet_since = [None]
+
+        def done():
+            if _finished(d, stem):
+                return True
+            if all(p.strip() == "[ ]:" for p in _texts(d, ".jp-CodeCell .jp-InputPrompt")):
+                quiet_since[0] = quiet_since[0] or time.monotonic()
+                if time.monotonic() - quiet_since[0] > stall:
+                    raise _Dropped()
+            else:
+                quiet_since[0] = None
+            return False
+        try:
+            _wait("all cells to finish", done)
+            return
+        except _Dropped:
+            continue
+    raise AssertionError(f"JupyterLab ran none of the cells of {stem} after {tries} Run All")
+
+
+def _finished(d, stem: str) -> bool:
+    _accept_kernel_dialog(d)
+    errors = _texts(d, "[data-mime-type='application/vnd.jupyter.error']")
+    if errors:
+        raise AssertionError(f"a cell of {stem} failed in JupyterLab:\n" + errors[0][:2000])
+    prompts = _texts(d, ".jp-CodeCell .jp-InputPrompt")
+    return bool(prompts) and all(p.strip() not in ("[ ]:", "[*]:", "") for p in prompts)
+
+
+def _move_sliders(d, stem: str) -> None:
+    """Move up to two sliders one step right; slider k drives the figure of widget k."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    handles = ".jupyter-widgets .noUi-handle"
+    n = len(d.find_elements(By.CSS_SELECTOR, handles))
+    assert n == SLIDERS[stem], (stem, n)
+    assert len(_widget_figures(d)) >= n
+    for k in range(min(2, n)):
+        before = _widget_figures(d)[k]
+        find = lambda: (d.find_elements(By.CSS_SELECTOR, handles) + [None] * (k + 1))[k]
+        _click(d, f"slider {k} of {stem}", find)
+        _wait(f"slider {k} of {stem} to take the key", lambda: find().send_keys(Keys.ARROW_RIGHT) or True,
+              30, every=0.2)
+        _wait(f"widget {k} of {stem} to redraw its figure", lambda: (
+            len(_widget_figures(d)) > k and _widget_figures(d)[k] != before), 120)
