@@ -66,9 +66,11 @@ def _wait(what: str, fn, timeout: float = TIMEOUT, every: float = 0.5):
 
 
 def _texts(d, css: str) -> list[str]:
-    """The rendered text of every element matching ``css``, read in one go (no element handles)."""
+    """The text of every element matching ``css``, read in one go (no element handles). It is
+    ``textContent`` (non-breaking spaces as spaces): Lab skips rendering cells scrolled out of
+    view, whose ``innerText`` is then empty."""
     return d.execute_script("return Array.from(document.querySelectorAll(arguments[0]))"
-                            ".map(e => e.innerText);", css)
+                            ".map(e => e.textContent.replace(/\\u00a0/g, ' '));", css)
 
 
 def _click(d, what: str, find, timeout: float = 30) -> None:
