@@ -382,3 +382,34 @@ def test_fresh_moves_the_old_run_aside(run, tiny):
     res = train(replace(CFG, epochs=1, tau=0.3), run, data=tiny, fresh=True, **QUIET)
     assert res.config.tau == 0.3 and len(res.history) == 1
     assert {f"previous-1/{k}": v for k, v in before.items()} .items() <= hashes(run).items()
+
+
+# ----------------------------------------------------------------------------- files of older galib
+def test_runs_written_before_the_fingerprint_still_resume(finished, tiny, tmp_path):
+    """Checkpoints and history.json without ``data_fingerprint`` (written by the code before
+    issue 14) load, resume and end where the uninterrupted run ends."""
+    root, full = finished
+    shutil.copytree(root / "epoch2", tmp_path / "old")
+    for name in ("last.pt", "best.pt"):
+        ckpt = torch.load(tmp_path / "old" / name, weights_only=True)
+        del ckpt["data_fingerprint"]
+        torch.save(ckpt, tmp_path / "old" / name)
+    saved = json.loads((tmp_path / "old" / "history.json").read_text())
+    del saved["data_fingerprint"]
+    (tmp_path / "old" / "history.json").write_text(json.dumps(saved))
+    res = train(CFG, tmp_path / "old", data=tiny, **QUIET)
+    assert same_weights(weights(tmp_path / "old" / "last.pt"), weights(root / "run" / "last.pt"))
+    assert same_weights(res.model.state_dict(), full.model.state_dict())
+    assert rows(res.history) == rows(full.history)
+
+
+def test_a_save_interrupted_by_the_older_write_order_is_completed(finished, tiny, tmp_path):
+    """The code before issue 14 wrote best.pt before last.pt: a kill between them left best.pt one
+    epoch ahead. That best.pt is the newer state, and becomes last.pt."""
+    root, full = finished
+    shutil.copytree(root / "epoch2", tmp_path / "old")
+    shutil.copy(root / "run" / "best.pt", tmp_path / "old" / "best.pt")      # epoch 3 (improved)
+    assert torch.load(tmp_path / "old" / "best.pt", weights_only=True)["epoch"] == 2
+    res = train(CFG, tmp_path / "old", data=tiny, **QUIET)
+    assert (tmp_path / "old" / "last.pt").read_bytes() == (root / "run" / "best.pt").read_bytes()
+    assert same_weights(res.model.state_dict(), full.model.state_dict())
