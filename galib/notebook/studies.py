@@ -462,12 +462,8 @@ def design_sentence(table: list[dict]) -> str:
     return "; ".join(parts) + ". " + verdict
 
 
-def _swap_extra(model, data: DataSplits, n_train: int, n_test: int, seed: int) -> dict:
-    return swap_scores(model, data, n_train=n_train, n_test=n_test, seed=seed)
-
-
 # run_baselines(extra_scores=SWAP_SCORES): the latent-swap numbers for every model with a split
-SWAP_SCORES = functools.partial(_swap_extra, n_train=1000, n_test=1000, seed=0)
+SWAP_SCORES = functools.partial(swap_scores, n_train=1000, n_test=1000, seed=0)
 
 
 def design_models(base_cfg: TrainConfig, names, run_root: str | Path, data: DataSplits,
