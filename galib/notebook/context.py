@@ -32,10 +32,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Mapping
 
-import numpy as np
 import torch
 
 from ..datasets import DataSplits, load_dataset
+from ..experiments.registry import NOTEBOOKS
+from ..experiments.training import flat_scalars  # noqa: F401  (notebooks and tests use it from here)
 from ..groups import Group, get_group
 from ..io import jsonable, save_json
 from ..train import TrainConfig
@@ -48,14 +49,6 @@ LAB = Path("runs") / "lab"          # under home(): default run folders and figu
 PATH_PARAMS = ("run_dir", "fig_dir", "baseline_dir", "data_root")
 # Config fields that do not change what a run computes: left out of the run key.
 KEY_FREE = ("device", "data_root", "amp")
-# notebook → (family folder, sub-folder of the keyed folder, config fields its study sweeps itself)
-RUN_FAMILIES = {
-    "02_training": ("train", "ald", ()),
-    "04_latent_traversals": ("train", "ald", ()),
-    "05_linear_probe": ("train", "ald", ()),     # baseline_dir = the keyed folder: ALD is 02's run
-    "03_mask_sparsity_vs_tau": ("tau_sweep", "", ("tau",)),
-    "06_blocked": ("blocked", "", ("dataset",)),
-}
 PAPERMILL_HEADER = "# Parameters"           # first line of papermill's injected cell
 PARAMETERS_HEADER = "# Parameters:"         # first line of every notebook's own parameters cell
 
@@ -110,10 +103,12 @@ def run_key(cfg: TrainConfig, exclude=()) -> str:
 
 def default_run_dir(stem: str, cfg: TrainConfig, root: str | os.PathLike | None = None) -> Path | None:
     """``<root or home/runs/lab>/<family>/<dataset>-<group>-<key>[/<sub>]`` for notebooks that
-    train (see ``RUN_FAMILIES``); ``None`` for those that do not."""
-    if stem not in RUN_FAMILIES:
+    train (their ``family`` in :data:`galib.experiments.registry.NOTEBOOKS`); ``None`` for
+    those that do not."""
+    nb = NOTEBOOKS.get(stem)
+    if nb is None or nb.family is None:
         return None
-    family, sub, swept = RUN_FAMILIES[stem]
+    family, sub, swept = nb.family, nb.sub, nb.swept
     label = "-".join(str(getattr(cfg, k)) for k in ("dataset", "group") if k not in swept)
     label = re.sub(r"[^A-Za-z0-9._]+", "-", label).strip("-")[:40]
     folder = Path(root) if root is not None else home() / LAB
@@ -196,6 +191,28 @@ def declared_in_notebook(path: str | os.PathLike) -> set[str] | None:
             src = cell["source"]
             return assigned_names("".join(src) if isinstance(src, list) else src)
     return None
+
+
+def notebook_defaults(stem: str) -> dict:
+    """The literal values the ``parameters`` cell of ``notebooks/<stem>.ipynb`` assigns (what the
+    notebook runs with when nothing is injected)."""
+    path = home() / "notebooks" / f"{stem}.ipynb"
+    nb = json.loads(path.read_text())
+    for cell in nb.get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            src = cell["source"]
+            tree = ast.parse("".join(src) if isinstance(src, list) else src)
+            return {t.id: ast.literal_eval(s.value) for s in tree.body if isinstance(s, ast.Assign)
+                    for t in s.targets if isinstance(t, ast.Name)}
+    raise ValueError(f"{path} has no cell tagged 'parameters'")
+
+
+def notebook_config(stem: str, params: Mapping) -> tuple[dict, TrainConfig]:
+    """What :func:`setup` makes of injected ``params`` without running the notebook: the full
+    parameters (the notebook's defaults, then ``params``; paths resolved) and the config."""
+    full = {**notebook_defaults(stem), **params}
+    params = resolve_params(stem, full, train_config(full))
+    return params, train_config(params)
 
 
 def check_injected(stem: str, namespace: Mapping) -> None:
@@ -282,7 +299,7 @@ def setup(stem: str, namespace: Mapping, before: set | frozenset, title_with=("t
     extra = {k: params[k] for k in title_with if k != "tau"}
     title = tag(data.name, cfg.group, cfg.tau if "tau" in title_with else None, **extra)
     out = resolve_path(Path(params["fig_dir"]) / stem)
-    run_dir = Path(params["run_dir"]) if params.get("run_dir") and stem in RUN_FAMILIES else None
+    run_dir = Path(params["run_dir"]) if params.get("run_dir") and default_run_dir(stem, cfg) is not None else None
     if run_dir is not None:
         print(f"[galib] run folder {_display(run_dir)}: {describe_run_dir(run_dir, cfg)}")
     return Context(stem, params, out, cfg, data, get_group(cfg.group), title, run_dir)
@@ -293,18 +310,3 @@ def write_metrics(metrics: Mapping, fig_dir: str | os.PathLike, stem: str) -> Pa
     path = Path(fig_dir) / stem / "metrics.json"
     save_json(jsonable(metrics), path)
     return path
-
-
-def flat_scalars(d: Mapping, prefix: str = "", skip: tuple[str, ...] = ("per_element",)) -> dict:
-    """Nested dict → ``{"a.b": number}`` for a ``summary`` block; per-element entries (keys in
-    ``skip`` or containing ``/``, e.g. ``recon_mse/90°``) and non-numbers are left out."""
-    out = {}
-    for k, v in d.items():
-        if k in skip or "/" in str(k):
-            continue
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flat_scalars(v, key + ".", skip))
-        elif isinstance(v, (int, float, np.generic)) and not isinstance(v, bool):
-            out[key] = float(v) if isinstance(v, (float, np.floating)) else int(v)
-    return out

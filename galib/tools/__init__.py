@@ -1,5 +1,6 @@
-"""Entry points: ``pipeline`` (run the notebooks → ``figures/``), ``bench`` (training speed),
-``compare_actions`` (SO(2) latent actions).
+"""Entry points, every command line of galib: ``pipeline`` (run the notebooks → ``figures/``),
+``sweep`` (train a profile's plan on local workers, Slurm or Ray), ``baselines`` (a baselines
+table), ``bench`` (training speed), ``compare_actions`` (SO(2) latent actions).
 
 The console scripts of ``pyproject.toml`` call these thin wrappers where a tool's ``main``
 returns its results rather than an exit status (a console script passes ``main()``'s return
@@ -23,7 +24,7 @@ def bench_main(argv: list[str] | None = None) -> int:
 
 
 def baselines_main(argv: list[str] | None = None) -> int:
-    """``galib-baselines``: :func:`galib.evaluation.baselines.main`, exit status 0."""
-    from ..evaluation.baselines import main
+    """``galib-baselines``: :func:`galib.tools.baselines.main`, exit status 0."""
+    from .baselines import main
     main(argv)
     return 0

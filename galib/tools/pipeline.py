@@ -3,8 +3,14 @@
     python -m galib.tools.pipeline --profile quick [--dataset mnist] [--fig-dir figures] [--run-root runs]
     galib-figures --profile quick                       # the same, as a console script
 
-A profile (``notebooks/params/<profile>.json``) holds ``common`` parameters and per-notebook
-overrides under ``notebooks``; ``notebooks/params/<profile>/<stem>.yaml`` hold the same parameters
+First the sweep trains, outside the kernels, every run the selected notebooks open
+(:mod:`galib.tools.sweep`, local workers); the notebooks then run with ``GALIB_EXPECT_TRAINED=1``
+and only load, evaluate and draw (``--no-sweep``: they train what they miss themselves).
+Figures go to ``figures/`` for the quick profile (the committed one) and to
+``runs/<profile>/figures/`` for the others (:func:`~galib.tools.profiles.default_fig_dir`).
+
+A profile (``notebooks/params/<profile>.json``, :mod:`galib.tools.profiles`) holds ``common``
+parameters and per-notebook overrides under ``notebooks``; ``notebooks/params/<profile>/<stem>.yaml`` hold the same parameters
 flattened per notebook for ``papermill -f`` (:func:`write_flat_params` writes them, a test keeps
 them in sync). The pipeline adds ``fig_dir``, ``run_dir`` and ``interactive=False``:
 02, 04 and 05 share one training run (``<run-root>/<profile>/<dataset>/ald``), 03 trains under
@@ -32,73 +38,17 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..evaluation.tables import markdown_table
+from ..experiments.plan import EXPECT_ENV
 from ..io import write_text
-from ..notebook.context import home
+from .profiles import (DEFAULT_RUN_FOLDER, NOTEBOOK_DIR, NOTEBOOKS, PARAMS_DIR, PUBLISH_DIR, ROOT,  # noqa: F401
+                       PipelineError, default_fig_dir, flat_parameters, load_profile, need_checkout,
+                       notebook_parameters, select_notebooks)
 
-ROOT = home()                       # the source checkout (notebooks/ beside galib/) or $GALIB_HOME
-NOTEBOOK_DIR = ROOT / "notebooks"
-PARAMS_DIR = NOTEBOOK_DIR / "params"
-PUBLISH_DIR = "notebooks"           # under fig_dir: the executed notebooks, with outputs
-NOTEBOOKS = ("01_data_pairing", "02_training", "03_mask_sparsity_vs_tau", "04_latent_traversals",
-             "05_linear_probe", "06_blocked")
 KERNEL = "galib"
-# Run folders under <run-root>/<profile>/<dataset>/: the ALD model of 02 is "ald", which is also
-# where 05's run_baselines looks for its "ald" baseline, so 04 and 05 reuse 02's run.
-RUN_FOLDERS = {"03_mask_sparsity_vs_tau": "tau_sweep", "06_blocked": "blocked"}
-DEFAULT_RUN_FOLDER = "ald"
-EXTRA_DIRS = {"04_latent_traversals": {"baseline_dir": ""}, "05_linear_probe": {"baseline_dir": ""}}
-
-
-class PipelineError(RuntimeError):
-    """A notebook failed or the profile is invalid; the message names what and where."""
-
-
-def _need_checkout() -> None:
-    if not NOTEBOOK_DIR.is_dir():
-        raise PipelineError(f"no notebooks/ folder at {ROOT}: the pipeline runs the notebooks of a "
-                            f"source checkout; run it inside a clone of the repository or set "
-                            f"GALIB_HOME to one")
-
-
-def load_profile(name_or_path: str) -> dict:
-    """Profile dict from ``notebooks/params/<name>.json`` or an explicit path."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        _need_checkout()
-        path = PARAMS_DIR / f"{name_or_path}.json"
-    if not path.is_file():
-        known = sorted(p.stem for p in PARAMS_DIR.glob("*.json"))
-        raise PipelineError(f"no profile {name_or_path!r} (looked for {path}); known: {known}")
-    prof = json.loads(path.read_text())
-    unknown = set(prof.get("notebooks", {})) - set(NOTEBOOKS)
-    if unknown:
-        raise PipelineError(f"profile {path.name} names unknown notebooks {sorted(unknown)}")
-    prof.setdefault("name", path.stem)
-    return prof
-
-
-def flat_parameters(profile: dict, stem: str, overrides: dict | None = None) -> dict:
-    """The profile's parameters of notebook ``stem``, without paths: ``common``, then the
-    notebook's own entries, then ``overrides``, and ``interactive=False``. This is what
-    ``notebooks/params/<profile>/<stem>.yaml`` holds for ``papermill -f``."""
-    return {**profile.get("common", {}), **profile.get("notebooks", {}).get(stem, {}),
-            **(overrides or {}), "interactive": False}
-
-
-def notebook_parameters(profile: dict, stem: str, fig_dir: Path, run_root: Path,
-                        overrides: dict | None = None) -> dict:
-    """Parameters papermill injects into notebook ``stem``: :func:`flat_parameters` plus
-    ``run_dir`` (and 05's ``baseline_dir``) under ``run_root`` and ``fig_dir``."""
-    p = flat_parameters(profile, stem, overrides)
-    base = Path(run_root) / profile["name"] / str(p.get("dataset", "auto"))
-    p["run_dir"] = str(base / RUN_FOLDERS.get(stem, DEFAULT_RUN_FOLDER))
-    for key, folder in EXTRA_DIRS.get(stem, {}).items():
-        p[key] = str(base / folder)
-    p["fig_dir"] = str(fig_dir)
-    return p
 
 
 def flat_params_path(profile: str, stem: str) -> Path:
@@ -117,7 +67,7 @@ def flat_params_text(profile: dict, stem: str) -> str:
 
 def write_flat_params(profiles=None) -> list[Path]:
     """Write ``notebooks/params/<profile>/<stem>.yaml`` for every profile and notebook."""
-    _need_checkout()
+    need_checkout()
     written = []
     for name in profiles or sorted(p.stem for p in PARAMS_DIR.glob("*.json")):
         prof = load_profile(name)
@@ -184,6 +134,7 @@ def run_notebook(stem: str, params: dict, out_dir: Path, kernel: str = KERNEL,
     Unless ``log_output`` (all output, through papermill's logger), the kernel's ``[galib]`` and
     epoch lines are streamed; ``progress`` (default: on a terminal) shows papermill's cell bar."""
     import papermill as pm
+    from .kernels import engine_kwargs     # CurveZMQ keys: no "running over TCP without encryption"
     nb = NOTEBOOK_DIR / f"{stem}.ipynb"
     out = out_dir / f"{stem}.ipynb"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -194,7 +145,8 @@ def run_notebook(stem: str, params: dict, out_dir: Path, kernel: str = KERNEL,
     try:
         pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel,
                             cwd=str(NOTEBOOK_DIR), progress_bar=progress, log_output=log_output,
-                            stdout_file=None if log_output else LineStream(stem))
+                            stdout_file=None if log_output else LineStream(stem),
+                            **engine_kwargs())
     except pm.PapermillExecutionError as err:
         raise PipelineError(_describe_failure(nb, out, err)) from None
     except Exception as err:                                   # dead kernel, missing kernel …
@@ -290,44 +242,102 @@ def _thread_env(threads: int | None):
                 os.environ[k] = v
 
 
-def run_pipeline(profile: str = "quick", dataset: str | None = None, fig_dir: str | Path = "figures",
-                 run_root: str | Path = "runs", only: list[str] | None = None,
-                 overrides: dict | None = None, kernel: str = KERNEL,
-                 log_output: bool = False, threads: int | None = None,
-                 publish: bool = True) -> dict[str, float]:
-    """Run the profile's notebooks in order; returns ``{stem: seconds}``.
+@dataclass
+class PipelineRun:
+    """One run of the pipeline (every field has a default that runs as it is)."""
+    profile: str = "quick"
+    dataset: str | None = None              # override the profile's dataset
+    fig_dir: str | Path | None = None       # None: the profile's (default_fig_dir)
+    run_root: str | Path = "runs"
+    only: list[str] | str | None = None     # notebook prefixes (select_notebooks)
+    overrides: dict = field(default_factory=dict)   # parameters set in every notebook
+    kernel: str = KERNEL
+    log_output: bool = False
+    threads: int | None = None              # CPU threads per kernel and per training
+    publish: bool = True                    # copy executed notebooks to <fig_dir>/notebooks/
+    sweep: bool = True                      # train the plan first, outside the kernels
+    jobs: int | None = None                 # sweep: local worker processes
 
-    ``threads`` (else the profile's ``threads``, else the torch default) caps the CPU threads of
-    each kernel: on a small, shared CPU one thread is much faster than oversubscribed cores.
-    ``publish`` copies each executed notebook to ``<fig_dir>/notebooks/`` (:func:`publish_notebook`).
+
+def run_pipeline(run: PipelineRun | None = None, **fields_) -> dict[str, float]:
+    """Sweep the profile's plan (every training its notebooks open, :mod:`galib.tools.sweep`), then
+    run the notebooks in order with ``GALIB_EXPECT_TRAINED=1`` (a kernel that would train is an
+    error); returns ``{stem: seconds}``. ``run`` or keywords of :class:`PipelineRun`.
+
+    ``threads`` (else the profile's ``threads``, else 1) caps the CPU threads of each kernel and
+    each training: on a small, shared CPU one thread per process does not collapse under load.
     """
-    prof = load_profile(profile)
-    with _thread_env(threads or prof.get("threads")):
-        return _run(prof, dataset, fig_dir, run_root, only, overrides, kernel, log_output, publish)
+    run = replace(run or PipelineRun(), **fields_)
+    prof = load_profile(run.profile)
+    threads = int(run.threads or prof.get("threads") or 1)
+    fig_dir = Path(run.fig_dir).resolve() if run.fig_dir else default_fig_dir(prof)
+    run_root = Path(run.run_root).resolve()
+    stems = select_notebooks(run.only)
+    _check_folder(run_root, "--run-root")
+    _check_folder(fig_dir, "--fig-dir")
+    overrides = {**run.overrides, **({"dataset": run.dataset} if run.dataset else {})}
+    if run.sweep:
+        _sweep_first(prof, run_root, fig_dir, stems, overrides, threads, run.jobs)
+    with _thread_env(threads), _expect_trained(run.sweep):
+        seconds = _run_notebooks(prof, stems, fig_dir, run_root, overrides, run)
+    commit = git_commit()
+    results = write_results(fig_dir, prof["name"], seconds, commit)
+    print(f"[pipeline] {len(stems)} notebooks in {sum(seconds.values()):.0f}s; wrote {results}")
+    return seconds
 
 
-def _run(prof, dataset, fig_dir, run_root, only, overrides, kernel, log_output,
-         publish=True) -> dict[str, float]:
-    fig_dir = Path(fig_dir).resolve()
-    run_root = Path(run_root).resolve()
-    overrides = dict(overrides or {})
-    if dataset:
-        overrides["dataset"] = dataset
-    stems = [s for s in NOTEBOOKS if not only or any(s.startswith(o) for o in only)]
-    if not stems:
-        raise PipelineError(f"--only {only} matches none of {list(NOTEBOOKS)}")
+def _check_folder(path: Path, flag: str) -> None:
+    """A folder the pipeline writes into: creatable and writable, else a one-line error."""
+    if path.exists() and not path.is_dir():
+        raise PipelineError(f"{flag} {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PipelineError(f"{flag} {path} cannot be created: {err.strerror or err}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PipelineError(f"{flag} {path} is not writable")
+
+
+def _sweep_first(prof: dict, run_root: Path, fig_dir: Path, stems, overrides, threads: int,
+                 jobs: int | None) -> None:
+    from .executors import EngineOptions
+    from .sweep import profile_plan, summary, sweep
+    cores = os.cpu_count() or 1
+    jobs = jobs or max(1, cores // threads)
+    plan = profile_plan(prof, run_root, fig_dir, only=stems, overrides=overrides)
+    outcomes = sweep(plan, "local", EngineOptions(jobs=jobs, threads=threads),
+                     progress=sys.stdout.isatty())
+    text, status = summary(outcomes)
+    print(text, flush=True)
+    if status:
+        raise PipelineError("the sweep failed (see above); the notebooks were not run")
+
+
+@contextmanager
+def _expect_trained(on: bool):
+    saved = os.environ.get(EXPECT_ENV)
+    if on:
+        os.environ[EXPECT_ENV] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(EXPECT_ENV, None)
+        else:
+            os.environ[EXPECT_ENV] = saved
+
+
+def _run_notebooks(prof: dict, stems, fig_dir: Path, run_root: Path, overrides: dict,
+                   run: PipelineRun) -> dict[str, float]:
     exec_dir = run_root / prof["name"] / "executed"
     seconds: dict[str, float] = {}
     for i, stem in enumerate(stems, 1):
         params = notebook_parameters(prof, stem, fig_dir, run_root, overrides)
         print(f"[pipeline] notebook {i}/{len(stems)}: {stem} …", flush=True)
-        seconds[stem] = run_notebook(stem, params, exec_dir, kernel, log_output)
-        if publish:
+        seconds[stem] = run_notebook(stem, params, exec_dir, run.kernel, run.log_output)
+        if run.publish:
             publish_notebook(exec_dir / f"{stem}.ipynb", fig_dir / PUBLISH_DIR / f"{stem}.ipynb")
         print(f"[pipeline] {stem} done in {seconds[stem]:.0f}s → {fig_dir / stem}", flush=True)
-    commit = git_commit()
-    results = write_results(fig_dir, prof["name"], seconds, commit)
-    print(f"[pipeline] {len(stems)} notebooks in {sum(seconds.values()):.0f}s; wrote {results}")
     return seconds
 
 
@@ -352,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
                "or -f notebooks/params/<profile>/<stem>.yaml.")
     ap.add_argument("--profile", default="quick", help="smoke | quick | paper, or a path to a .json")
     ap.add_argument("--dataset", default=None, help="override the profile's dataset")
-    ap.add_argument("--fig-dir", default=str(ROOT / "figures"), help="where figures/metrics go")
+    ap.add_argument("--fig-dir", default=None,
+                    help="where figures/metrics go (default: figures/ for the quick profile, whose "
+                         "figures are committed; runs/<profile>/figures for the others)")
     ap.add_argument("--run-root", default=str(ROOT / "runs"), help="where runs and executed notebooks go")
     ap.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 01,02")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -360,7 +372,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kernel", default=KERNEL, help="Jupyter kernel name (default: galib)")
     ap.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     ap.add_argument("--threads", type=int, default=None,
-                    help="CPU threads per kernel (default: the profile's 'threads', else torch's)")
+                    help="CPU threads per kernel and per training (default: the profile's, else 1)")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="trainings side by side in the sweep (default: cores / threads)")
+    ap.add_argument("--no-sweep", action="store_true",
+                    help="do not train first: the notebooks train what they miss themselves")
     ap.add_argument("--no-publish", action="store_true",
                     help=f"do not copy the executed notebooks to <fig-dir>/{PUBLISH_DIR}/")
     ap.add_argument("--write-params", action="store_true",
@@ -371,12 +387,16 @@ def main(argv: list[str] | None = None) -> int:
             for path in write_flat_params():
                 print(f"[pipeline] wrote {path}")
             return 0
-        run_pipeline(args.profile, args.dataset, args.fig_dir, args.run_root,
-                     args.only.split(",") if args.only else None, _parse_set(args.set),
-                     args.kernel, args.log_output, args.threads, not args.no_publish)
+        run_pipeline(PipelineRun(args.profile, args.dataset, args.fig_dir, args.run_root, args.only,
+                                 _parse_set(args.set), args.kernel, args.log_output, args.threads,
+                                 not args.no_publish, not args.no_sweep, args.jobs))
     except PipelineError as err:
         print(f"[pipeline] FAILED: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("[pipeline] interrupted (Ctrl-C); what finished is kept, run again to go on",
+              file=sys.stderr)
+        return 130
     return 0
 
 

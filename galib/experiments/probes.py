@@ -1,128 +1,36 @@
-"""Studies over several models behind notebooks 02, 03 and 05: the τ sweep, the probe table's
-summaries and the confusion matrix of the best invariant feature.
+"""Notebook 05's study over the baselines: probe summaries, the learned-vs-random control, the
+designs of the invariant part, and the confusion matrix of the best invariant feature.
 
-* :func:`sweep_tau` trains one model per mask threshold τ (a finished run is loaded, not retrained)
-  and collects what 03 plots: variant fraction, transformed-reconstruction error, share of latent
-  energy in ``z_i``, protocol-b probe accuracy of ``z_i`` and of the orbit invariants of ``z_v``,
-  and the final per-channel ``sigmoid(alpha)``.
-* :func:`best_invariant` picks the best invariant feature under protocol b from
-  :func:`galib.evaluation.baselines.run_baselines` rows; :func:`probe_confusion` refits that probe
-  and returns its confusion matrix on transformed test images; :func:`describe_confusions` says
-  in words which classes it mixes up (and whether 6↔9 is among them);
-  :func:`invariant_confusion` does all three for notebook 05.
+* :func:`probe_dict`, :func:`probe_summary`, :func:`probe_metrics`: what 05 plots and records;
+* :func:`learned_vs_random` / :func:`control_sentence`: the learned mask against random masks of
+  its size;
+* :func:`design_table` / :func:`design_sentence`: the designs of ``z_i`` side by side;
+  :func:`design_trainings` / :func:`design_models` are 04's plan and its models;
+* :func:`best_invariant` picks the best invariant feature under protocol b;
+  :func:`probe_confusion` refits that probe and returns its confusion matrix on transformed test
+  images; :func:`describe_confusions` says in words which classes it mixes up (and whether 6↔9 is
+  among them); :func:`invariant_confusion` does all three.
 """
 from __future__ import annotations
 
 import functools
 import math
-import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from ..datasets import DataSplits
-from ..evaluation.baselines import BASELINES, baseline_config, run_dir_of
 from ..evaluation.features import compute_features, probe_model, probe_sets
 from ..evaluation.probe import fit_probe
+from ..evaluation.spread import aggregate, compare
 from ..evaluation.swap import swap_scores
-from ..evaluation.metrics import mask_side_agreement
-from ..evaluation.scores import SCORE_LABELS, evaluate_model
-from ..evaluation.spread import aggregate, compare, format_spread, mean_sd
-from ..evaluation.tables import markdown_table
 from ..groups import get_group
-from ..train import TrainConfig, initial_mask_probs, train
-from .context import flat_scalars
+from ..train import TrainConfig
+from .baselines import BASELINES, baseline_trainings
+from .plan import Training, train_or_load
 
 INVARIANT_FEATURES = ("z_i", "orbit")     # features meant not to change under the group
 FEATURE_LABELS = {"orbit": "orbit inv. of z_v"}   # how figures name a probe feature
-
-
-# ----------------------------------------------------------------------------- τ sweep
-def tau_run_dir(root: str | Path, tau: float, seed: int | None = None) -> Path:
-    """``root/tau_<τ>`` (the base seed), or ``root/tau_<τ>_seed<seed>``."""
-    return Path(root) / (f"tau_{tau:g}" if seed is None else f"tau_{tau:g}_seed{seed}")
-
-
-def sweep_tau(base_cfg: TrainConfig, taus, run_root: str | Path, data: DataSplits, seed: int = 0,
-              probe_max_train: int | None = None, probe_iters: int = 100,
-              progress: bool = False, verbose: bool = True, seeds=None) -> list[dict]:
-    """One row per (τ, training seed): ``tau``, ``seed``, every score of ``SCORE_LABELS`` (on
-    ``data.test``: ``recon_mse`` of ``D(z_i + Phi_g z_v)`` vs ``T_g x``, ``variant_fraction``,
-    ``energy_share_zi`` …), ``n_variant``, ``probe_a_zi``, ``probe_b_zi``, ``probe_b_zv_orbit``
-    (nan when the part is empty), ``mask_probs`` and ``mask_probs_init`` (at initialisation),
-    the mask dynamics of :func:`galib.evaluation.metrics.mask_side_agreement` (``agreement``,
-    ``agreement_chance``, ``rank_correlation``), ``epochs``, ``train_loss_first``/``_last``,
-    ``seconds``. ``seeds`` default to the config's seed; ``seed`` is the evaluation seed."""
-    seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
-    rows = []
-    for s in seeds:
-        for tau in taus:
-            cfg = replace(base_cfg, tau=float(tau), seed=s).validate()
-            run_dir = tau_run_dir(run_root, tau, None if s == base_cfg.seed else s)
-            rows.append(_sweep_row(cfg, run_dir, data, seed, probe_max_train, probe_iters, progress,
-                                   verbose))
-            if verbose:
-                r = rows[-1]
-                print(f"[galib] τ = {tau:g}, seed {s}: variant {r['variant_fraction']:.2f}, recon MSE "
-                      f"{r['recon_mse']:.4f}, E(z_i) {r['energy_share_zi']:.2f}, probe b z_i "
-                      f"{r['probe_b_zi']:.3f} / orbit {r['probe_b_zv_orbit']:.3f}, same side as at "
-                      f"init {r['agreement']:.0%} (chance {r['agreement_chance']:.0%})")
-    return rows
-
-
-def _sweep_row(cfg: TrainConfig, run_dir: Path, data: DataSplits, seed: int, probe_max_train,
-               probe_iters: int, progress: bool, verbose: bool) -> dict:
-    t0 = time.perf_counter()
-    res = train(cfg, run_dir=run_dir, data=data, progress=progress, verbose=verbose)
-    ev = evaluate_model(res.model, data.test, seed=seed)
-    probes = probe_model(res.model, data, features=INVARIANT_FEATURES, seed=seed,
-                         max_train=probe_max_train, fit_kwargs={"max_iter": probe_iters})
-    init = initial_mask_probs(cfg, data.image_shape)
-    nan = math.nan
-    return {"tau": cfg.tau, "seed": cfg.seed, **{k: ev[k] for k in SCORE_LABELS},
-            "n_variant": ev["n_variant"],
-            "probe_a_zi": probes.get("z_i", {}).get("a", nan),
-            "probe_b_zi": probes.get("z_i", {}).get("b", nan),
-            "probe_b_zv_orbit": probes.get("orbit", {}).get("b", nan),
-            "mask_probs": ev["mask_probs"], "mask_probs_init": init,
-            **mask_side_agreement(init, ev["mask_probs"], cfg.tau), "epochs": len(res.history),
-            "train_loss_first": res.history[0]["train_loss"],
-            "train_loss_last": res.history[-1]["train_loss"], "seconds": time.perf_counter() - t0}
-
-
-def sweep_by_tau(rows: list[dict], keys=("variant_fraction", "recon_mse", "energy_share_zi",
-                                          "probe_a_zi", "probe_b_zi", "probe_b_zv_orbit",
-                                          "agreement", "agreement_chance", "rank_correlation")) -> list[dict]:
-    """:func:`sweep_tau` rows → one row per τ with mean, sd and per-seed values of ``keys``."""
-    return aggregate(rows, keys, by="tau")
-
-
-def mask_dynamics_sentence(rows: list[dict]) -> str:
-    """What decides a channel's side, in words computed from :func:`sweep_tau` rows. Only runs whose
-    final split is non-trivial (some channels on each side of τ) can tell: there, a final order
-    of ``p`` that follows the initial order (rank correlation near 1) means the initial logits,
-    not what the channels encode, decide which channels end variant."""
-    told = [r for r in rows if 0 < r["variant_fraction"] < 1]
-    n_seeds = len({r["seed"] for r in rows})
-    if not told:
-        return (f"In all {len(rows)} runs every channel ended on the same side of τ, so no run tells "
-                f"what decides a channel's side.")
-    agree = mean_sd(r["agreement"] for r in told)
-    chance = mean_sd(r["agreement_chance"] for r in told)
-    rho = mean_sd(r["rank_correlation"] for r in told)
-    taus = ", ".join(f"{t:g}" for t in sorted({r["tau"] for r in told}))
-    text = (f"In the {len(told)} of {len(rows)} runs ({n_seeds} seed{'s' if n_seeds > 1 else ''}) whose "
-            f"final split is non-trivial (τ = {taus}), {agree[0]:.0%} ± {agree[1]:.0%} of the channels "
-            f"end on the side of τ they started on, against {chance[0]:.0%} ± {chance[1]:.0%} if the "
-            f"final side were independent of the initial one, and the rank correlation of initial "
-            f"and final p is {rho[0]:.2f} ± {rho[1]:.2f}. ")
-    if rho[0] >= 0.8:
-        return text + ("The split follows the initial logits: the channels that started highest end "
-                       "variant, whatever they encode.")
-    if rho[0] <= 0.3 and abs(agree[0] - chance[0]) <= agree[1] + chance[1]:
-        return text + "The initial logits do not decide the split: it is learned from the data."
-    return text + "The initial logits decide the split in part."
 
 
 # ----------------------------------------------------------------------------- confusion
@@ -202,41 +110,6 @@ def describe_confusions(cm: torch.Tensor, class_names: list[str], digits: bool,
     return text
 
 
-SWEEP_COLUMNS = (("τ", "tau", "g"), ("variant frac", "variant_fraction", ".2f"),
-                 ("recon MSE", "recon_mse", ".4f"), ("E(z_i) share", "energy_share_zi", ".2f"),
-                 ("probe b z_i", "probe_b_zi", ".3f"), ("probe b orbit(z_v)", "probe_b_zv_orbit", ".3f"))
-
-
-def sweep_table_md(rows: list[dict]) -> str:
-    """Markdown table of :func:`sweep_tau` rows, one line per τ (``mean ± sd`` over seeds when
-    there are several; an empty part shows ``—``)."""
-    by_tau = sweep_by_tau(rows)
-    cols = list(SWEEP_COLUMNS) + [("same side as init", "agreement", ".2f"),
-                                  ("chance", "agreement_chance", ".2f")]
-    if all(r["n_seeds"] == 1 for r in by_tau):
-        return markdown_table(by_tau, cols, nan="—", first_left=False)
-    specs = {c[1]: c[2] for c in cols}
-
-    def cell(row, key):
-        return row[key] if key == "tau" else format_spread(row, key, specs[key])
-    return markdown_table(by_tau, cols, nan="—", first_left=False, cell=cell)
-
-
-def sweep_summary(rows: list[dict]) -> dict:
-    """Notebook 03's headline: number of τ values and seeds, the mean variant fraction at both
-    ends, whether it never grows with τ, the mask dynamics (mean over runs) and the seconds."""
-    by_tau = sweep_by_tau(rows)
-    vf = [r["variant_fraction"] for r in by_tau]
-    return {"n_taus": len(by_tau), "n_seeds": len({r["seed"] for r in rows}),
-            "variant_fraction_at_min_tau": vf[0], "variant_fraction_at_max_tau": vf[-1],
-            "variant_fraction_nonincreasing": all(a >= b for a, b in zip(vf, vf[1:])),
-            "side_agreement": mean_sd(r["agreement"] for r in rows)[0],
-            "side_agreement_chance": mean_sd(r["agreement_chance"] for r in rows)[0],
-            "init_final_rank_correlation": mean_sd(r["rank_correlation"] for r in rows)[0],
-            "seconds": sum(r["seconds"] for r in rows)}
-
-
-# ----------------------------------------------------------------------------- probe table
 PROBE_FEATURES = ("pixels", "z", "z_i", "z_v", "orbit")
 
 
@@ -298,29 +171,16 @@ def control_sentence(comparisons: list[dict]) -> str:
 
 def load_baseline(base_cfg: TrainConfig, name: str, run_root: str | Path, data: DataSplits,
                   rows: list[dict] | None = None):
-    """The base seed's trained model of baseline ``name`` under ``run_root`` (trained if missing);
-    ``random`` takes its size from the base seed's ``ald`` row in ``rows``."""
-    n_variant = next((r["n_variant"] for r in rows or [] if r["name"] == "ald"
-                      and r.get("seed") == base_cfg.seed), None)
-    cfg = baseline_config(base_cfg, name, n_variant)
-    if cfg is None:
+    """The base seed's model of baseline ``name`` under ``run_root`` (loaded; trained if missing)."""
+    names = ("ald", name) if name == "random" else (name,)
+    plan = {t.key: t for t in baseline_trainings(base_cfg, names, run_root)}
+    key = f"baselines/{name}/seed{base_cfg.seed}"
+    if key not in plan:
         raise ValueError(f"baseline {name!r} has no model")
-    return train(cfg, run_dir=Path(run_root) / name, data=data, progress=False, verbose=False).model
+    return train_or_load(plan[key], data, plan).model
 
 
 # ----------------------------------------------------------------------------- summaries
-def training_summary(history: list[dict], test_metrics: dict) -> dict:
-    """Headline numbers of a training run for ``metrics.json``'s ``summary``: first/last losses,
-    final variant fraction, seconds per epoch and the scalar test metrics (per-element ones left
-    out)."""
-    first, last = history[0], history[-1]
-    return {"epochs": len(history), "train_loss_first": first["train_loss"],
-            "train_loss_last": last["train_loss"], "val_loss_first": first["val_loss"],
-            "val_loss_last": last["val_loss"], "variant_fraction": last["variant_fraction"],
-            "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
-            **flat_scalars(test_metrics)}
-
-
 def probe_summary(rows: list[dict], confusion: dict | None = None, digits: bool = False) -> dict:
     """``"<baseline> <feature> <a|b>": accuracy`` (mean over seeds) for the headline features, the
     learned-vs-random differences, plus the refitted best invariant accuracy and (digits only) the
@@ -393,31 +253,6 @@ def probe_budget(model, data: DataSplits, features=("z", "orbit"), split: str = 
             "features": out, "max_change": worst}
 
 
-def seed_runs(cfg: TrainConfig, seeds, run_dir: str | Path, data: DataSplits, eval_seed: int = 0,
-              progress: bool = False, verbose: bool = True) -> list[dict]:
-    """Train ``cfg`` once per seed (``run_dir`` for the config's seed, ``run_dir_seed<s>`` for the
-    others) and score each on ``data.test``: ``{"seed", "result", "test"}`` per seed."""
-    out = []
-    for s in [cfg.seed] if seeds is None else seeds:
-        rd = Path(run_dir) if s == cfg.seed else Path(f"{run_dir}_seed{s}")
-        res = train(replace(cfg, seed=int(s)), run_dir=rd, data=data, progress=progress, verbose=verbose)
-        out.append({"seed": int(s), "result": res, "test": evaluate_model(res.model, data.test,
-                                                                         seed=eval_seed)})
-    return out
-
-
-def seeds_summary(runs: list[dict]) -> dict:
-    """Mean and sd over seeds of every scalar test score of :func:`seed_runs` (``<key>_sd``)."""
-    keys = [k for k in SCORE_LABELS]
-    out = {}
-    for k in keys:
-        m, sd, n = mean_sd(r["test"][k] for r in runs)
-        if n:
-            out[k], out[f"{k}_sd"] = m, sd
-    out["n_seeds"] = len(runs)
-    return out
-
-
 # ----------------------------------------------------------------------------- invariant designs
 DESIGNS = {"ald": "paper", "ald-pooled": "pooled", "ald-orbit": "orbit",            # baseline → design
            "ald-pooled-norm": "pooled + normalised L_inv", "ald-orbit-norm": "orbit + normalised L_inv"}
@@ -466,10 +301,14 @@ def design_sentence(table: list[dict]) -> str:
 SWAP_SCORES = functools.partial(swap_scores, n_train=1000, n_test=1000, seed=0)
 
 
+def design_trainings(base_cfg: TrainConfig, names, run_root: str | Path) -> list[Training]:
+    """04's plan: the base seed of each design of the invariant part, where 05 looks for it."""
+    return baseline_trainings(base_cfg, names, run_root)
+
+
 def design_models(base_cfg: TrainConfig, names, run_root: str | Path, data: DataSplits,
                   progress: bool = False, verbose: bool = True) -> dict:
-    """``{baseline name: model}`` for the base seed of each design of the invariant part (trained
-    into ``run_root/<name>`` if missing, where notebook 05's baselines look for them)."""
-    return {n: train(baseline_config(base_cfg, n), run_dir=run_dir_of(run_root, n, base_cfg.seed,
-                                                                        base_cfg.seed),
-                     data=data, progress=progress, verbose=verbose).model for n in names}
+    """``{baseline name: model}`` for the base seed of each design of the invariant part (loaded
+    from ``run_root/<name>``, where notebook 05's baselines look for them; trained if missing)."""
+    return {t.key.split("/")[1]: train_or_load(t, data, progress=progress, verbose=verbose).model
+            for t in design_trainings(base_cfg, names, run_root)}

@@ -14,11 +14,12 @@ import functools
 from dataclasses import replace
 from pathlib import Path
 
-from ..datasets import load_dataset
-from ..evaluation.baselines import BASELINES, baseline_config, run_baselines, run_dir_of
 from ..evaluation.block import block_pictures, block_scores
 from ..evaluation.spread import aggregate, compare
-from ..train import TrainConfig, train
+from ..train import TrainConfig
+from .baselines import BASELINES, baseline_trainings, run_baselines
+from .plan import DataRequest, Training, train_or_load
+from .rows import EvalSettings
 
 BLOCKED_MODELS = ("ald", "all-variant", "manual", "random")
 BLOCK_KEYS = ("block_share_zi", "image_share_zi", "block_channels_invariant", "recon_mse_block",
@@ -35,20 +36,33 @@ def dataset_dir(run_root: str | Path, dataset: str) -> Path:
     return Path(run_root) / dataset.replace(":", "_")
 
 
+def blocked_trainings(base_cfg: TrainConfig, datasets, run_root: str | Path, seeds=None,
+                      models=BLOCKED_MODELS, max_test: int | None = None) -> list[Training]:
+    """The plan: every (dataset, model, seed) in ``run_root/<dataset>/<model>[_seed<s>]``, each
+    dataset on the base seed's split."""
+    out = []
+    for name in datasets:
+        cfg = replace(base_cfg, dataset=name)
+        out += [replace(t, key=f"blocked/{name}/{t.key.split('/', 1)[1]}",
+                        needs=tuple(f"blocked/{name}/{n.split('/', 1)[1]}" for n in t.needs))
+                for t in baseline_trainings(cfg, models, dataset_dir(run_root, name), seeds,
+                                            DataRequest.of(cfg, max_test=max_test))]
+    return out
+
+
 def blocked_study(base_cfg: TrainConfig, datasets, run_root: str | Path, seeds=None,
                   models=BLOCKED_MODELS, n_images: int = 512, max_test: int | None = None,
                   seed: int = 0, progress: bool = False, verbose: bool = True) -> list[dict]:
     """One row per (dataset, model, training seed): every test score of ``run_baselines`` (no
     probes) and every block score, on the first ``n_images`` test images."""
     extra = functools.partial(_block_extra, n_images=n_images, seed=seed)
+    settings = EvalSettings(seed=seed, probe=False, max_images=n_images, max_test=max_test)
     rows = []
     for name in datasets:
         cfg = replace(base_cfg, dataset=name)
-        data = load_dataset(name, cfg.data_root, seed=cfg.seed, max_train=cfg.max_train,
-                            max_test=max_test, val_fraction=cfg.val_fraction, verbose=verbose)
-        rows += run_baselines(cfg, models, dataset_dir(run_root, name), data=data, probe=False,
-                              seed=seed, eval_kwargs={"max_images": n_images}, progress=progress,
-                              verbose=verbose, seeds=seeds, extra_scores=extra)
+        data = DataRequest.of(cfg, max_test=max_test).load(verbose=verbose)
+        rows += run_baselines(cfg, models, dataset_dir(run_root, name), data=data, settings=settings,
+                              seeds=seeds, extra_scores=extra, progress=progress, verbose=verbose)
     return rows
 
 
@@ -98,9 +112,8 @@ def _pct(v) -> str:
 def learned_model_pictures(base_cfg: TrainConfig, dataset: str, run_root: str | Path, n: int = 6,
                            seed: int = 0, verbose: bool = False) -> dict:
     """:func:`galib.evaluation.block.block_pictures` of the learned mask's base-seed run."""
-    cfg = baseline_config(replace(base_cfg, dataset=dataset), "ald")
-    data = load_dataset(dataset, cfg.data_root, seed=cfg.seed, max_train=cfg.max_train,
-                        max_test=n, val_fraction=cfg.val_fraction, verbose=verbose)
-    run_dir = run_dir_of(dataset_dir(run_root, dataset), "ald", cfg.seed, cfg.seed)
-    model = train(cfg, run_dir=run_dir, data=data, progress=False, verbose=verbose).model
+    cfg = replace(base_cfg, dataset=dataset)
+    (t,) = baseline_trainings(cfg, ["ald"], dataset_dir(run_root, dataset))
+    data = replace(t.data, max_test=n).load(verbose=verbose)
+    model = train_or_load(t, data, verbose=verbose).model
     return block_pictures(model, data.test, n=n, seed=seed)

@@ -1,0 +1,264 @@
+"""Baselines and loss ablations, trained alike, evaluated alike, over several seeds, tabulated.
+
+Every model shares the base ``TrainConfig`` (encoder/decoder, data, epochs) and differs only
+in the fields below; ``pixels`` has no model at all.
+
+=============== ============================================ =======================================
+name            what                                         config overrides
+=============== ============================================ =======================================
+``pixels``      linear probes on raw pixels                  (no model)
+``ae``          plain autoencoder, reconstructs ``x``        ``objective='ae'`` (evaluated with the
+                                                             whole latent variant: ``split='full'``)
+``manual``      fixed mask, first half of channels variant   ``mask='manual'``
+``ald``         the paper: learned mask, all three losses    ``mask='learned'``
+``random``      fixed random mask, as many variant channels  ``mask='random'``, ``mask_variant`` =
+                as the same seed's learned mask (a control)  the ``ald`` row's ``n_variant``
+``all-variant`` fixed mask, every channel variant            ``mask='manual'``, ``mask_variant=C``
+``ald-pooled``  learned mask, ``z_i`` pooled over the grid      ``invariant='pooled'``
+``ald-orbit``   learned mask, ``z_i`` averaged over the orbit   ``invariant='orbit'``
+``ald-*-norm``  the same with the normalised ``L_inv``           ``invariance='normalised'``
+``recon+inv``   ablation ``L_recon + L_inv``                 ``lambda_const=0``
+``recon+const`` ablation ``L_recon + L_const``               ``lambda_inv=0``
+``recon``       ablation ``L_recon`` only (not by default)   ``lambda_inv=lambda_const=0``
+=============== ============================================ =======================================
+
+:func:`baseline_trainings` is the plan: one :class:`~galib.experiments.plan.Training` per
+(baseline, training seed), in ``run_root/<name>`` (the base config's seed) or
+``run_root/<name>_seed<s>`` (:func:`~galib.experiments.plan.run_folder`); ``random`` needs the same
+seed's ``ald`` run. :func:`run_baselines` loads (or trains) each, scores it through
+:mod:`galib.evaluation` and caches the row (:mod:`galib.experiments.rows`).
+:func:`results_table` / :func:`write_table` turn rows into a markdown + JSON table, mean ± sd over
+seeds. The command line is :mod:`galib.tools.baselines`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..datasets import DataSplits
+from ..evaluation.features import FEATURES, PROTOCOLS, probe_model
+from ..evaluation.scores import SCORE_LABELS, evaluate_model
+from ..evaluation.spread import aggregate
+from ..evaluation.tables import format_pm, markdown_table
+from ..io import save_json, write_text
+from ..train import TrainConfig
+from .plan import DataRequest, Training, run_folder, train_or_load
+from .rows import EvalSettings, scored_row
+
+
+MODEL_FEATURES = tuple(f for f in FEATURES if f != "pixels")   # pixels: a row of its own
+DESIGN_FEATURES = ("z_i", "orbit")   # designs of z_i: the invariant features are what they change
+
+
+@dataclass(frozen=True)
+class Baseline:
+    label: str                       # how the table names it
+    overrides: dict | None           # TrainConfig fields to change; None: no model
+    split: str = "mask"              # "mask" (its ALD mask) or "full" (whole latent variant)
+    features: tuple = MODEL_FEATURES  # probe features that mean something for it
+
+
+_GROUP = {"objective": "group"}
+BASELINES: dict[str, Baseline] = {
+    "pixels": Baseline("pixels", None, features=("pixels",)),
+    "ae": Baseline("AE", {"objective": "ae"}, split="full", features=("z", "orbit")),
+    "manual": Baseline("manual mask", {**_GROUP, "mask": "manual"}),
+    "ald": Baseline("ALD (all three)", {**_GROUP, "mask": "learned"}),
+    "random": Baseline("random mask", {**_GROUP, "mask": "random"}),
+    "all-variant": Baseline("all variant", {**_GROUP, "mask": "manual"}),
+    "ald-pooled": Baseline("ALD, pooled z_i", {**_GROUP, "mask": "learned", "invariant": "pooled"},
+                           features=DESIGN_FEATURES),
+    "ald-orbit": Baseline("ALD, orbit-mean z_i", {**_GROUP, "mask": "learned", "invariant": "orbit"},
+                           features=DESIGN_FEATURES),
+    "ald-orbit-norm": Baseline("ALD, orbit-mean z_i, normalised L_inv",
+                               {**_GROUP, "mask": "learned", "invariant": "orbit", "invariance": "normalised"},
+                               features=DESIGN_FEATURES),
+    "ald-pooled-norm": Baseline("ALD, pooled z_i, normalised L_inv",
+                                {**_GROUP, "mask": "learned", "invariant": "pooled", "invariance": "normalised"},
+                                features=DESIGN_FEATURES),
+    "recon+inv": Baseline("L_recon + L_inv", {**_GROUP, "mask": "learned", "lambda_const": 0.0}),
+    "recon+const": Baseline("L_recon + L_const", {**_GROUP, "mask": "learned", "lambda_inv": 0.0}),
+    "recon": Baseline("L_recon only", {**_GROUP, "mask": "learned", "lambda_inv": 0.0,
+                                       "lambda_const": 0.0}),
+}
+DEFAULT_NAMES = ("pixels", "ae", "manual", "ald", "recon+inv", "recon+const")
+
+
+def baseline_config(base_cfg: TrainConfig, name: str, n_variant: int | None = None) -> TrainConfig | None:
+    """The ``TrainConfig`` of baseline ``name`` (``None`` for ``pixels``). ``random`` takes
+    ``n_variant`` (the learned mask's count; ``None``: filled in by the plan from the ``ald`` run)
+    and draws its mask from the config's seed."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; choose from {list(BASELINES)}")
+    over = BASELINES[name].overrides
+    if over is None:
+        return None
+    if name == "random":                   # mask_variant None: the plan derives it from the ald run
+        over = {**over, "mask_variant": None if n_variant is None else int(n_variant),
+                "mask_seed": base_cfg.seed}
+    if name == "all-variant":
+        over = {**over, "mask_variant": base_cfg.latent_channels}
+    return replace(base_cfg, **over)
+
+
+def run_dir_of(run_root: str | Path, name: str, seed: int, base_seed: int) -> Path:
+    """Where baseline ``name`` trains for ``seed`` (:func:`~galib.experiments.plan.run_folder`)."""
+    return run_folder(run_root, name, seed, base_seed)
+
+
+def baseline_trainings(base_cfg: TrainConfig, names, run_root: str | Path, seeds=None,
+                       data: DataRequest | None = None, prefix: str = "baselines") -> list[Training]:
+    """The plan: one training per (trained baseline, seed) — ``pixels`` trains nothing. Keys are
+    ``<prefix>/<name>/seed<s>``; ``random`` needs the same seed's ``ald`` (listed before it)."""
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
+    if "random" in names and ("ald" not in names or list(names).index("ald") > list(names).index("random")):
+        raise ValueError("baseline 'random' takes as many variant channels as the learned mask: "
+                         "list 'ald' before 'random'")
+    base_cfg = base_cfg.validate()
+    seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
+    data = data or DataRequest.of(base_cfg)
+    out = []
+    for s in seeds:
+        for name in names:
+            cfg = baseline_config(replace(base_cfg, seed=s), name)
+            if cfg is None:
+                continue
+            random = name == "random"
+            out.append(Training(f"{prefix}/{name}/seed{s}", cfg,
+                                str(run_dir_of(run_root, name, s, base_cfg.seed)), data,
+                                needs=(f"{prefix}/ald/seed{s}",) if random else (),
+                                derive="random-mask-size" if random else None))
+    return out
+
+
+def run_baselines(base_cfg: TrainConfig, names=DEFAULT_NAMES, run_root: str | Path = "runs/baselines",
+                  data: DataSplits | None = None, settings: EvalSettings | None = None, seeds=None,
+                  extra_scores=None, progress: bool = False, verbose: bool = True) -> list[dict]:
+    """Load (or train), evaluate and probe each baseline for each training seed; one flat dict per
+    (baseline, seed).
+
+    Row keys: ``name``, ``label``, ``seed``, ``dataset``, ``group``, ``split``; for trained models
+    ``objective``, ``mask``, ``lambda_inv``, ``lambda_const``, ``epochs``, ``best_epoch``,
+    ``best_val_loss``, ``train_seconds`` and every :func:`galib.evaluation.scores.evaluate_model`
+    key (on ``data.test``); with ``settings.probe``, ``probe/<feature>/<a|b|c>`` and
+    ``probe/<feature>/dim``; and ``eval_seconds``. ``seeds`` (default: the config's seed) are
+    training seeds, all on the base seed's data split; ``settings`` (:class:`EvalSettings`) holds
+    the evaluation seed and caps. ``extra_scores(model, data) -> dict`` (a function or a
+    ``functools.partial``) adds scores of each trained model whose latent is split (not ``ae``).
+    """
+    base_cfg = base_cfg.validate()
+    settings = settings or EvalSettings()
+    request = DataRequest.of(base_cfg, max_test=settings.max_test)
+    data = data if data is not None else request.load(verbose=verbose)
+    plan = {t.key: t for t in baseline_trainings(base_cfg, names, run_root, seeds, request)}
+    seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
+    rows, untrained = [], {}
+    for s in seeds:
+        for name in names:
+            if name in untrained:                                # no model: the same for every seed
+                rows.append({**untrained[name], "seed": s, "copied": True})
+                continue
+            t = plan.get(f"baselines/{name}/seed{s}")
+            run_dir = Path(t.run_dir) if t else run_dir_of(run_root, name, s, base_cfg.seed)
+            row = _baseline_row(name, t, plan, data, run_dir, base_cfg.group, s, settings,
+                                extra_scores, progress, verbose)
+            untrained.update({name: row} if t is None else {})
+            rows.append(row)
+    return rows
+
+
+def _baseline_row(name: str, training: Training | None, plan: dict, data: DataSplits, run_dir: Path,
+                  group: str, seed: int, settings: EvalSettings, extra_scores, progress: bool,
+                  verbose: bool) -> dict:
+    """Load (or train) one baseline for one seed, and score it (or reuse its cached row)."""
+    spec = BASELINES[name]
+    row = {"name": name, "label": spec.label, "seed": seed, "dataset": data.name, "group": group,
+           "split": spec.split}
+    model, cfg = None, None
+    if training is not None:
+        res = train_or_load(training, data, plan, progress=progress, verbose=verbose)
+        model, cfg, best = res.model, res.config, res.best
+        row.update(objective=cfg.objective, mask=cfg.mask, lambda_inv=cfg.lambda_inv,
+                   lambda_const=cfg.lambda_const, epochs=len(res.history),
+                   best_epoch=best["epoch"], best_val_loss=best["val_loss"],
+                   train_seconds=sum(h["seconds"] for h in res.history))
+
+    def score() -> dict:
+        out = _score(model, data, spec, group, settings)
+        if extra_scores is not None and model is not None and spec.split == "mask":
+            out.update(extra_scores(model, data))
+        return out
+    label = f"{name} (seed {seed})"
+    return scored_row(run_dir, row, cfg, data, settings.cache_key(extra_scores), score, label, verbose)
+
+
+def _score(model, data: DataSplits, spec: Baseline, group: str, settings: EvalSettings) -> dict:
+    """Every :func:`evaluate_model` score (trained models) and, with ``settings.probe``, every
+    ``probe/<feature>/<a|b|c|dim>`` of :func:`probe_model`."""
+    row = {}
+    if model is not None:
+        scores = evaluate_model(model, data.test, seed=settings.seed, split=spec.split,
+                                max_images=settings.max_images)
+        row.update({k: v for k, v in scores.items() if k not in ("group", "split")})
+    if settings.probe:
+        found = probe_model(model, data, features=spec.features, seed=settings.seed, group=group,
+                            split=spec.split, **settings.probe_kwargs())
+        for feat, res in found.items():
+            row.update({f"probe/{feat}/{p}": res[p] for p in PROTOCOLS})
+            row.update({f"probe/{feat}/{k}": res[k] for k in ("dim", "iters", "grad_norm")})
+    return row
+
+
+# ----------------------------------------------------------------------------- tables
+def table_columns(rows: list[dict]) -> list[tuple[str, str]]:
+    """``(column, row key)``: every score of ``SCORE_LABELS`` and ``<feature> <a|b|c>`` for every
+    probe feature any row has."""
+    feats = [f for f in FEATURES if any(f"probe/{f}/a" in r for r in rows)]
+    cols = [(label, key) for key, label in SCORE_LABELS.items()]
+    return cols + [(f"{f} {p}", f"probe/{f}/{p}") for f in feats for p in PROTOCOLS]
+
+
+def results_table(rows: list[dict]) -> list[dict]:
+    """One dict per model: ``model`` plus every column of :func:`table_columns` (``None`` where a
+    model has no such score), the mean over its seeds; with several seeds also ``seeds`` and
+    ``<column> sd``."""
+    cols = table_columns(rows)
+    agg = aggregate(rows, [k for _, k in cols])
+    several = any(r["n_seeds"] > 1 for r in agg)
+    out = []
+    for r in agg:
+        line = {"model": r["label"], **{c: r.get(k) for c, k in cols}}
+        if several:
+            line.update({"seeds": r["n_seeds"], **{f"{c} sd": r.get(f"{k}_sd") for c, k in cols}})
+        out.append(line)
+    return out
+
+
+def format_markdown(table: list[dict]) -> str:
+    """A GitHub-flavoured markdown table of :func:`results_table` output (``mean ± sd`` cells when
+    it holds several seeds)."""
+    if not table:
+        return ""
+    cols = [c for c in table[0] if not c.endswith(" sd") and c != "seeds"]
+
+    def cell(row, col):
+        v, sd = row.get(col), row.get(f"{col} sd")
+        if sd is None or v is None:
+            return v
+        return format_pm(v, sd, "sig3")
+    return markdown_table(table, [(c, c) for c in cols], spec="sig3", cell=cell)
+
+
+def write_table(rows: list[dict], out_dir: str | Path, stem: str = "baselines",
+                meta: dict | None = None) -> dict[str, Path]:
+    """Write ``{stem}.md`` (the table) and ``{stem}.json`` (``table``, full ``rows``, ``meta``)
+    atomically into ``out_dir``; returns ``{"md": path, "json": path}``."""
+    out_dir = Path(out_dir)
+    table = results_table(rows)
+    md, js = out_dir / f"{stem}.md", out_dir / f"{stem}.json"
+    text = format_markdown(table)
+    write_text(md, text)
+    save_json({"meta": meta or {}, "table": table, "rows": rows}, js)
+    return {"md": md, "json": js}

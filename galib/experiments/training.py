@@ -1,0 +1,45 @@
+"""Notebook 02's study: the one ALD run that 02, 04 and 05 share, and its summary."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from ..train import TrainConfig
+from .plan import DataRequest, Training
+
+
+def ald_training(cfg: TrainConfig, run_dir: str | Path, max_test: int | None = None) -> Training:
+    """The shared run: ``cfg`` as it is, in ``run_dir`` (02's run; 05's ``ald`` baseline of the base
+    seed lives in the same folder)."""
+    cfg = cfg.validate()
+    return Training(f"baselines/ald/seed{cfg.seed}", cfg, str(Path(run_dir)),
+                    DataRequest.of(cfg, max_test=max_test))
+
+
+def flat_scalars(d: Mapping, prefix: str = "", skip: tuple[str, ...] = ("per_element",)) -> dict:
+    """Nested dict → ``{"a.b": number}`` for a ``summary`` block; per-element entries (keys in
+    ``skip`` or containing ``/``, e.g. ``recon_mse/90°``) and non-numbers are left out."""
+    out = {}
+    for k, v in d.items():
+        if k in skip or "/" in str(k):
+            continue
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flat_scalars(v, key + ".", skip))
+        elif isinstance(v, (int, float, np.generic)) and not isinstance(v, bool):
+            out[key] = float(v) if isinstance(v, (float, np.floating)) else int(v)
+    return out
+
+
+def training_summary(history: list[dict], test_metrics: dict) -> dict:
+    """Headline numbers of a training run for ``metrics.json``'s ``summary``: first/last losses,
+    final variant fraction, seconds per epoch and the scalar test metrics (per-element ones left
+    out)."""
+    first, last = history[0], history[-1]
+    return {"epochs": len(history), "train_loss_first": first["train_loss"],
+            "train_loss_last": last["train_loss"], "val_loss_first": first["val_loss"],
+            "val_loss_last": last["val_loss"], "variant_fraction": last["variant_fraction"],
+            "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
+            **flat_scalars(test_metrics)}

@@ -1,0 +1,212 @@
+"""Train every run a profile's notebooks will open, outside the notebook kernels.
+
+    python -m galib.tools.sweep --profile quick                      # local workers (default)
+    python -m galib.tools.sweep --profile paper --dry-run            # how many, and the CPU time
+    python -m galib.tools.sweep --profile paper --executor slurm --slurm-partition gpu --gpus 1
+    python -m galib.tools.sweep --profile paper --executor ray --ray-address auto
+    galib-sweep ...                                                  # the same, as a console script
+
+The plan is what the notebooks' own study functions open (:mod:`galib.experiments.registry`),
+with the parameters the pipeline injects, in the same run folders (``--run-root``, as the
+pipeline's). Afterwards ``python -m galib.tools.pipeline --profile NAME --run-root R`` finds every
+run finished and only evaluates and draws. A killed sweep, run again, resumes each run where it
+stopped (bit-identical to an uninterrupted run); a failing training is reported with its key and
+log, the trainings that need it are skipped, the rest go on, and the exit status is 1.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ..experiments.plan import Training, is_finished, merge
+from ..experiments.registry import NOTEBOOKS, notebook_trainings
+from ..notebook.context import DATA_ENV, home, notebook_config
+from .executors import ENGINES, EngineOptions, make_engine, run_plan
+from .profiles import PipelineError, load_profile, notebook_parameters, select_notebooks
+
+
+def profile_plan(profile: str | dict, run_root: str | Path, fig_dir: str | Path = "figures",
+                 dataset: str | None = None, only=None, overrides: dict | None = None) -> list[Training]:
+    """Every training the profile's notebooks (``only``: those selected) open, one per run folder,
+    dependencies first."""
+    prof = load_profile(profile) if isinstance(profile, str) else profile
+    overrides = {**(overrides or {}), **({"dataset": dataset} if dataset else {})}
+    os.environ.setdefault(DATA_ENV, str(home() / "data"))
+    out = []
+    for stem in select_notebooks(only):
+        injected = notebook_parameters(prof, stem, Path(fig_dir).resolve(), Path(run_root).resolve(),
+                                       overrides)
+        params, cfg = notebook_config(stem, injected)
+        out += notebook_trainings(stem, params, cfg)
+    return merge(out)
+
+
+# ----------------------------------------------------------------------------- estimate
+def step_seconds(t: Training, batches: int = 6) -> float:
+    """Measured seconds of one training batch of ``t``'s model on its data, on this machine."""
+    import torch
+
+    from ..train import make_optimizer, model_from_config, run_epoch
+    data = t.data.load()
+    cfg = replace(t.config, mask_variant=t.config.mask_variant or (t.config.latent_channels // 2))
+    model = model_from_config(cfg, data.image_shape)
+    opt = make_optimizer(model, cfg)
+    dev = torch.device("cpu")
+    warm = data.train.head(cfg.batch_size * 2)
+    run_epoch(model, warm, cfg, torch.Generator().manual_seed(0), dev, opt)
+    part = data.train.head(cfg.batch_size * batches)
+    t0 = time.perf_counter()
+    run_epoch(model, part, cfg, torch.Generator().manual_seed(1), dev, opt)
+    return (time.perf_counter() - t0) / batches
+
+
+def estimate(plan: list[Training], threads: int) -> dict:
+    """CPU seconds of the plan's unfinished epochs, from one measured batch per kind of model and
+    data (validation batches counted at a third of a training batch: no backward pass)."""
+    import torch
+    torch.set_num_threads(threads)
+    measured, total, todo = {}, 0.0, 0
+    for t in plan:
+        done = _done_epochs(t)
+        if done >= t.config.epochs:
+            continue
+        todo += 1
+        kind = (t.data, t.config.batch_size, t.config.latent_channels, t.config.group, t.config.invariant)
+        if kind not in measured:
+            measured[kind] = step_seconds(t)
+        data = t.data.load()
+        batches = len(data.train) / t.config.batch_size + len(data.val) / t.config.batch_size / 3
+        total += measured[kind] * batches * (t.config.epochs - done) * threads
+    return {"trainings": len(plan), "to_train": todo, "cpu_seconds": total}
+
+
+def _done_epochs(t: Training) -> int:
+    import json
+    try:
+        return len(json.loads((Path(t.run_dir) / "history.json").read_text()).get("history", []))
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
+# ----------------------------------------------------------------------------- run
+def sweep(plan: list[Training], executor: str = "local", options: EngineOptions | None = None,
+          progress: bool = True) -> list:
+    """Run the plan's unfinished trainings on ``executor``; returns the outcomes."""
+    options = options or EngineOptions()
+    todo = [t for t in plan if not is_finished(t.run_dir, t.config.epochs)]
+    finished = [t for t in plan if t not in todo]
+    print(f"[sweep] {len(plan)} trainings, {len(finished)} already finished, {len(todo)} to run on "
+          f"{executor} ({_layout(executor, options)})", flush=True)
+    if not todo:
+        return []
+    bar = _bar(len(todo), progress)
+    engine = make_engine(executor, options)
+    try:
+        return run_plan(todo, engine, options.threads, progress=lambda o: _tick(bar, o),
+                        finished=finished)
+    finally:
+        engine.close()
+        bar.close()
+
+
+def _layout(executor: str, o: EngineOptions) -> str:
+    if executor == "local":
+        return f"{o.jobs} worker{'s' if o.jobs > 1 else ''} × {o.threads} thread{'s' if o.threads > 1 else ''}"
+    return f"{o.cpus or o.threads} CPU(s), {o.gpus} GPU(s), {o.threads} thread(s) per training"
+
+
+def _bar(total: int, progress: bool):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc="trainings", unit="run", disable=not progress, file=sys.stdout,
+                dynamic_ncols=True)
+
+
+def _tick(bar, outcome) -> None:
+    bar.update(1)
+    if outcome.status != "done":
+        bar.write(f"[sweep] {outcome.status}: {outcome.key}: {outcome.error} (log: {outcome.log})")
+
+
+def summary(outcomes: list) -> tuple[str, int]:
+    """A summary line per failed/skipped training, and the exit status (1 if any)."""
+    bad = [o for o in outcomes if o.status != "done"]
+    trained = sum((o.info or {}).get("trained", 0) for o in outcomes)
+    lines = [f"[sweep] {len(outcomes) - len(bad)} of {len(outcomes)} trainings done "
+             f"({trained} epochs trained now)"]
+    lines += [f"[sweep]   {o.status}: {o.key} — {o.error} (log: {o.log})" for o in bad]
+    return "\n".join(lines), int(bool(bad))
+
+
+# ----------------------------------------------------------------------------- command line
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m galib.tools.sweep", description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", default="quick", help="smoke | quick | paper | …, or a path to a .json")
+    ap.add_argument("--dataset", default=None, help="override the profile's dataset")
+    ap.add_argument("--run-root", default=str(home() / "runs"), help="as the pipeline's --run-root")
+    ap.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 03,05")
+    ap.add_argument("--executor", default="local", choices=ENGINES,
+                    help="local worker processes | slurm (submitit) | submitit-local | ray")
+    ap.add_argument("--jobs", type=int, default=None, help="local: worker processes (default: cores / threads)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per training (default 1)")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan and the estimate; train nothing")
+    ap.add_argument("--list", action="store_true", help="with --dry-run: one line per training")
+    ap.add_argument("--log-folder", default=None, help="submitit: job logs (default RUN_ROOT/sweep-logs)")
+    ap.add_argument("--slurm-partition", default=None)
+    ap.add_argument("--slurm-time", type=int, default=240, help="minutes per training")
+    ap.add_argument("--cpus", type=int, default=None, help="slurm/ray: CPUs per training (default: --threads)")
+    ap.add_argument("--gpus", type=int, default=0, help="slurm/ray: GPUs per training")
+    ap.add_argument("--ray-address", default=None, help="ray: address of a running cluster (default: local)")
+    ap.add_argument("--no-progress", action="store_true")
+    return ap
+
+
+def options_from_args(args) -> EngineOptions:
+    """The engine options of the command line; a local layout never uses more threads than cores."""
+    cores = os.cpu_count() or 1
+    if args.threads < 1:
+        raise PipelineError(f"--threads must be at least 1; got {args.threads}")
+    jobs = args.jobs if args.jobs is not None else max(1, cores // args.threads)
+    if jobs < 1:
+        raise PipelineError(f"--jobs must be at least 1; got {jobs}")
+    if args.executor == "local" and jobs * args.threads > cores:
+        raise PipelineError(f"--jobs {jobs} × --threads {args.threads} = {jobs * args.threads} threads "
+                            f"on {cores} cores: lower one of them")
+    return EngineOptions(jobs=jobs, threads=args.threads,
+                         folder=args.log_folder or str(Path(args.run_root) / "sweep-logs"),
+                         partition=args.slurm_partition, time_min=args.slurm_time, cpus=args.cpus,
+                         gpus=args.gpus, ray_address=args.ray_address)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        options = options_from_args(args)
+        plan = profile_plan(args.profile, args.run_root, dataset=args.dataset,
+                            only=args.only.split(",") if args.only else None)
+        if args.dry_run:
+            est = estimate(plan, options.threads)
+            for t in plan if args.list else []:
+                print(f"  {t.key:<44} {t.config.epochs:>3} epochs  {t.run_dir}")
+            jobs = options.jobs if args.executor == "local" else 1
+            print(f"[sweep] profile {args.profile}: {est['trainings']} trainings, {est['to_train']} to "
+                  f"train; estimated {est['cpu_seconds'] / 3600:.1f} CPU hours "
+                  f"(≈ {est['cpu_seconds'] / 3600 / max(1, jobs * options.threads):.1f} h wall on "
+                  f"{jobs} × {options.threads} here)")
+            return 0
+        text, status = summary(sweep(plan, args.executor, options, progress=not args.no_progress))
+        print(text)
+        return status
+    except PipelineError as err:
+        print(f"[sweep] FAILED: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("[sweep] interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
