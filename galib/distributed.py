@@ -1,10 +1,12 @@
 """Multi-process data-parallel training with ``torch.distributed`` (DDP), launched by ``torchrun``.
 
-    torchrun --nproc_per_node=2 -m galib.distributed --dataset glyphs --epochs 2 --run-dir runs/ddp
+    torchrun --standalone --nproc_per_node=2 -m galib.tools.distributed --dataset glyphs --epochs 2 \
+        --run-dir runs/ddp
 
-Flags mirror :class:`galib.train.TrainConfig` (as ``python -m galib.train``, ``--config``, ``--fresh``
-and ``--repair`` included; errors are one line per rank, the traceback with ``--debug``). The backend is NCCL
-when the ranks train on CUDA (rank ``r`` uses ``cuda:LOCAL_RANK``) and gloo on CPU.
+The command line is :mod:`galib.tools.distributed` (flags mirror :class:`galib.train.TrainConfig`);
+this module is the library part: :func:`init_distributed` joins the process group and
+:func:`train_distributed` trains on every rank. The backend is NCCL when the ranks train on CUDA
+(rank ``r`` uses ``cuda:LOCAL_RANK``) and gloo on CPU.
 
 ``batch_size`` is the **global** batch: every rank draws the same pairs (same seed, same per-epoch
 generator), takes its slice of each global batch (``batch_size / world_size`` pairs, the first
@@ -23,7 +25,6 @@ the global batch, and the gradient all-reduce is not free.
 """
 from __future__ import annotations
 
-import json
 import os
 from datetime import timedelta
 
@@ -31,7 +32,7 @@ import torch
 import torch.distributed as dist
 
 from .devices import resolve_device
-from .train import TrainConfig, TrainResult, config_from_args, config_parser, run_cli, train
+from .train import TrainConfig, TrainResult, train
 
 
 def init_distributed(cfg: TrainConfig, timeout_s: float = 600.0) -> TrainConfig:
@@ -63,25 +64,6 @@ def train_distributed(cfg: TrainConfig, run_dir=None, progress: bool = True, fre
                  repair=repair)
 
 
-def main(argv=None) -> None:
-    parser = config_parser("Data-parallel training of the ALD model; launch with torchrun.",
-                           run_flags=True, prog="torchrun -m galib.distributed")
-    args = parser.parse_args(argv)
-    cfg = init_distributed(config_from_args(args).validate())     # bad values: before joining
-    try:
-        result = train_distributed(cfg, args.run_dir, progress=not args.no_progress,
-                                   fresh=args.fresh, repair=args.repair)
-        if dist.get_rank() == 0:
-            best = result.best
-            print(json.dumps({"world_size": dist.get_world_size(), "backend": dist.get_backend(),
-                              "data": result.data.describe(), "best_epoch": best["epoch"],
-                              "best_val_loss": best["val_loss"],
-                              "variant_fraction": best["variant_fraction"],
-                              "seconds_per_epoch": sum(h["seconds"] for h in result.history)
-                              / len(result.history)}, indent=2))
-    finally:
-        dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    run_cli(main, prog="galib.distributed")
+if __name__ == "__main__":                                     # the command line moved to galib/tools
+    raise SystemExit("galib.distributed is the library part; launch data-parallel training with "
+                     "torchrun --standalone --nproc_per_node=N -m galib.tools.distributed ...")

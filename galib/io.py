@@ -1,6 +1,6 @@
 """Files: durable atomic writes (checkpoints, metrics, tables and figures are never left
 half-written, and survive a power cut once written), JSON that holds tensors and numpy values,
-stale temporary files, and a per-folder lock held by one process at a time.
+stale temporary files, and a per-folder lock: one writer, or any number of readers.
 
 A write goes to a temporary file ``.NAME.XXXX.tmp`` beside its target, is flushed to disk
 (``fsync``), renamed onto the target, and the folder entry is flushed too. A write that fails
@@ -32,8 +32,10 @@ class WriteError(OSError):
 
 
 class FolderLocked(RuntimeError):
-    """Another process holds the lock of a folder; the message (and ``holder``) names its pid."""
+    """Another process holds the lock of a folder: a writer (``writer``; the message and ``holder``
+    name its pid) or, for an exclusive lock, readers."""
     holder: str = ""
+    writer: bool = True
 
 
 def _write_error(path: Path, err: BaseException) -> WriteError:
@@ -126,37 +128,78 @@ def set_aside(path: Path, tag: str) -> Path:
 
 
 class FolderLock:
-    """An exclusive ``flock`` on ``folder/NAME`` held by one process; the kernel drops it when the
-    process dies (even by SIGKILL), so a crash never leaves a folder locked. The file holds the
-    holder's pid, host and start time; it is removed on release (a stale one is harmless)."""
+    """A ``flock`` on ``folder/NAME``: exclusive (one writer) or shared (any number of readers, no
+    writer). The kernel drops it when the process dies (even by SIGKILL), so a crash never leaves a
+    folder locked. The exclusive holder writes its pid, host and start time into the file and
+    removes it on release; the last shared holder to leave removes it too (a stale one is harmless).
+
+    A shared lock is never converted in place: :meth:`upgrade` releases it and then takes the
+    exclusive one, so two readers that both upgrade cannot wait for each other (one gets it, the
+    other is told who holds it); the caller must check the folder again after an upgrade.
+    """
 
     def __init__(self, folder: Path, name: str = "run.lock"):
         self.path = Path(folder) / name
         self._fd: int | None = None
+        self.shared = False
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self, shared: bool = False, wait_s: float = 0.0) -> "FolderLock":
+        """Take the lock; :class:`FolderLocked` if a writer holds it (at once) or, for the exclusive
+        lock, if readers still hold it after ``wait_s`` seconds."""
+        deadline, delay = time.monotonic() + wait_s, 0.005
+        while True:
+            try:
+                return self._try(shared)
+            except FolderLocked as err:
+                if err.writer or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)                                  # readers hold it briefly
+            delay = min(2 * delay, 0.2)
+
+    def upgrade(self, wait_s: float = 30.0) -> "FolderLock":
+        """Exchange a shared lock for the exclusive one (released first; see the class doc)."""
+        self.release()
+        return self.acquire(shared=False, wait_s=wait_s)
+
+    def _try(self, shared: bool) -> "FolderLock":
         while True:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             except OSError as err:
                 raise _write_error(self.path, err) from None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.read(fd, 200).decode(errors="replace").strip() or "pid unknown"
-                os.close(fd)
-                err = FolderLocked(f"{self.path.parent} is in use by another process ({holder}); "
-                                   f"wait for it to finish, or use another folder")
-                err.holder = holder
-                raise err from None
+                raise self._locked(fd) from None
             if self._same_file(fd):                            # not unlinked by a releasing holder
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
-                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
-        self._fd = fd
+        if not shared:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                         f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        self._fd, self.shared = fd, shared
         return self
+
+    def _locked(self, fd: int) -> FolderLocked:
+        """The error for a lock we could not take on ``fd`` (closed here): held by a writer
+        (``writer=True``, naming its pid) or only by readers."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)     # granted: only readers hold it
+            writer = False
+        except BlockingIOError:
+            writer = True
+        holder = os.read(fd, 200).decode(errors="replace").strip() if writer else ""
+        os.close(fd)
+        if writer:
+            err = FolderLocked(f"{self.path.parent} is in use by another process "
+                               f"({holder or 'pid unknown'}); wait for it to finish, or use another "
+                               f"folder")
+        else:
+            err = FolderLocked(f"{self.path.parent} is being read by other processes (shared "
+                               f"locks); try again when they are done")
+        err.holder, err.writer = holder or "pid unknown", writer
+        return err
 
     def _same_file(self, fd: int) -> bool:
         try:
@@ -165,10 +208,20 @@ class FolderLock:
             return False
 
     def release(self) -> None:
-        if self._fd is not None:
+        if self._fd is None:
+            return
+        if self.shared:                                        # the last reader out removes it
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                last = self._same_file(self._fd)
+            except BlockingIOError:
+                last = False
+        else:
+            last = True
+        if last:
             self.path.unlink(missing_ok=True)                  # while still holding the lock
-            os.close(self._fd)
-            self._fd = None
+        os.close(self._fd)
+        self._fd, self.shared = None, False
 
     def __enter__(self) -> "FolderLock":
         return self.acquire()

@@ -61,6 +61,35 @@ def test_config_replays_a_saved_run_and_flags_override_it(saved_run, source):
     assert plain == TrainConfig(epochs=4)                      # without --config: the defaults
 
 
+@pytest.mark.parametrize("damage", ["garbage", "no config", "folder"])
+def test_config_of_a_run_dir_with_a_bad_history_json_falls_back_to_last_pt(saved_run, tmp_path,
+                                                                          damage, capsys):
+    import shutil
+    run_dir, saved = saved_run
+    shutil.copytree(run_dir, tmp_path / "run")
+    (tmp_path / "run" / "history.json").unlink()
+    if damage == "garbage":
+        (tmp_path / "run" / "history.json").write_text("{ not json")
+    elif damage == "no config":
+        (tmp_path / "run" / "history.json").write_text("[1, 2]")
+    else:
+        (tmp_path / "run" / "history.json").mkdir()
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+    args = config_parser().parse_args(["--config", str(tmp_path / "run")])
+    assert config_from_args(args) == saved
+    if damage != "folder":                                     # a folder is skipped like a missing file
+        assert f"using the configuration in {tmp_path / 'run' / 'last.pt'}" in capsys.readouterr().err
+    assert before == {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
+
+
+def test_config_of_a_folder_named_last_pt_says_it_is_a_folder(tmp_path):
+    (tmp_path / "last.pt").mkdir()
+    with pytest.raises(FileNotFoundError, match="last.pt: a folder, not a file"):
+        saved_config(tmp_path)
+    with pytest.raises(FileNotFoundError, match="last.pt: a folder, not a file, and it holds no"):
+        saved_config(tmp_path / "last.pt")
+
+
 def test_config_of_an_old_run_gets_the_legacy_values(tmp_path):
     old = {k: v for k, v in asdict(CFG).items() if k not in ("consistency", "invariant")}
     (tmp_path / "history.json").write_text(json.dumps({"config": old, "history": []}))
@@ -104,8 +133,7 @@ def test_bad_config_file_names_it(tmp_path, capsys):
 
 
 def test_distributed_and_baselines_errors_are_one_line(capsys):
-    from galib import distributed
-    from galib.evaluation import baselines
+    from galib.tools import baselines, distributed
     for mod, argv in ((distributed, ["--lr", "inf", "--device", "cpu"]),
                       (baselines, ["--config", "/no/such/run"])):
         with pytest.raises(SystemExit) as exit_:

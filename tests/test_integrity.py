@@ -43,8 +43,11 @@ def tiny_npz(tiny, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def finished(tiny, tmp_path_factory):
-    """A finished 3-epoch run, plus the epoch-2 state of the same run (``epoch2/``)."""
+    """A finished 3-epoch run, plus the epoch-1 and epoch-2 states of the same run (``epoch1/``,
+    ``epoch2/``)."""
     root = tmp_path_factory.mktemp("finished")
+    train(replace(CFG, epochs=1), root / "epoch1", data=tiny, **QUIET)
+    shutil.copytree(root / "epoch1", root / "epoch2")
     train(replace(CFG, epochs=2), root / "epoch2", data=tiny, **QUIET)
     shutil.copytree(root / "epoch2", root / "run")
     result = train(CFG, root / "run", data=tiny, **QUIET)
@@ -105,7 +108,9 @@ def test_1_repair_resumes_from_best_and_ends_bit_identical(tmp_path, tiny, finis
     assert same_weights(result.model.state_dict(), full.model.state_dict())
     saved = json.loads((tmp_path / "run" / "history.json").read_text())["history"]
     assert rows(saved) == rows(full.history)
-    assert (tmp_path / "run" / "history.json.damaged").is_file()      # the old one, set aside
+    # the good history.json, one row ahead of the rebuilt last.pt, is no other run's: it was kept
+    # (and rewritten with the same rows by the retrained epoch), not set aside
+    assert not list((tmp_path / "run").glob("*.damaged*"))
 
 
 def test_2_a_second_writer_is_locked_out_naming_the_holder(run, tiny):
@@ -152,12 +157,20 @@ def _best_at_epoch_2(run: Path, root: Path) -> None:
     (run / "history.json").unlink()
 
 
-def test_3_fewer_epochs_refused_when_their_best_is_not_kept(run, tiny):
-    assert [h["epoch"] for h in json.loads((run / "history.json").read_text())["history"]] == [1, 2, 3]
+def test_3_fewer_epochs_than_a_longer_run_return_it_whole_when_their_best_is_not_kept(
+        run, tiny, finished, capsys):
+    """A run extended beyond what a notebook asks (3 epochs vs 2 here, 400 vs 5 in the report):
+    the best of the first 2 is not kept, so the run is returned as it is, said, changing no file."""
     history = json.loads((run / "history.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
     assert min(history, key=lambda h: h["val_loss"])["epoch"] == 3      # measured: loss falls
-    msg = refused(run, replace(CFG, epochs=2), tiny, match="holds 3 epochs, more than the 2 asked")
-    assert "epochs=3" in msg and "best.pt is epoch 3" in msg
+    before = hashes(run)
+    res = train(replace(CFG, epochs=2), run, data=tiny, progress=False)
+    out = capsys.readouterr().out
+    assert "holds 3 epochs, more than the 2 asked for" in out and "returning the run as it is" in out
+    assert len(res.history) == 3 and res.config.epochs == 3 and res.best["epoch"] == 3
+    assert same_weights(res.model.state_dict(), finished[1].model.state_dict())
+    assert hashes(run) == before
 
 
 def test_3_fewer_epochs_return_the_kept_best_and_say_so(run, tiny, finished, capsys):
@@ -173,8 +186,7 @@ def test_3_fewer_epochs_unit():
     hist = [{"epoch": e, "val_loss": v} for e, v in ((1, 0.5), (2, 0.3), (3, 0.4))]
     state = RunState(last={"epoch": 2, "history": hist}, best={"epoch": 1, "history": hist[:2]})
     assert history_up_to(state, 2, Path("R"), verbose=False) == hist[:2]
-    with pytest.raises(RunError, match="best of the first 1 \\(epoch 1\\) is not kept"):
-        history_up_to(state, 1, Path("R"), verbose=False)
+    assert history_up_to(state, 1, Path("R"), verbose=False) == hist     # epoch 1 is not kept
 
 
 def test_4_another_dataset_or_other_data_is_caught(run, tiny):
@@ -413,3 +425,82 @@ def test_a_save_interrupted_by_the_older_write_order_is_completed(finished, tiny
     res = train(CFG, tmp_path / "old", data=tiny, **QUIET)
     assert (tmp_path / "old" / "last.pt").read_bytes() == (root / "run" / "best.pt").read_bytes()
     assert same_weights(res.model.state_dict(), full.model.state_dict())
+
+
+# ----------------------------------------------------------------------------- swapped, stale, odd
+def _consistent_best_at_epoch_2(run: Path, root: Path, tiny) -> tuple[bytes, bytes]:
+    """``run`` as a finished run whose best epoch (2) is not its last (3); its (last, best) bytes."""
+    _best_at_epoch_2(run, root)
+    train(CFG, run, data=tiny, **QUIET)                        # rebuilds history.json: consistent
+    assert not list(run.glob("*.damaged*"))
+    return (run / "last.pt").read_bytes(), (run / "best.pt").read_bytes()
+
+
+def test_swapped_last_and_best_are_refused_changing_nothing_then_swapped_back(
+        run, tiny, finished, capsys):
+    """last.pt and best.pt swapped by hand (best epoch 2, last 3; 40 and 41 in the report): a plain
+    resume must not copy best.pt over last.pt (that lost the best epoch's weights)."""
+    last, best = _consistent_best_at_epoch_2(run, finished[0], tiny)
+    (run / "last.pt").write_bytes(best)
+    (run / "best.pt").write_bytes(last)
+    before = hashes(run)
+    with pytest.raises(RunError, match="are swapped") as err:
+        train(CFG, run, data=tiny, progress=False)
+    assert hashes(run) == before
+    assert "copied" not in capsys.readouterr().out and "--repair" in str(err.value)
+    res = train(CFG, run, data=tiny, repair=True, progress=False)
+    assert "swapped last.pt and best.pt back" in capsys.readouterr().out
+    assert (run / "last.pt").read_bytes() == last and (run / "best.pt").read_bytes() == best
+    assert (run / "best.pt.damaged").read_bytes() == last      # set aside, never overwritten
+    assert res.best["epoch"] == 2 and same_weights(res.model.state_dict(), weights(run / "best.pt"))
+
+
+def test_a_save_cut_by_the_older_write_order_still_completes_without_repair(finished, tiny, tmp_path):
+    """The other end: best.pt one epoch ahead *and* the best of its own history is a cut save,
+    completed as before (the swap above is not)."""
+    root, _ = finished
+    shutil.copytree(root / "epoch2", tmp_path / "old")
+    shutil.copy(root / "run" / "best.pt", tmp_path / "old" / "best.pt")
+    train(CFG, tmp_path / "old", data=tiny, **QUIET)
+    assert not list((tmp_path / "old").glob("*.damaged*"))
+
+
+def test_stale_last_pt_is_refused_then_resumed_from_the_newer_best_pt(run, tiny, finished, capsys):
+    """last.pt of epoch 1 of the same run put back into a finished run whose best epoch is 2 of 3
+    (epoch 20 in a 41-epoch run in the report): refused changing nothing; --repair sets only
+    last.pt aside, resumes from best.pt (epoch 2), keeps history.json (one row ahead of it) and
+    ends where the uninterrupted run ends."""
+    root, full = finished
+    _consistent_best_at_epoch_2(run, root, tiny)
+    good_history = (run / "history.json").read_bytes()
+    stale = (root / "epoch1" / "last.pt").read_bytes()
+    (run / "last.pt").write_bytes(stale)
+    msg = refused(run, CFG, tiny, match="last.pt is an older state of the same run")
+    assert "resumes from best.pt (epoch 2)" in msg and "not the best epoch" not in msg
+    res = train(CFG, run, data=tiny, repair=True, progress=False)
+    out = capsys.readouterr().out
+    assert "history.json is 1 epoch(s) ahead of last.pt" in out and "another run" not in out
+    assert sorted(p.name for p in run.glob("*.damaged*")) == ["last.pt.damaged"]
+    assert (run / "last.pt.damaged").read_bytes() == stale
+    assert json.loads(good_history)["history"][2]["val_loss"] == 9.9   # the kept row (edited)
+    assert same_weights(weights(run / "last.pt"), weights(root / "run" / "last.pt"))
+    assert same_weights(res.model.state_dict(), full.model.state_dict())
+    assert rows(res.history) == rows(full.history)
+
+
+def test_a_folder_named_last_pt_is_named_as_such(run, tiny):
+    (run / "last.pt").unlink()
+    (run / "last.pt").mkdir()
+    msg = refused(run, CFG, tiny, match="last.pt is damaged \\(a folder, not a checkpoint file\\)")
+    assert "--repair" in msg
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file"):
+        load_checkpoint(run / "last.pt")
+
+
+def test_a_run_dir_that_is_a_file_is_named_as_such(tiny, tmp_path):
+    (tmp_path / "run").write_text("not a folder")
+    before = hashes(tmp_path)
+    with pytest.raises(RunError, match="is a file, not a folder") as err:
+        train(CFG, tmp_path / "run", data=tiny, **QUIET)
+    assert str(tmp_path / "run") in str(err.value) and "Errno" not in str(err.value)
+    assert hashes(tmp_path) == before

@@ -63,6 +63,32 @@ def _npz_labels(arr: np.ndarray, key: str, n: int, path: Path) -> torch.Tensor:
     return torch.from_numpy(arr.astype(np.int64))
 
 
+_EXPECTED = ("an .npz archive (numpy.savez or numpy.savez_compressed) holding the numeric arrays "
+             f"{list(NPZ_REQUIRED)} (optionally val_images, val_labels)")
+
+
+def _read_arrays(p: Path) -> dict[str, np.ndarray]:
+    """Every array of the .npz archive ``p``; a DataError naming the file and what is expected
+    otherwise (never numpy's advice to load pickles)."""
+    with open(p, "rb") as f:
+        head = f.read(6)
+    if head == b"\x93NUMPY":
+        raise DataError(f"{p} is a single .npy array, not a dataset; expected {_EXPECTED}")
+    if head[:2] != b"PK":                                      # every zip archive starts so
+        kind = "is empty" if not head else f"is not a zip archive (it starts with {head!r})"
+        raise DataError(f"{p} {kind}; expected {_EXPECTED}")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except ValueError as err:
+        if "allow_pickle" in str(err) or "pickled" in str(err):
+            raise DataError(f"{p} holds Python objects (object arrays), which galib does not load; "
+                            f"expected {_EXPECTED}") from None
+        raise DataError(f"cannot read {p} ({type(err).__name__}: {err}); expected {_EXPECTED}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise DataError(f"cannot read {p} ({type(err).__name__}: {err}); expected {_EXPECTED}") from None
+
+
 def load_npz(path: str | Path, root: Path | None = None) -> tuple[str, ImageSet, ImageSet, ImageSet | None]:
     """``(source, train, test, val or None)`` from a MedMNIST-layout ``.npz`` file."""
     p = Path(path).expanduser()
@@ -74,12 +100,7 @@ def load_npz(path: str | Path, root: Path | None = None) -> tuple[str, ImageSet,
         raise DatasetUnavailable(f"npz dataset file not found; tried {', '.join(map(str, tried))}. "
                                  f"Pass 'npz:/path/to/file.npz' holding arrays {list(NPZ_REQUIRED)} "
                                  f"(and optionally val_images, val_labels)")
-    try:
-        with np.load(p, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-        raise DataError(f"cannot read {p}: {type(err).__name__}: {err}; it must be an .npz file "
-                        f"(numpy.savez) without pickled objects") from None
+    arrays = _read_arrays(p)
     missing = [k for k in NPZ_REQUIRED if k not in arrays]
     if missing:
         raise DataError(f"{p} lacks the arrays {missing}; the MedMNIST layout needs {list(NPZ_REQUIRED)} "

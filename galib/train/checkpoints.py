@@ -70,10 +70,16 @@ def _load_reason(err: Exception) -> str:
 def read_checkpoint(path: str | Path, keys=MODEL_KEYS, map_location="cpu") -> dict:
     """The checkpoint dict in ``path``, after checking it is intact and holds ``keys``.
 
-    Raises ``FileNotFoundError`` if there is no file and :class:`CheckpointError` (naming the file
-    and the cause) if it is empty, truncated, corrupt, unsafe or lacks a key.
+    Raises ``FileNotFoundError`` if there is nothing at ``path`` and :class:`CheckpointError`
+    (naming the file and the cause) if it is a folder, empty, truncated, corrupt, unsafe or lacks a
+    key.
     """
     path = Path(path)
+    if path.is_dir():
+        err = CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file; move it away "
+                              f"(or pass the .pt file inside it)")
+        err.problem = "a folder, not a checkpoint file"
+        raise err
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     problem = _zip_problem(path)

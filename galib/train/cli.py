@@ -1,4 +1,4 @@
-"""The command line of ``python -m galib.train`` (and the parser ``galib.distributed`` and
+"""The command line of ``python -m galib.train`` (and the parser ``galib.tools.distributed`` and
 ``galib.evaluation.baselines`` share).
 
 One ``--flag`` per :class:`TrainConfig` field, with the field's help and choices
@@ -69,17 +69,37 @@ def _optional_int(text: str) -> int | None:
 
 def saved_config(path: str | Path) -> dict:
     """The ``TrainConfig`` fields saved at ``path`` (legacy defaults filled in): a run dir (its
-    history.json, else last.pt, else best.pt), a history/metrics JSON file with a ``config``
-    object (or a flat one), or a checkpoint."""
+    history.json, else last.pt, else best.pt: the first of them that is readable, saying so on
+    stderr when it skips one), a history/metrics JSON file with a ``config`` object (or a flat
+    one), or a checkpoint."""
     p = Path(path)
-    if p.is_dir():
-        found = [p / n for n in ("history.json", "last.pt", "best.pt") if (p / n).is_file()]
-        if not found:
-            raise FileNotFoundError(f"--config {p}: the folder holds no history.json, last.pt or "
-                                    f"best.pt; pass a run dir or one of those files")
-        p = found[0]
-    if not p.is_file():
-        raise FileNotFoundError(f"--config {p}: no such file or folder")
+    if not p.is_dir():
+        if not p.is_file():
+            raise FileNotFoundError(f"--config {p}: no such file or folder")
+        return {**LEGACY, **_config_in(p)}
+    names = ("history.json", "last.pt", "best.pt")
+    found = [p / n for n in names if (p / n).is_file()]
+    if not found:
+        folders = [n for n in names if (p / n).is_dir()]
+        why = f" ({', '.join(folders)}: a folder, not a file)" if folders else ""
+        kind = "a folder, not a file, and it" if p.suffix in (".pt", ".json") else "the folder"
+        raise FileNotFoundError(f"--config {p}: {kind} holds no history.json, last.pt or "
+                                f"best.pt{why}; pass a run dir or one of those files")
+    problems = []
+    for f in found:
+        try:
+            config = _config_in(f)
+        except (ValueError, OSError) as err:                   # CheckpointError is a ValueError
+            problems.append(str(err))
+            continue
+        if problems:
+            print(f"[galib] {'; '.join(problems)}: using the configuration in {f}", file=sys.stderr)
+        return {**LEGACY, **config}
+    raise ValueError(f"--config {p}: no readable configuration in the run dir ({'; '.join(problems)})")
+
+
+def _config_in(p: Path) -> dict:
+    """The ``config`` mapping of one history/metrics JSON file or checkpoint."""
     if p.suffix == ".json":
         try:
             record = json.loads(p.read_text())
@@ -91,7 +111,7 @@ def saved_config(path: str | Path) -> dict:
     if not isinstance(config, dict):
         raise ValueError(f"--config {p} holds no configuration object (expected a 'config' mapping "
                          f"of TrainConfig fields)")
-    return {**LEGACY, **config}
+    return config
 
 
 def config_from_args(args) -> TrainConfig:

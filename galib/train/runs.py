@@ -7,17 +7,29 @@ configuration, the dataset it resolved to (name, sizes, image shape) and a finge
 training and validation data (``data_fingerprint``; files written before it existed are checked
 on the rest). Opening a run dir (:meth:`RunDir.open`):
 
-1. takes an OS lock (``run.lock``, ``flock``): a second writer gets :class:`RunError` naming the
-   holder's pid, and a run dir that cannot be written fails here, before any training;
-2. deletes temporary files left by a killed write;
-3. checks every file against the requested run and against ``last.pt``. What a crash of a healthy
-   run can leave behind is completed silently-but-said (``history.json`` missing or behind,
-   ``best.pt`` missing or behind when ``last.pt`` holds the best epoch). Anything else is a
-   :class:`RunError` naming the file and the choices: ``repair=True`` (``--repair``) rebuilds what
-   can be rebuilt exactly (``best.pt`` from ``last.pt``, ``last.pt`` from ``best.pt`` by training the
-   later epochs again, ``history.json`` from ``last.pt``), setting damaged files aside as
-   ``NAME.damaged``; ``fresh=True`` (``--fresh``) moves the old files to ``previous-N/`` and starts
-   over. Nothing already written is deleted.
+1. takes a *shared* OS lock (``run.lock``, ``flock``), so that any number of processes (notebooks,
+   sweep workers) read one finished run at once. While a training or repair holds the exclusive
+   lock, a reader is refused at once with a :class:`RunError` naming the holder's pid (it does not
+   wait: the run is changing);
+2. checks every file against the requested run and against ``last.pt``, changing nothing. A
+   finished run that needs no change is returned under the shared lock. Otherwise (training to do,
+   a file to complete or repair, temporary files left by a killed write) the shared lock is
+   released and the exclusive one taken (waiting up to ``LOCK_WAIT_S`` seconds for readers to
+   leave; a writer holding it is a RunError naming its pid, so two readers that both need to
+   write never wait for each other), and the files are checked again, since they may have changed;
+3. deletes temporary files left by a killed write, then completes or repairs the files as planned.
+   What a crash of a healthy run can leave behind is completed silently-but-said (``history.json``
+   missing or behind, ``best.pt`` missing or behind when ``last.pt`` holds the best epoch,
+   ``best.pt`` one epoch ahead of ``last.pt`` as the older write order left it: the best of its
+   own history, with no later epoch in ``history.json``). A ``history.json``
+   ahead of ``last.pt`` with the same rows (its newest epochs' checkpoint was lost) is kept: training
+   those epochs again rewrites the same rows. Anything else is a :class:`RunError` naming the file
+   and the choices, and **no file is changed**: ``repair=True`` (``--repair``) rebuilds what can be
+   rebuilt exactly (``best.pt`` from ``last.pt``; ``last.pt`` from a newer or intact ``best.pt`` by
+   training the later epochs again; ``last.pt`` and ``best.pt`` swapped back; ``history.json`` from
+   ``last.pt``), setting the files it replaces aside as ``NAME.damaged`` instead of overwriting
+   them; ``fresh=True`` (``--fresh``) moves the old files to ``previous-N/`` and starts over.
+   Nothing already written is deleted.
 
 Files are written in the order ``last.pt``, ``best.pt``, ``history.json``, each atomically.
 """
@@ -37,6 +49,7 @@ from .config import RESUME_FREE, TrainConfig, config_differences
 RUN_FILES = ("last.pt", "best.pt", "history.json")
 IDENTITY_DATA = ("dataset", "n_train", "n_val", "image_shape")   # of DataSplits.describe()
 MISSING = "missing"
+LOCK_WAIT_S = 30.0            # how long a writer waits for readers of the run dir to leave
 
 
 class RunError(ValueError):
@@ -69,6 +82,11 @@ def _fresh_hint(path: Path) -> str:
     return f"--fresh (fresh=True) starts over, moving the old files to {path}/previous-N/"
 
 
+def _own_best(ckpt: dict) -> int:
+    """The 0-based epoch of the best row of ``ckpt``'s history."""
+    return best_epoch(ckpt["history"])["epoch"] - 1
+
+
 class RunDir:
     """One run dir, opened for the run ``cfg`` on ``data`` (see the module docstring)."""
 
@@ -78,30 +96,50 @@ class RunDir:
         self.fingerprint = data.fingerprint()
         self.readonly = False
         self._lock = FolderLock(self.path)
+        self._plan: list[tuple[bool, object]] = []            # (writes a file, action)
 
     # ------------------------------------------------------------------ open, close, write
     def open(self, fresh: bool = False, repair: bool = False) -> RunState:
-        """Lock the run dir and return what to resume from (repairing or refusing, see above)."""
-        self._acquire()
+        """Lock the run dir and return what to resume from (repairing or refusing, see above):
+        under the shared lock if the run is finished and needs no change, else the exclusive one."""
+        self._acquire(shared=not fresh)
         try:
+            if not fresh and not self.readonly:
+                state = self._inspect(repair)
+                if self._finished(state):
+                    return self._carry_out(state)
+                self._exclusive()
             if fresh:
                 self._start_over()
             if not self.readonly and remove_stale_temps(self.path, RUN_FILES):
                 self._note("removed temporary files left by an interrupted write")
-            state = self._inspect(repair)
-            state.path = self.path
-            return state
+            return self._carry_out(self._inspect(repair))
         except BaseException:
             self.close()
             raise
 
-    def _acquire(self) -> None:
+    def _finished(self, state: RunState) -> bool:
+        """Nothing to write: the run has all the epochs asked for, and every file is as it should be."""
+        return (state.last is not None and self.cfg.epochs <= state.last["epoch"] + 1
+                and not any(writes for writes, _ in self._plan)
+                and not any(any(self.path.glob(f".{n}.*.tmp")) for n in RUN_FILES))
+
+    def _carry_out(self, state: RunState) -> RunState:
+        plan, self._plan = self._plan, []
+        for _, action in plan:
+            action()
+        state.path = self.path
+        return state
+
+    def _acquire(self, shared: bool) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"run dir {self.path} is a file, not a folder; pass a folder (new, or "
+                           f"holding a run) as the run dir")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            self._lock.acquire()
+            self._lock.acquire(shared=shared, wait_s=0.0 if shared else LOCK_WAIT_S)
         except FolderLocked as err:
-            raise RunError(f"run dir {self.path} is in use by another training ({err.holder}); wait "
-                           f"for it to finish, or use another run dir") from None
+            raise self._locked_error(err) from None
         except OSError as err:
             if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and \
                     (self.path / "last.pt").is_file():
@@ -109,6 +147,21 @@ class RunDir:
                 return
             raise RunError(f"run dir {self.path} cannot be written ({err}); make it writable or "
                            f"choose another run dir") from None
+
+    def _exclusive(self) -> None:
+        """Trade the shared lock for the exclusive one (then the caller checks the files again)."""
+        try:
+            self._lock.upgrade(wait_s=LOCK_WAIT_S)
+        except FolderLocked as err:
+            raise self._locked_error(err) from None
+
+    def _locked_error(self, err: FolderLocked) -> RunError:
+        if err.writer:
+            return RunError(f"run dir {self.path} is in use by another training ({err.holder}); "
+                            f"wait for it to finish, or use another run dir")
+        return RunError(f"run dir {self.path} must be written (to train or complete its files), but "
+                        f"other processes kept reading it for {LOCK_WAIT_S:g} s; try again when "
+                        f"they are done")
 
     def close(self) -> None:
         self._lock.release()
@@ -127,11 +180,23 @@ class RunDir:
         if why:
             self._note(why)
 
+    # planned while checking, carried out by _carry_out (so a refusal changes no file)
     def _copy(self, src: str, dst: str, why: str) -> None:
-        self._write(dst, (self.path / src).read_bytes(), why)
+        self._plan.append((True, lambda: self._write(dst, (self.path / src).read_bytes(), why)))
 
     def _set_aside(self, name: str) -> None:
-        self._note(f"set {name} aside as {set_aside(self.path / name, 'damaged').name}")
+        self._plan.append((True, lambda: self._put_aside(name)))
+
+    def _say(self, text: str) -> None:
+        self._plan.append((False, lambda: self._note(text)))
+
+    def _put_aside(self, name: str) -> Path:
+        if self.readonly:
+            raise RunError(f"{self.path / name} must be set aside, but run dir {self.path} is not "
+                           f"writable; make it writable or copy the run elsewhere")
+        target = set_aside(self.path / name, "damaged")
+        self._note(f"set {name} aside as {target.name}")
+        return target
 
     def _note(self, text: str) -> None:
         if self.verbose:
@@ -201,13 +266,12 @@ class RunDir:
         return ckpt, None
 
     def _inspect(self, repair: bool) -> RunState:
+        """Check the files and plan what to complete or repair (nothing is written here)."""
+        self._plan = []
         last, last_problem = self._read("last.pt")
         best, best_problem = self._read("best.pt")
-        if last is not None and best is not None and best["epoch"] == last["epoch"] + 1 \
-                and _same(best["history"][:-1], last["history"]):
-            self._copy("best.pt", "last.pt", "last.pt was one epoch behind best.pt (a save was "
-                       "interrupted): copied best.pt to last.pt")
-            last = best
+        if last is not None and best is not None and best["epoch"] > last["epoch"]:
+            last, best = self._newer_best(last, best, repair)
         if last is None:
             last = self._recover_last(last_problem, best, best_problem, repair)
             if last is None:
@@ -215,6 +279,58 @@ class RunDir:
         best = self._check_best(last, best, best_problem, repair)
         self._check_history(last, repair)
         return RunState(last, best)
+
+    def _newer_best(self, last: dict, best: dict, repair: bool) -> tuple[dict, dict]:
+        """``best.pt`` holds a later epoch than ``last.pt``: ``(checkpoint to resume from, best
+        checkpoint)`` once completed (a cut save of the older write order) or repaired (swapped
+        files, a stale last.pt), else a RunError that changes nothing."""
+        a, b = last["epoch"] + 1, best["epoch"] + 1
+        names = f"{self.path / 'last.pt'} (epoch {a}) and best.pt (epoch {b})"
+        if not _same(best["history"][:a], last["history"]):
+            raise RunError(f"{names} are not one run: best.pt is the later epoch, but their first "
+                           f"{a} epochs differ (files of two trainings with the same settings?); "
+                           f"nothing was changed. Move the files you want to keep elsewhere, then "
+                           f"{_fresh_hint(self.path)}")
+        want = _own_best(best) + 1                             # the best epoch of best.pt's history
+        if b == a + 1 and want == b and self._history_rows() <= b:
+            self._copy("best.pt", "last.pt", "last.pt was one epoch behind best.pt (a save was "
+                       "interrupted): copied best.pt to last.pt")
+            return best, best
+        if want == a:
+            what, fix = (f"are swapped: last.pt holds epoch {a}, the best of the run's {b} epochs, and "
+                         f"best.pt the newer state", "swaps them back")
+        elif want == b:
+            what, fix = (f"do not fit: last.pt is an older state of the same run (an old copy put "
+                         f"back?), best.pt the newer one", f"resumes from best.pt (epoch {b}) and "
+                         f"trains the later epochs again (deterministic: the same result)")
+        else:
+            raise RunError(f"{names} do not fit, and the best epoch of the run ({want}) is kept in "
+                           f"neither, so its weights cannot be rebuilt; nothing was changed. "
+                           f"{_fresh_hint(self.path)}")
+        if not repair:
+            raise RunError(f"{names} {what}; nothing was changed. Choose: --repair (repair=True) "
+                           f"{fix}, setting the replaced file aside as NAME.damaged; or "
+                           f"{_fresh_hint(self.path)}")
+        if want == a:
+            self._plan.append((True, self._swap_back))
+            return best, last
+        self._set_aside("last.pt")
+        self._copy("best.pt", "last.pt", f"repair: last.pt rebuilt from best.pt (epoch {b}); "
+                   f"training resumes from there")
+        return best, best
+
+    def _history_rows(self) -> int:
+        """How many epochs history.json records, if it is readable and of this run (else 0). A cut
+        save never leaves it ahead of both checkpoints."""
+        saved, _ = _read_history(self.path / "history.json")
+        return len(saved["history"]) if saved is not None and not self.differences(saved) else 0
+
+    def _swap_back(self) -> None:
+        """last.pt ↔ best.pt, so that every state is in a named file at every moment."""
+        aside = self._put_aside("best.pt")                     # the newer state
+        self._write("best.pt", (self.path / "last.pt").read_bytes())
+        self._write("last.pt", aside.read_bytes(), f"repair: swapped last.pt and best.pt back "
+                    f"({aside.name} is a copy of the new last.pt)")
 
     def _recover_last(self, last_problem, best, best_problem, repair) -> dict | None:
         """``last.pt`` is missing or damaged: nothing to resume (None), rebuilt from best.pt, or
@@ -275,14 +391,19 @@ class RunDir:
         return last
 
     def _check_history(self, last: dict, repair: bool) -> None:
-        """Make history.json agree with last.pt: rebuilt if missing, unreadable or behind; a
-        RunError (or, with ``repair``, rebuilt) if it holds another run's rows."""
+        """Plan to make history.json agree with last.pt: rebuilt if missing, unreadable or behind;
+        kept if ahead with the same rows; a RunError (or, with ``repair``, rebuilt) if it holds
+        another run's rows."""
         path = self.path / "history.json"
         saved, problem = _read_history(path)
         if saved is not None:
             diffs = self.differences(saved)
             rows, have = last["history"], saved["history"]
             if not diffs and _same(have, rows):
+                return
+            if not diffs and len(have) > len(rows) and _same(have[:len(rows)], rows):
+                self._say(f"history.json is {len(have) - len(rows)} epoch(s) ahead of last.pt (their "
+                          f"checkpoint was lost): kept; training them again rewrites the same rows")
                 return
             if not diffs and _same(have, rows[:len(have)]):
                 problem = f"{len(rows) - len(have)} epoch(s) behind last.pt"
@@ -295,8 +416,9 @@ class RunDir:
                 self._set_aside("history.json")
         elif problem != MISSING:
             self._set_aside("history.json")
-        self._write("history.json", _json_bytes(_history_record(last)),
-                    f"history.json was {problem}: rebuilt from last.pt")
+        record = _json_bytes(_history_record(last))
+        self._plan.append((True, lambda: self._write("history.json", record,
+                                                     f"history.json was {problem}: rebuilt from last.pt")))
 
 
 def _history_record(ckpt: dict) -> dict:
@@ -308,6 +430,8 @@ def _history_record(ckpt: dict) -> dict:
 def _read_history(path: Path) -> tuple[dict | None, str | None]:
     if not path.exists():
         return None, MISSING
+    if path.is_dir():
+        return None, "a folder, not a file"
     try:
         saved = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError, OSError) as err:
@@ -326,16 +450,22 @@ def read_state(path: Path) -> RunState:
 
 
 def history_up_to(state: RunState, epochs: int, path: Path, verbose: bool) -> list[dict]:
-    """The first ``epochs`` rows of a longer finished run, if its best epoch among them is the one
-    ``best.pt`` keeps; else a RunError (the weights asked for are not kept)."""
+    """The history to return when a finished run holds more epochs than the ``epochs`` asked for
+    (say it was extended to 400 epochs and a notebook asks for 5): its first ``epochs`` rows if
+    ``best.pt`` keeps their best epoch (the model asked for); else the whole run as it is, whose
+    best epoch ``best.pt`` keeps, said in a note (the weights of the shorter run are not kept; to
+    train ``epochs`` epochs, use another run dir or ``fresh=True``). Either way ``best.pt`` holds
+    the model of the returned rows' best epoch."""
     rows = state.last["history"]
     want = best_epoch(rows[:epochs])["epoch"] - 1
-    if want != state.best["epoch"]:
-        raise RunError(f"run dir {path} holds {len(rows)} epochs, more than the {epochs} asked for, "
-                       f"and the best of the first {epochs} (epoch {want + 1}) is not kept (best.pt is "
-                       f"epoch {state.best['epoch'] + 1}); ask for epochs={len(rows)} to use this run, "
-                       f"or use another run dir to train {epochs} epochs")
+    if want == state.best["epoch"]:
+        if verbose:
+            print(f"[galib] {path} holds {len(rows)} epochs; epochs={epochs}: returning the best of "
+                  f"the first {epochs} (epoch {want + 1}, kept in best.pt)")
+        return rows[:epochs]
     if verbose:
-        print(f"[galib] {path} holds {len(rows)} epochs; epochs={epochs}: returning the best of the "
-              f"first {epochs} (epoch {want + 1}, kept in best.pt)")
-    return rows[:epochs]
+        print(f"[galib] {path} holds {len(rows)} epochs, more than the {epochs} asked for, and the "
+              f"best of the first {epochs} (epoch {want + 1}) is not kept: returning the run as it is "
+              f"(all {len(rows)} epochs, best epoch {state.best['epoch'] + 1}). To train {epochs} "
+              f"epochs, use another run dir or --fresh (fresh=True)")
+    return rows

@@ -60,3 +60,28 @@ def test_npz_errors(tmp_path):
              test_images=np.zeros((2, 4, 4)), test_labels=np.zeros(2))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         load_dataset(f"npz:{tmp_path / 'range.npz'}", verbose=False)
+
+
+def _hashes(folder):
+    import hashlib
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("name,match", [
+    ("hello.txt", "is not a zip archive"),
+    ("x.npy", "is a single .npy array, not a dataset"),
+    ("objects.npz", "holds Python objects"),
+    ("empty.npz", "is empty"),
+])
+def test_npz_files_of_the_wrong_kind_name_the_file_and_never_suggest_pickles(tmp_path, name, match):
+    (tmp_path / "hello.txt").write_text("hello\n")
+    np.save(tmp_path / "x.npy", np.zeros((2, 4, 4), np.uint8))
+    np.savez(tmp_path / "objects.npz", train_images=np.array([{}], dtype=object))
+    (tmp_path / "empty.npz").write_bytes(b"")
+    before = _hashes(tmp_path)
+    with pytest.raises(ValueError, match=match) as err:
+        load_dataset(f"npz:{tmp_path / name}", verbose=False)
+    msg = str(err.value)
+    assert str(tmp_path / name) in msg and "expected an .npz archive" in msg and "train_images" in msg
+    assert "pickle" not in msg.lower() and "context manager" not in msg
+    assert _hashes(tmp_path) == before
