@@ -22,7 +22,7 @@ ROOT = PKG_DIR.parent
 
 # Lowest first; a module may import from its own layer or a lower one.
 LAYERS = [["devices", "io"], ["groups", "datasets"], ["pairs"], ["models"], ["losses"],
-          ["train", "distributed"], ["evaluation"], ["notebook"], ["tools"]]
+          ["train", "distributed"], ["evaluation"], ["experiments"], ["notebook"], ["tools"]]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 BASE_ALLOWED = {"galib.devices", "galib.io"}      # what a group/dataset leaf may use besides its base
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import math
 import subprocess
 import sys
@@ -124,12 +125,28 @@ def _run(args, cwd=ROOT):
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke")
     fig, runs = root / "figures", root / "runs"
     proc = _run(["--profile", "smoke", "--fig-dir", str(fig), "--run-root", str(runs)])
     assert proc.returncode == 0, f"smoke pipeline failed:\n{proc.stdout}\n{proc.stderr}"
-    return fig
+    return fig, proc
+
+
+@pytest.fixture(scope="module")
+def smoke(smoke_run):
+    return smoke_run[0]
+
+
+def test_the_sweep_trains_every_run_and_the_kernels_none(smoke_run):
+    """The pipeline sweeps the plan first; the notebooks then run under GALIB_EXPECT_TRAINED, so a
+    run outside the plan would have failed a cell — and no kernel printed an epoch line."""
+    out = smoke_run[1].stdout
+    assert "[sweep] 22 trainings, 0 already finished, 22 to run" in out
+    assert "[sweep] 22 of 22 trainings done" in out
+    kernel_epochs = [ln for ln in out.splitlines() if re.match(r"\s*\[\d\d_\w+\] epoch\s+\d+/", ln)]
+    assert kernel_epochs == []
+    assert "running over TCP without encryption" not in smoke_run[1].stderr
 
 
 def _metrics(fig, stem) -> dict:

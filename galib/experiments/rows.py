@@ -28,12 +28,18 @@ class EvalSettings:
     probe_max_train: int | None = None     # training images per probe (None: all)
     probe_max_test: int | None = None      # test images per probe (None: all)
     probe_iters: int | None = None         # L-BFGS iterations per l2 (None: the probe's default)
+    probe_l2: tuple | None = None          # the probe's l2 grid (None: the probe's default)
 
     def probe_kwargs(self) -> dict:
         """Keywords of :func:`galib.evaluation.features.probe_model`."""
         kw = {"max_train": self.probe_max_train, "max_test": self.probe_max_test}
+        fit = {}
         if self.probe_iters is not None:
-            kw["fit_kwargs"] = {"max_iter": int(self.probe_iters)}
+            fit["max_iter"] = int(self.probe_iters)
+        if self.probe_l2 is not None:
+            fit["l2_grid"] = tuple(self.probe_l2)
+        if fit:
+            kw["fit_kwargs"] = fit
         return kw
 
     def cache_key(self, extra: Callable | None = None) -> dict:

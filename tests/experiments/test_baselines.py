@@ -1,4 +1,4 @@
-"""Tests for galib.evaluation.baselines: configs, a tiny end-to-end run with reuse, tables and the CLI."""
+"""Tests for galib.experiments.baselines (and the galib.tools.baselines CLI): configs, a tiny end-to-end run with reuse, tables and the CLI."""
 import json
 import math
 
@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from galib.evaluation.baselines import (BASELINES, DEFAULT_NAMES, baseline_config, format_markdown, main,
-                             results_table, run_baselines, write_table)
+from galib.experiments.baselines import (BASELINES, DEFAULT_NAMES, baseline_config, baseline_trainings,
+                                        format_markdown, results_table, run_baselines, write_table)
+from galib.experiments.rows import EvalSettings
+from galib.tools.baselines import main
 from galib.train import TrainConfig
 from tests.synthetic import synthetic_splits
 
-FAST = {"eval_kwargs": {"max_images": 32},
-        "probe_kwargs": {"max_train": 96, "max_test": 64,
-                         "fit_kwargs": {"l2_grid": (1e-2,), "max_iter": 20}}}
+FAST = {"settings": EvalSettings(max_images=32, probe_max_train=96, probe_max_test=64, probe_iters=20,
+                                  probe_l2=(1e-2,))}
 
 
 
@@ -120,7 +121,7 @@ def test_every_baseline_is_known():
 def test_seeds_and_the_random_mask_control(tmp_path):
     data = synthetic_splits(n_test=64)
     rows = run_baselines(tiny_cfg(), ["ald", "random"], tmp_path / "runs", data=data, verbose=False,
-                         seeds=[0, 1], eval_kwargs={"max_images": 32}, probe=False)
+                         seeds=[0, 1], settings=EvalSettings(max_images=32, probe=False))
     assert [(r["name"], r["seed"]) for r in rows] == [("ald", 0), ("random", 0), ("ald", 1), ("random", 1)]
     for s in (0, 1):
         ald, rnd = rows[2 * s], rows[2 * s + 1]
@@ -131,7 +132,19 @@ def test_seeds_and_the_random_mask_control(tmp_path):
     assert table[0]["seeds"] == 2 and table[0]["recon MSE sd"] >= 0
     assert " ± " in format_markdown(table)
     with pytest.raises(ValueError, match="'ald' before 'random'"):
-        run_baselines(tiny_cfg(), ["random"], tmp_path / "r2", data=data, verbose=False, probe=False)
+        run_baselines(tiny_cfg(), ["random"], tmp_path / "r2", data=data, verbose=False,
+                      settings=EvalSettings(probe=False))
+
+
+def test_the_plan_names_each_run_once_and_random_needs_ald(tmp_path):
+    plan = baseline_trainings(tiny_cfg(), ["pixels", "ald", "random", "manual"], tmp_path, seeds=[0, 1])
+    assert [t.key for t in plan] == ["baselines/ald/seed0", "baselines/random/seed0",
+                                     "baselines/manual/seed0", "baselines/ald/seed1",
+                                     "baselines/random/seed1", "baselines/manual/seed1"]
+    assert len({t.run_dir for t in plan}) == len(plan)
+    rnd = plan[4]
+    assert rnd.needs == ("baselines/ald/seed1",) and rnd.derive == "random-mask-size"
+    assert rnd.run_dir == str(tmp_path / "random_seed1") and rnd.data.seed == 0   # base seed's split
 
 
 def test_probe_rows_record_the_budget(tmp_path):

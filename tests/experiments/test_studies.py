@@ -1,4 +1,4 @@
-"""Fast checks of galib.notebook.studies: confusion helpers, probe summaries, the τ sweep table."""
+"""Fast checks of galib.experiments.probes and .tau: confusion helpers, probe summaries, the τ sweep table."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from galib.notebook import studies as analysis
+from galib.experiments import probes as analysis
+from galib.experiments import tau
 
 
 def _cm_with(a, b, rate=0.5, n=100, k=10):
@@ -40,7 +41,7 @@ def test_best_invariant_and_probe_dict():
     d = analysis.probe_dict(rows)
     assert d["pixels"]["pixels"] == {"a": 0.9, "b": 0.3}
     assert d["ALD"]["orbit inv. of z_v"] == {"b": 0.8, "a": 0.85}
-    md = analysis.sweep_table_md([{"tau": 0.5, "variant_fraction": 0.5, "recon_mse": 0.1,
+    md = tau.sweep_table_md([{"tau": 0.5, "variant_fraction": 0.5, "recon_mse": 0.1,
                                    "energy_share_zi": 0.3, "probe_b_zi": math.nan,
                                    "probe_b_zv_orbit": 0.7}])
     assert "| 0.5 | 0.50 | 0.1000 | 0.30 | — | 0.700 |" in md

@@ -1,0 +1,145 @@
+"""galib.tools.sweep: one tiny plan through every executor gives bit-identical weights; a killed
+sweep, run again, ends bit-identical to an uninterrupted one; a failing training is reported, the
+trainings that need it are skipped and the rest finish; the profiles' dry runs count the plan."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from galib.experiments.plan import DataRequest, Training, merge
+from galib.tools.executors import EngineOptions
+from galib.tools.sweep import main, profile_plan, summary, sweep
+from galib.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {"common": {"dataset": "glyphs", "max_train": 320, "max_test": 64, "epochs": 2,
+                   "latent_channels": 8, "device": "cpu"},
+        "notebooks": {"05_linear_probe": {"baselines": ["pixels", "ald", "random"], "seeds": [42, 43]}}}
+
+
+def _profile(tmp_path: Path, epochs: int = 2) -> Path:
+    prof = json.loads(json.dumps(TINY))
+    prof["common"]["epochs"] = epochs
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(prof))
+    return path
+
+
+def _weights(run_root: Path) -> dict[str, dict]:
+    """Every run's checkpoints under ``run_root``: {relative path: state dict}."""
+    out = {}
+    for ckpt in sorted(run_root.rglob("*.pt")):
+        out[str(ckpt.relative_to(run_root))] = torch.load(ckpt, weights_only=True)["model"]
+    return out
+
+
+def _same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys() and a
+    for name in a:
+        for k in a[name]:
+            assert torch.equal(a[name][k], b[name][k]), (name, k)
+
+
+def test_the_plan_of_a_profile(tmp_path):
+    plan = profile_plan(str(_profile(tmp_path)), tmp_path / "runs", only="05")
+    assert [t.key for t in plan] == ["05:baselines/ald/seed42", "05:baselines/ald/seed43",
+                                     "05:baselines/random/seed42", "05:baselines/random/seed43"]
+    assert plan[2].needs == ("05:baselines/ald/seed42",)
+    shared = profile_plan(str(_profile(tmp_path)), tmp_path / "runs", only="02,05")
+    assert len(shared) == 4                       # 02's run is 05's ald of the base seed
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("local")
+    assert main(["--profile", str(_profile(tmp)), "--only", "05", "--run-root", str(tmp / "runs"),
+                 "--jobs", "2", "--threads", "1", "--no-progress"]) == 0
+    return tmp / "runs"
+
+
+def test_a_second_sweep_trains_nothing(local_run, capsys):
+    prof = next(local_run.parent.glob("tiny.json"))
+    assert main(["--profile", str(prof), "--only", "05", "--run-root", str(local_run),
+                 "--no-progress"]) == 0
+    assert "4 already finished, 0 to run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("executor", ["submitit-local", "ray"])
+def test_every_executor_gives_the_same_weights(local_run, tmp_path, executor):
+    pytest.importorskip("submitit" if executor != "ray" else "ray")
+    runs = tmp_path / "runs"
+    assert main(["--profile", str(_profile(tmp_path)), "--only", "05", "--run-root", str(runs),
+                 "--executor", executor, "--threads", "1", "--no-progress"]) == 0
+    _same(_weights(local_run), _weights(runs))
+
+
+def test_a_killed_sweep_resumes_bit_identical(local_run, tmp_path):
+    """SIGKILL the whole sweep (workers included) once the first epoch is on disk, run it again."""
+    prof = _profile(tmp_path)
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "galib.tools.sweep", "--profile", str(prof), "--only", "05",
+           "--run-root", str(runs), "--jobs", "2", "--threads", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        while proc.poll() is None and not _an_epoch_written(runs):
+            time.sleep(0.05)                      # polling a file: the event is "epoch 1 written"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert _an_epoch_written(runs) and not all(
+        (runs / "tiny" / "glyphs" / n / "best.pt").is_file()
+        for n in ("ald", "ald_seed43", "random", "random_seed43")), "the sweep ended before the kill"
+    assert main(["--profile", str(prof), "--only", "05", "--run-root", str(runs), "--jobs", "2",
+                 "--threads", "1", "--no-progress"]) == 0
+    _same(_weights(local_run), _weights(runs))
+
+
+def _an_epoch_written(runs: Path) -> bool:
+    for hist in runs.rglob("history.json"):
+        try:
+            if json.loads(hist.read_text()).get("history"):
+                return True
+        except (OSError, ValueError):
+            pass
+    return False
+
+
+def test_a_failing_training_is_reported_and_the_rest_finish(tmp_path):
+    cfg = TrainConfig(dataset="glyphs", max_train=160, epochs=1, latent_channels=8, device="cpu")
+    good = DataRequest.of(cfg, max_test=16)
+    bad = DataRequest("npz:/no/such/file.npz", None, 42, 160, 16)
+    plan = merge([
+        Training("bad", cfg, str(tmp_path / "bad"), bad),
+        Training("needs-bad", cfg, str(tmp_path / "needs"), good, needs=("bad",)),
+        Training("good", cfg, str(tmp_path / "good"), good),
+    ])
+    outcomes = {o.key: o for o in sweep(plan, "local", EngineOptions(jobs=1, threads=1), progress=False)}
+    assert outcomes["bad"].status == "failed" and "no/such/file.npz" in outcomes["bad"].error
+    assert outcomes["needs-bad"].status == "skipped" and "bad" in outcomes["needs-bad"].error
+    assert outcomes["good"].status == "done" and (tmp_path / "good" / "best.pt").is_file()
+    text, status = summary(list(outcomes.values()))
+    assert status == 1 and "failed: bad" in text and "skipped: needs-bad" in text
+    assert Path(outcomes["bad"].log).is_file()
+
+
+def test_dry_run_counts_the_paper_profile(capsys):
+    assert main(["--profile", "paper", "--dry-run", "--run-root", "/nonexistent-galib-runs"]) == 0
+    out = capsys.readouterr().out
+    assert "profile paper:" in out and "CPU hours" in out
+
+
+def test_bad_layouts_are_clear_errors(capsys):
+    cores = os.cpu_count() or 1
+    assert main(["--profile", "smoke", "--jobs", str(cores + 1), "--threads", "1", "--dry-run"]) == 1
+    assert "threads" in capsys.readouterr().err
+    assert main(["--profile", "smoke", "--only", "xx", "--dry-run"]) == 1
+    assert "matches no notebook" in capsys.readouterr().err
