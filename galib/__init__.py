@@ -5,14 +5,15 @@ The map, bottom up (imports run one way, down this list):
 * ``groups``, ``datasets`` — what acts (one file per group) and what is acted on (one per source)
 * ``pairs`` — where they meet: ``(x, T_g x, g)`` per batch
 * ``models``, ``losses``, ``train`` (``distributed``) — the ALD autoencoder and how it learns
-* ``evaluation`` — metrics, probes, scores, baselines, tables
-* ``notebook``, ``tools`` — what the notebooks call; entry points (pipeline, bench, comparisons)
+* ``evaluation`` — scores a given model: metrics, probes, scores, tables
+* ``experiments`` — studies as plans: the trainings each needs, train-or-load, scored rows
+* ``notebook``, ``tools`` — what the notebooks call; every command line (pipeline, sweep, bench, …)
 """
 from .datasets import DataSplits, ImageSet, load_dataset, register_dataset, to_float
 from .groups import FiniteGroup, Group, available_groups, check_group_action, get_group, register_group
 from .losses import ald_losses
 from .models import ALDMask, GroupLatentAutoencoder, build_model, paper_decoder, paper_encoder
 from .pairs import iterate_pairs, make_pairs
-from .train import TrainConfig, load_checkpoint, train
+from .train import TrainConfig, load_checkpoint   # train(): galib.train.train (galib.train stays the package)
 
 __version__ = "0.1.0"

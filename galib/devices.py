@@ -1,7 +1,23 @@
-"""Devices: which one to run on, where a model lives, and the widest float it supports."""
+"""Devices: which one to run on, where a model lives, the widest float it supports, whether it
+runs bf16 autocast natively, and how many CPU threads a training process should use.
+
+``configure_threads`` (the rule, measured in ``docs/performance.md``): one torch intra-op thread
+per training process, unless this is the only worker and the cores are free (then one thread per
+free core). torch's intra-op threads wait for each other at every op, so when another process
+takes a core a 2-thread run on 2 cores slows down several times, while a 1-thread run loses
+little; on an idle machine a single run gains from 2 threads.
+"""
 from __future__ import annotations
 
+import contextlib
+import os
+import platform
+import time
+from pathlib import Path
+
 import torch
+
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")        # x86 flags of native bf16 matmul/convolution
 
 
 def resolve_device(device: str) -> torch.device:
@@ -28,3 +44,123 @@ def model_device(model: torch.nn.Module) -> torch.device:
     """The device of a model's first parameter (cpu for a model without parameters)."""
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------- bf16 autocast
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
+    """The CPU feature flags the kernel reports (empty where there is no ``/proc/cpuinfo``)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def cpu_bf16_support(flags: set[str] | None = None) -> str | None:
+    """The flag that gives this CPU native bf16 (``amx_bf16`` or ``avx512_bf16``), else None.
+
+    Detected, never assumed: the flags come from ``/proc/cpuinfo``; x86 only (other CPUs have not
+    been measured and get None)."""
+    if flags is None:
+        if platform.machine().lower() not in ("x86_64", "amd64"):
+            return None
+        flags = cpu_flags()
+    return next((f for f in CPU_BF16_FLAGS if f in flags), None)
+
+
+def amp_problem(device: torch.device | str) -> str | None:
+    """Why bf16 autocast cannot run on ``device`` (None when it can): CUDA with bf16 support, or a
+    CPU with ``amx_bf16`` / ``avx512_bf16``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return None if ok else "this CUDA device has no bf16 support"
+    if device.type == "cpu":
+        if cpu_bf16_support() is None:
+            return (f"this CPU ({platform.machine()}) reports none of the native bf16 flags "
+                    f"{', '.join(CPU_BF16_FLAGS)} in /proc/cpuinfo")
+        return None
+    return f"bf16 autocast is not supported on {device.type!r} (only cuda and bf16 CPUs)"
+
+
+def autocast(device: torch.device | str, enabled: bool):
+    """bf16 autocast on ``device`` when ``enabled``, else a no-op context."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
+
+# ----------------------------------------------------------------------------- CPU threads
+def busy_cores(seconds: float = 0.25, stat: str | Path = "/proc/stat") -> float | None:
+    """Cores busy over the next ``seconds`` (all processes, from ``/proc/stat``); None if unknown."""
+    def sample():
+        fields = Path(stat).read_text().splitlines()[0].split()[1:]
+        values = [int(v) for v in fields]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)          # idle + iowait
+        return sum(values[:8]), idle
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / (total1 - total0))
+
+
+def machine_load() -> float | None:
+    """Busy cores now: the larger of a 0.25 s ``/proc/stat`` sample and the 1-minute load average
+    (the sample sees this moment, the average the bursts between test runs that a short sample can
+    miss; both count this process's own recent work too, which only errs towards 1 thread)."""
+    sample = busy_cores()
+    try:
+        average = os.getloadavg()[0]
+    except OSError:
+        average = None
+    known = [v for v in (sample, average) if v is not None]
+    return max(known) if known else None
+
+
+def thread_rule(cores: int, workers: int = 1, busy: float | None = None) -> tuple[int, str]:
+    """``(threads, why)`` for one of ``workers`` training processes on ``cores`` cores of which
+    ``busy`` are taken by other processes (None: unknown, treated as busy)."""
+    if workers > 1:
+        return 1, f"{workers} workers share {cores} cores: one thread each"
+    if cores < 2:
+        return 1, "one core"
+    if busy is None:
+        return 1, "machine load unknown"
+    free = int(cores - busy + 0.5)
+    if free < cores:
+        return 1, f"{busy:.1f} of {cores} cores busy with other processes"
+    return cores, f"machine idle ({busy:.1f} of {cores} cores busy), one worker"
+
+
+def configure_threads(threads: int | None = None, workers: int = 1, verbose: bool = True) -> int:
+    """Pick and apply (``torch.set_num_threads``) the intra-op thread count of a training process.
+
+    ``threads`` given: that many (at most ``cores // workers``). Else ``OMP_NUM_THREADS`` if set (torchrun sets
+    it), else :func:`thread_rule` on :func:`machine_load`: 1 per process unless ``workers == 1``
+    and the cores are idle (then all cores). Never more threads than cores in total. Prints the choice.
+    """
+    cores = os.cpu_count() or 1
+    for name, value in (("threads", threads), ("workers", workers)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a positive integer or None; got {value!r}")
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    cap = max(1, cores // workers)                           # never more threads than cores in total
+    if threads is not None:
+        n, why = min(threads, cap), f"asked for {threads}" + (f", capped at {cap}" if threads > cap else "")
+    elif env.isdigit() and int(env) >= 1:
+        n, why = min(int(env), cap), f"OMP_NUM_THREADS={env}"
+    else:
+        n, why = thread_rule(cores, workers, machine_load())
+    torch.set_num_threads(n)
+    if verbose:
+        print(f"[galib] torch threads: {n} ({why})", flush=True)
+    return n

@@ -130,7 +130,7 @@ def test_so2_direct_consistency_drifts_and_midpoint_does_not():
 def test_checkpoints_from_before_the_consistency_field(tmp_path):
     """A config saved without ``consistency`` meant the direct form: it matches ``auto`` for c4
     (resume works) and not for so2 (a clear error instead of silently mixing two losses)."""
-    from galib.train import _check_compatible
+    from galib.train.config import _check_compatible
     old_c4 = {k: v for k, v in TrainConfig(group="c4").__dict__.items() if k != "consistency"}
     _check_compatible(old_c4, TrainConfig(group="c4"), ["group", "consistency"], tmp_path)
     old_so2 = {**old_c4, "group": "so2"}

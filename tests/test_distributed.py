@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from galib.datasets import load_dataset
-from galib.train import TrainConfig, _shard, train
+from galib.train import TrainConfig, train
+from galib.train.loop import _shard
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

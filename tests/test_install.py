@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("galib-train", "galib-figures", "galib-bench", "galib-baselines")
+SCRIPTS = ("galib-train", "galib-figures", "galib-bench", "galib-baselines", "galib-sweep")
 RUNTIME = {"torch", "torchvision", "numpy", "matplotlib", "tqdm"}
 EXTRAS = {"notebooks": {"ipywidgets", "ipykernel", "jupyterlab", "papermill", "nbformat", "pyyaml"},
-          "test": {"pytest", "papermill", "nbformat"}}
+          "sweep": {"submitit", "ray"}, "test": {"pytest", "papermill", "nbformat", "submitit", "ray"}}
 
 PROBE = r"""
 import json, re, galib
@@ -88,7 +88,8 @@ def test_metadata(venv):
     assert info["scripts"] == {"galib-train": "galib.tools:train_main",
                                "galib-figures": "galib.tools.pipeline:main",
                                "galib-bench": "galib.tools:bench_main",
-                               "galib-baselines": "galib.tools:baselines_main"}
+                               "galib-baselines": "galib.tools:baselines_main",
+                               "galib-sweep": "galib.tools.sweep:main"}
     assert info["license"] == "MIT"
 
 

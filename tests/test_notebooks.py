@@ -142,8 +142,8 @@ def test_the_sweep_trains_every_run_and_the_kernels_none(smoke_run):
     """The pipeline sweeps the plan first; the notebooks then run under GALIB_EXPECT_TRAINED, so a
     run outside the plan would have failed a cell — and no kernel printed an epoch line."""
     out = smoke_run[1].stdout
-    assert "[sweep] 22 trainings, 0 already finished, 22 to run" in out
-    assert "[sweep] 22 of 22 trainings done" in out
+    assert "[sweep] 32 trainings, 0 already finished, 32 to run" in out
+    assert "[sweep] 32 of 32 trainings done" in out
     kernel_epochs = [ln for ln in out.splitlines() if re.match(r"\s*\[\d\d_\w+\] epoch\s+\d+/", ln)]
     assert kernel_epochs == []
     assert "running over TCP without encryption" not in smoke_run[1].stderr
@@ -198,6 +198,13 @@ def test_03_tau_sweep(smoke):
     assert [(r["tau"], r["seed"]) for r in rows] == [(0.3, 42), (0.5, 42), (0.3, 43), (0.5, 43)]
     for r in rows:
         assert 0 <= r["agreement"] <= 1 and 0 <= r["agreement_chance"] <= 1
+        # Cohen's κ of initial vs final sides; nan only when every channel sits on one side at both ends
+        if r["agreement_chance"] < 1:
+            assert r["kappa"] == pytest.approx((r["agreement"] - r["agreement_chance"])
+                                               / (1 - r["agreement_chance"]))
+            assert -1 - 1e-9 <= r["kappa"] <= 1 + 1e-9
+        else:
+            assert math.isnan(r["kappa"])
         assert len(r["mask_probs_init"]) == 16
         _finite(r["recon_mse"], r["variant_fraction"], r["energy_share_zi"])
         assert 0 <= r["variant_fraction"] <= 1 and 0 <= r["energy_share_zi"] <= 1
@@ -207,8 +214,29 @@ def test_03_tau_sweep(smoke):
     by_tau = m["by_tau"]
     assert [r["tau"] for r in by_tau] == [0.3, 0.5] and all(r["n_seeds"] == 2 for r in by_tau)
     assert by_tau[0]["variant_fraction"] >= by_tau[-1]["variant_fraction"]  # higher τ, fewer variant
-    assert "| τ |" in m["table_md"] and " ± " in m["table_md"]
-    assert "runs" in m["mask_dynamics"] and "τ" in m["mask_dynamics"]
+    assert "| τ |" in m["table_md"] and " ± " in m["table_md"] and "κ" in m["table_md"]
+    told = [r for r in rows if 0 < r["variant_fraction"] < 1 and not math.isnan(r["kappa"])]
+    if told:                                # the dynamics are read as κ, per τ, over the telling runs
+        assert "κ = " in m["mask_dynamics"] and f"{len(told)} of {len(rows)} runs" in m["mask_dynamics"]
+        assert any(v in m["mask_dynamics"] for v in ("follows the initial logits", "do not decide",
+                                                      "decide the split in part"))
+    else:
+        assert "same side of τ" in m["mask_dynamics"]
+    kappas = [r["kappa"] for r in rows if not math.isnan(r["kappa"])]
+    if kappas:
+        assert m["summary"]["init_final_kappa"] == pytest.approx(sum(kappas) / len(kappas))
+    # the initialisation test: at τ = 0.5 per seed, the same weights with the initial logits negated
+    init = m["init_test"]
+    assert [(r["tau"], r["seed"]) for r in init] == [(0.5, 42), (0.5, 43)]
+    for r in init:
+        assert 0 <= r["n_variant"] <= 16 and 0 <= r["n_variant_negated"] <= 16
+        for k in ("kappa_follows_logits", "kappa_follows_weights"):
+            assert math.isnan(r[k]) or -1 - 1e-9 <= r[k] <= 1 + 1e-9
+        assert 0 <= r["agreement_logits"] <= 1 and 0 <= r["agreement_weights"] <= 1
+    text = m["init_test_text"]
+    assert text.startswith("Initialisation test (2 runs") or "trivial split" in text
+    assert any(v in text for v in ("follows the initial logits", "follows the weights", "neither",
+                                   "cannot tell"))
     _pngs(smoke, "03_mask_sparsity_vs_tau", ["tau_sweep.png", "final_mask_probs.png"])
 
 
@@ -227,31 +255,66 @@ def test_04_latent_traversals(smoke):
 
 
 def test_05_linear_probe(smoke):
+    from galib.evaluation.stats import VERDICTS, margin_for, verdict
     m = _metrics(smoke, "05_linear_probe")
     chance = m["chance"]
     assert chance == pytest.approx(0.1)
-    assert [(r["name"], r["seed"]) for r in m["rows"]] == [
-        (n, s) for s in (42, 43) for n in ("pixels", "ae", "manual", "ald", "random", "ald-orbit-norm")]
+    names = ("pixels", "pixels-orbit", "ae", "manual", "ald", "random", "random2", "ald-orbit-norm")
+    assert [(r["name"], r["seed"]) for r in m["rows"]] == [(n, s) for s in (42, 43) for n in names]
     designs = {d["design"]: d for d in m["designs"]}
     assert set(designs) == {"paper", "orbit + normalised L_inv"}
     for d in designs.values():
         assert 0 <= d["swap_content_a"] <= 1 and 0 <= d["probe/z_i/b"] <= 1 and d["mse_ratio"] > 0
     assert designs["paper"]["mse_ratio"] == 1.0 and "goal" in m["designs_text"]
     rows = {(r["name"], r["seed"]): r for r in m["rows"]}
-    for s in (42, 43):                      # the control has exactly the learned mask's size
-        assert rows[("random", s)]["n_variant"] == rows[("ald", s)]["n_variant"]
-    assert {c["key"] for c in m["learned_vs_random"]} >= {"recon_mse", "equivariance_error"}
-    assert "random masks of the same size" in m["learned_vs_random_text"]
+    for s in (42, 43):                      # the controls have exactly the learned mask's size
+        for draw in ("random", "random2"):
+            assert rows[(draw, s)]["n_variant"] == rows[("ald", s)]["n_variant"]
+    for n in ("pixels", "pixels-orbit"):    # untrained: one value, the same row for every seed
+        assert rows[(n, 42)]["single_valued"] is True
+        assert rows[(n, 42)][f"probe/{n}/b"] == rows[(n, 43)][f"probe/{n}/b"]
+    for r in m["rows"]:                     # protocol b: non-identity elements, per element beside
+        for key in [k for k in r if re.fullmatch(r"probe/[^/]+/b", k)]:
+            per = {k for k in r if k.startswith(key + "/")}
+            assert per == {f"{key}/90°", f"{key}/180°", f"{key}/270°"}, per
+    orbit_px = rows[("pixels-orbit", 42)]   # exactly invariant: moving the test images changes nothing
+    assert orbit_px["probe/pixels-orbit/a"] > chance
+    assert abs(orbit_px["probe/pixels-orbit/a"] - orbit_px["probe/pixels-orbit/b"]) <= 0.01
+    # learned vs random: paired by seed, 95 % t interval, equivalence margin, one of four verdicts
+    control = m["learned_vs_random"]
+    assert {c["key"] for c in control} >= {"recon_mse", "equivariance_error"}
+    for c in control:
+        assert c["n_seeds"] == c["n"] == 2 and c["n_draws"] == 2
+        assert c["verdict"] in VERDICTS and c["margin"] == margin_for(c["key"])
+        assert c["low"] <= c["diff"] <= c["high"]
+        assert c["verdict"] == verdict(c["low"], c["high"], c["margin"], c["lower_is_better"])
+        assert c["significant"] == (c["low"] > 0 or c["high"] < 0)
+        a = [rows[("ald", s)][c["key"]] for s in (42, 43)]
+        b = [(rows[("random", s)][c["key"]] + rows[("random2", s)][c["key"]]) / 2 for s in (42, 43)]
+        assert c["learned"] == pytest.approx(sum(a) / 2) and c["random"] == pytest.approx(sum(b) / 2)
+        assert c["diff"] == pytest.approx(c["learned"] - c["random"])
+        assert not any(k.endswith("_sd") for k in c)                    # no sd-sum rule
+        assert c["key"] in m["learned_vs_random_text"]
+    text = m["learned_vs_random_text"]
+    assert "of the same size" in text and "Paired over 2 seeds" in text and "2 random mask draws" in text
     assert m["probe_budget"]["max_change"] >= 0
-    assert all(len(v) == 2 for feats in m["probes_per_seed"].values() for accs in feats.values()
-               for v in accs.values())
+    for label, feats in m["probes_per_seed"].items():   # pixels is single-valued: one value
+        n = 1 if label == "pixels" else 2
+        assert all(len(v) == n for accs in feats.values() for v in accs.values()), label
     for model, feats in m["probes"].items():
         for feat, accs in feats.items():
             assert accs["a"] > chance + 0.2, f"{model}/{feat}: upright probe near chance"
             for p, acc in accs.items():
                 assert 0 <= acc <= 1
-    best = m["best_invariant"]
-    assert best is not None and best["accuracy_table"] > chance
+    best = m["best_invariant"]              # chosen on validation accuracy, reported on test
+    assert best is not None and best["accuracy_table"] > chance and best["feature"] in ("z_i", "orbit")
+    val = {}
+    for r in m["rows"]:
+        for f in ("z_i", "orbit"):
+            if isinstance(r.get(f"probe/{f}/val_b"), float) and not math.isnan(r[f"probe/{f}/val_b"]):
+                val.setdefault((r["name"], f), []).append(r[f"probe/{f}/val_b"])
+    means = {k: sum(v) / len(v) for k, v in val.items()}
+    assert means[(best["baseline"], best["feature"])] == pytest.approx(max(means.values()))
     cm = m["confusion"]["matrix"]
     assert len(cm) == 10 and sum(map(sum, cm)) == 256
     assert m["confusion"]["accuracy"] > chance
@@ -260,16 +323,53 @@ def test_05_linear_probe(smoke):
 
 
 def test_06_blocked(smoke):
+    from galib.evaluation.stats import VERDICTS
     m = _metrics(smoke, "06_blocked")
-    names = ("ald", "all-variant", "manual", "random")
+    names = ("ald", "all-variant", "manual", "random", "recon+inv", "recon+const", "recon")
     assert [(r["name"], r["seed"]) for r in m["rows"]] == [(n, s) for s in (42, 43) for n in names]
+    rows = {(r["name"], r["seed"]): r for r in m["rows"]}
     for r in m["rows"]:
-        assert r["dataset"] == "blocked:glyphs"
-        _finite(r["recon_mse_block"], r["recon_mse_outside"])
-        assert math.isnan(r["block_share_zi"]) or 0 <= r["block_share_zi"] <= 1
+        assert r["dataset"] == "blocked:bright:glyphs"
+        _finite(r["recon_mse_block"], r["recon_mse_outside"], r["block_mse_blank"], r["block_gain"],
+                r["block_gain_zi"], r["block_gain_zv"])
+        assert r["block_mse_blank"] > 0
+        # the two parts share the gain over a blank decode D(0) exactly (Shapley values)
+        assert r["block_gain_zi"] + r["block_gain_zv"] == pytest.approx(r["block_gain"], abs=1e-6)
+        # signed share, no clamp; nan only when the model draws the block no better than D(0)
+        if math.isnan(r["block_share_zi"]):
+            assert r["block_gain"] <= 1e-9
+        else:
+            assert r["block_gain"] > 0
+            assert r["block_share_zi"] == pytest.approx(r["block_gain_zi"] / r["block_gain"], abs=1e-6)
+        for k in ("block_swap_zi", "block_swap_zv"):
+            assert math.isnan(r[k]) or 0 <= r[k] <= 1
         if r["name"] == "all-variant":      # z_i is empty: nothing of the block can come from it
-            assert r["variant_fraction"] == 1.0 and not r["block_share_zi"] > 0
-    assert len(m["answer"]) == 1 and "from z_i with the learned mask" in m["answer"][0]
+            assert r["variant_fraction"] == 1.0
+            assert r["block_gain_zi"] == pytest.approx(0, abs=1e-9)
+            assert math.isnan(r["block_share_zi"]) or abs(r["block_share_zi"]) < 1e-6
+            assert math.isnan(r["block_swap_zi"]) or r["block_swap_zi"] == pytest.approx(0, abs=1e-9)
+            assert math.isnan(r["block_channels_invariant"]) or r["block_channels_invariant"] == 0
+    for s in (42, 43):
+        assert rows[("random", s)]["n_variant"] == rows[("ald", s)]["n_variant"]
+        assert rows[("recon+inv", s)]["lambda_const"] == 0 and rows[("recon+inv", s)]["lambda_inv"] > 0
+        assert rows[("recon+const", s)]["lambda_inv"] == 0 and rows[("recon+const", s)]["lambda_const"] > 0
+        assert rows[("recon", s)]["lambda_inv"] == rows[("recon", s)]["lambda_const"] == 0
+    assert [(t["name"], t["n_seeds"]) for t in m["table"]] == [(n, 2) for n in names]
+    assert len(m["answer"]) == 1
+    answer = m["answer"][0]
+    assert answer.startswith("On blocked:bright:glyphs (2 seeds)")
+    assert "of a blank decode's error in the block" in answer
+    for other, label in (("random", "random mask"), ("recon", "L_recon only")):
+        paired = all(not math.isnan(rows[(n, s)][k]) for n in ("ald", other) for s in (42, 43)
+                     for k in ("block_share_zi", "block_swap_zi"))
+        if paired:                          # paired by seed: difference, 95 % CI, margin, verdict
+            assert f"Against {label} over 2 seeds" in answer
+            found = re.findall(r"(?:block share of z_i|block moving with z_i) (\w+) \(difference",
+                               answer.split(f"Against {label}")[1])
+            assert found[:2] and all(v in VERDICTS for v in found[:2]), found
+        else:
+            assert f"Against {label}" not in answer
+    assert "blocked:bright:glyphs ald block_gain" in m["summary"] and m["summary"]["n_seeds"] == 2
     _pngs(smoke, "06_blocked", ["block_shares.png", "block_parts.png"])
 
 

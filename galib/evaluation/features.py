@@ -2,6 +2,15 @@
 
 Features: ``pixels``, the whole latent ``z``, its parts ``z_i`` / ``z_v`` (hard mask), and
 ``orbit`` — invariants of the orbit ``{Phi_g z_v : g}`` (:func:`galib.evaluation.probe.orbit_invariants`).
+Two controls need no trained model and are exactly invariant (``CONTROL_FEATURES``):
+``pixels-orbit`` — invariants of the image orbit ``{T_h x : h}``, and ``random-orbit`` — invariants
+of ``{E_0(T_h x) : h}`` for the paper encoder ``E_0`` at initialisation (fixed seed
+``RANDOM_ENCODER_SEED``). Both orbits are only re-ordered when ``x`` is replaced by ``T_g x``
+(``T_h T_g = T_hg``), so for a finite group the features are unchanged up to float rounding
+(on ``blocked:`` data the occluder does not move, so there they are not exactly invariant).
+
+Protocols b and c transform images by *non-identity* elements only (:func:`sample_moved`): drawing
+the identity would leave part of the "transformed" test set upright.
 
 ``split`` says how the latent is divided: ``"mask"`` (the model's ALD mask) or ``"full"`` (the whole
 latent is treated as variant, ``z_v = z`` and ``z_i = 0``) — the right reading of a plain
@@ -10,18 +19,24 @@ autoencoder (``objective='ae'``), which has no mask: its features that need ``z_
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 from ..datasets import DataSplits, ImageSet
 from ..devices import model_device
-from ..groups import Group, get_group
-from ..models import split_latent
+from ..groups import SO2, Group, get_group
+from ..models import paper_encoder, split_latent
 from ..pairs import images_of
-from .probe import evaluate_protocols, orbit_invariants
+from .probe import orbit_invariants, run_protocols
 
-FEATURES = ("pixels", "z", "z_i", "z_v", "orbit")
+CONTROL_FEATURES = ("pixels-orbit", "random-orbit")
+FEATURES = ("pixels", "z", "z_i", "z_v", "orbit") + CONTROL_FEATURES
+DEFAULT_FEATURES = ("pixels", "z", "z_i", "z_v", "orbit")    # what probe_model computes by default
+IMAGE_FEATURES = ("pixels",) + CONTROL_FEATURES              # computed from images, no model needed
+RANDOM_ENCODER_SEED = 0
+SO2_AWAY = math.pi / 8     # continuous rotations: moved elements are at least 22.5° from the identity
 PROTOCOLS = ("a", "b", "c")     # train/test: upright/upright, upright/transformed, transformed/transformed
 SPLITS = ("mask", "full")
 PROBE_FIT = {"max_iter": 30}     # L-BFGS iterations per l2: ~0.5% from converged, 3-4x faster
@@ -50,6 +65,43 @@ def view_split(model, z: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch
 def repeat_element(element: torch.Tensor, n: int, device) -> torch.Tensor:
     """One group element as a batch of ``n`` copies ``(n, ...)`` on ``device``."""
     return element.unsqueeze(0).expand(n, *element.shape).contiguous().to(device)
+
+
+def is_identity(group: Group, element: torch.Tensor) -> bool:
+    """Whether one element (a row of ``evaluation_grid``) is the group's identity."""
+    ident = group.identity(1)[0]
+    return torch.equal(element.reshape(-1).cpu(), ident.reshape(-1).to(element.dtype))
+
+
+def sample_moved(group: Group, n: int, generator: torch.Generator | None = None,
+                 away: float = SO2_AWAY) -> torch.Tensor:
+    """``n`` random *non-identity* elements ``(n, ...)``.
+
+    Finite groups: uniform over the elements other than the identity (element 0). ``so2``: an
+    angle uniform in ``[away, 2π − away]``. Any other continuous group: its own ``sample``, with
+    any draw equal to the identity drawn again.
+    """
+    if group.finite:
+        if len(group) < 2:
+            raise ValueError(f"group {group.name!r} has no element other than the identity")
+        return torch.randint(1, len(group), (n,), generator=generator)
+    if isinstance(group, SO2):
+        if not 0.0 <= away < math.pi:
+            raise ValueError(f"away must be an angle in [0, π) radians; got {away!r}")
+        return away + torch.rand(n, generator=generator) * (2 * math.pi - 2 * away)
+    g = group.sample(n, generator)
+    ident = group.identity(1)[0].to(g.dtype)
+    for _ in range(100):
+        same = (g.reshape(n, -1) == ident.reshape(1, -1)).all(1)
+        if not bool(same.any()):
+            return g
+        g[same] = group.sample(int(same.sum()), generator)
+    raise ValueError(f"group {group.name!r}: sample keeps drawing the identity")
+
+
+def element_names(group: Group, g: torch.Tensor) -> list[str] | None:
+    """The name of each element of ``g`` for a finite group (``90°``), ``None`` for others."""
+    return [group.element_label(e) for e in g] if group.finite else None
 
 
 @torch.no_grad()
@@ -138,30 +190,78 @@ def features_from_latent(model, z: torch.Tensor, name: str, group: Group | str |
     return torch.cat(out)
 
 
-def compute_features(model, data: ImageSet, features=FEATURES, group: Group | str | None = None,
+@functools.lru_cache(maxsize=4)
+def random_encoder(channels: int, spatial_dims: int = 2, seed: int = RANDOM_ENCODER_SEED):
+    """The paper encoder at initialisation, drawn from ``seed`` (the global RNG is untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return paper_encoder(1, channels, spatial_dims).eval()
+
+
+@torch.no_grad()
+def control_features(name: str, images: torch.Tensor, group: Group, orbit_kind: str | None = None,
+                     channels: int = 64, batch_size: int = 512) -> torch.Tensor:
+    """``pixels-orbit`` / ``random-orbit`` of float images ``(N, 1, *spatial)``, ``(N, F)`` on the CPU.
+
+    The orbit ``{T_h x : h}`` (or ``{E_0(T_h x) : h}``, ``E_0`` = :func:`random_encoder` with
+    ``channels``) over the evaluation elements, stacked ``(B, G, F)``, through
+    :func:`galib.evaluation.probe.orbit_invariants` (kind: the group's ``orbit_kind()`` unless
+    given). ``pixels-orbit`` keeps one pixel per pixel orbit when ``T_h`` permutes pixels.
+    """
+    if name not in CONTROL_FEATURES:
+        raise ValueError(f"unknown control feature {name!r}; choose one of {CONTROL_FEATURES}")
+    els, _ = group.evaluation_grid()
+    kind = orbit_kind or group.orbit_kind()
+    images = images.cpu()
+    reps = None
+    if name == "pixels-orbit":
+        reps = coordinate_orbit_representatives(group.act_image, els, images.shape[1:])
+    enc = random_encoder(channels, group.spatial_dims) if name == "random-orbit" else None
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size]
+        moved = [group.act_image(x, repeat_element(e, len(x), "cpu")) for e in els]
+        orbit = torch.stack([m if enc is None else enc(m) for m in moved], 1).flatten(2)  # (B, G, F)
+        out.append(orbit_invariants(orbit if reps is None else orbit[:, :, reps.reshape(-1)], kind))
+    return torch.cat(out)
+
+
+def compute_features(model, data: ImageSet, features=DEFAULT_FEATURES, group: Group | str | None = None,
                      g: torch.Tensor | None = None, split: str = "mask", orbit_kind: str | None = None,
                      batch_size: int = 512, max_images: int | None = None,
                      distinct: bool = True) -> dict:
     """``{feature: (N, F) tensor or None}`` for the images of ``data`` (transformed by ``g`` (N,…)
-    if given); see :func:`features_from_latent`. ``pixels`` needs no model; ``model=None`` allows
-    only ``pixels``."""
-    if model is None and set(features) - {"pixels"}:
-        raise ValueError("without a model only the 'pixels' feature is available")
+    if given); see :func:`features_from_latent` and :func:`control_features`. ``pixels`` and the
+    controls need no model; ``model=None`` allows only those (``random-orbit`` then uses 64
+    channels)."""
+    unknown = set(features) - set(FEATURES)
+    if unknown:
+        raise ValueError(f"unknown features {sorted(unknown)}; choose from {FEATURES}")
+    if model is None and set(features) - set(IMAGE_FEATURES):
+        raise ValueError(f"without a model only the {IMAGE_FEATURES} features are available")
     group = get_group(group) if group is not None else (model.group if model is not None else None)
     if g is not None and group is None:
         raise ValueError("transforming images needs a group")
     data = data.head(max_images)
     n = len(data)
     out = {}
-    if "pixels" in features:
-        out["pixels"] = images_of(data, torch.arange(n), group, None if g is None else g[:n]).flatten(1)
-    latent = [f for f in features if f != "pixels"]
+    if set(features) & set(IMAGE_FEATURES):
+        images = images_of(data, torch.arange(n), group, None if g is None else g[:n])
+        for f in [f for f in features if f in IMAGE_FEATURES]:
+            out[f] = images.flatten(1) if f == "pixels" else control_features(
+                f, images, group or get_group("c4"), orbit_kind, _channels(model), batch_size)
+    latent = [f for f in features if f not in IMAGE_FEATURES]
     if latent:
         z = encode_images(model, data, group, g, batch_size, n)
         for f in latent:
             out[f] = features_from_latent(model, z, f, group, split, orbit_kind, batch_size,
                                           distinct=distinct)
     return out
+
+
+def _channels(model) -> int:
+    """Latent channels of the random encoder control: the model's, else 64 (the paper's)."""
+    return 64 if model is None else int(model.latent_channels)
 
 
 # ----------------------------------------------------------------------------- probe_model
@@ -174,61 +274,72 @@ def probe_sets(splits: DataSplits, max_train: int | None = None,
             "test": splits.test.head(max_test)}
 
 
-def _probe_features(model, f: str, sets: dict, latents: dict, elements: dict, group, split,
-                    orbit_kind, batch_size, distinct) -> dict | None:
-    """``{set name (``_t``: transformed): (N, F)}`` for feature ``f``; ``None`` if undefined."""
-    if f == "pixels":
-        feats = {k: images_of(d, slice(None)).flatten(1) for k, d in sets.items()}
-        feats.update({k + "_t": images_of(d, slice(None), group, elements[k]).flatten(1)
-                      for k, d in sets.items()})
+def _probe_features(model, f: str, sets: dict, latents: dict, elements: dict, group, opts: dict,
+                    channels: int) -> dict | None:
+    """``{set name (``_t``: transformed): (N, F)}`` for feature ``f``; ``None`` if undefined.
+    ``opts``: ``split``, ``orbit_kind``, ``batch_size``, ``distinct``."""
+    if f in IMAGE_FEATURES:
+        feats = {}
+        for k, d in sets.items():
+            for key, g in ((k, None), (k + "_t", elements[k])):
+                x = images_of(d, slice(None), group, g)
+                feats[key] = x.flatten(1) if f == "pixels" else control_features(
+                    f, x, group, opts["orbit_kind"], channels, opts["batch_size"])
         return feats
-    feats = {k: features_from_latent(model, z, f, group, split, orbit_kind, batch_size,
-                                     distinct=distinct) for k, z in latents.items()}
+    feats = {k: features_from_latent(model, z, f, group, opts["split"], opts["orbit_kind"],
+                                     opts["batch_size"], distinct=opts["distinct"])
+             for k, z in latents.items()}
     return None if any(v is None for v in feats.values()) else feats
 
 
-def probe_model(model, splits: DataSplits, features=FEATURES, seed: int = 0,
+def probe_model(model, splits: DataSplits, features=DEFAULT_FEATURES, seed: int = 0,
                 max_train: int | None = None, max_test: int | None = None,
                 group: Group | str | None = None, split: str = "mask",
                 orbit_kind: str | None = None, batch_size: int = 512,
-                fit_kwargs: dict | None = None, distinct: bool = True) -> dict:
+                fit_kwargs: dict | None = None, distinct: bool = True,
+                include_identity: bool = False) -> dict:
     """Linear-probe accuracy of each feature under protocols a, b, c.
 
     (a) probe trained and tested on upright images; (b) the same probe tested on test images each
-    transformed by a random group element; (c) probe trained (and validated) on transformed
-    training images, tested on transformed test images. Images: :func:`probe_sets`; random
-    elements drawn from ``seed``. Returns ``{feature: {"a", "b", "c", "l2_upright",
-    "l2_transformed", "val_upright", "val_transformed", "dim"}}``; features that are undefined for
-    this model/split are left out. ``model=None`` probes ``pixels`` only (``group`` then defaults
-    to ``c4``). ``fit_kwargs`` (default ``PROBE_FIT``) go to :func:`galib.evaluation.probe.fit_probe`.
+    transformed by a random *non-identity* element (:func:`sample_moved`); (c) probe trained (and
+    validated) on transformed training images, tested on transformed test images. Images:
+    :func:`probe_sets`; elements drawn from ``seed``. Returns ``{feature: {...}}`` with the keys
+    of :func:`galib.evaluation.probe.run_protocols` — ``a``, ``b``, ``c``, the validation
+    accuracies ``val_a``, ``val_b``, ``val_c`` (the same probes on upright / transformed
+    validation images: choose features on these, not on test accuracy), ``b/<element>`` and
+    ``c/<element>`` per element for finite groups (``b/90°``), ``l2_upright``, ``l2_transformed``,
+    ``val_upright``, ``val_transformed``, ``iters``, ``grad_norm`` — and ``dim``. Features
+    undefined for this model/split are left out. ``model=None`` probes only ``IMAGE_FEATURES``
+    (``group`` then defaults to ``c4``). ``fit_kwargs`` (default ``PROBE_FIT``) go to
+    :func:`galib.evaluation.probe.fit_probe`. ``include_identity=True`` draws transformations
+    from the group's own ``sample`` (identity included), the old protocol, for comparison only.
     """
     unknown = set(features) - set(FEATURES)
     if unknown:
         raise ValueError(f"unknown features {sorted(unknown)}; choose from {FEATURES}")
     if model is None:
-        features = [f for f in features if f == "pixels"]
+        features = [f for f in features if f in IMAGE_FEATURES]
         group = get_group(group or "c4")
     else:
         group = get_group(group) if group is not None else model.group
     sets = probe_sets(splits, max_train, max_test)
     gen = torch.Generator().manual_seed(seed)
-    elements = {k: group.sample(len(d), gen) for k, d in sets.items()}   # one random g per image
+    draw = group.sample if include_identity else functools.partial(sample_moved, group)
+    elements = {k: draw(len(d), gen) for k, d in sets.items()}          # one element per image
     latents = {}
-    if model is not None and set(features) - {"pixels"}:
+    if model is not None and set(features) - set(IMAGE_FEATURES):
         for k, d in sets.items():
             latents[k] = encode_images(model, d, group, None, batch_size)
             latents[k + "_t"] = encode_images(model, d, group, elements[k], batch_size)
+    opts = {"split": split, "orbit_kind": orbit_kind, "batch_size": batch_size, "distinct": distinct}
+    names = {k: element_names(group, elements[k]) for k in ("val", "test")}
     results = {}
     for f in features:
-        feats = _probe_features(model, f, sets, latents, elements, group, split, orbit_kind,
-                                batch_size, distinct)
+        feats = _probe_features(model, f, sets, latents, elements, group, opts, _channels(model))
         if feats is None:
             continue
         y = {k: d.labels.to(feats["train"].device) for k, d in sets.items()}
-        kw = PROBE_FIT if fit_kwargs is None else fit_kwargs
-        res = evaluate_protocols(feats["train"], y["train"], feats["val"], y["val"],
-                                 feats["test"], y["test"], feats["train_t"], feats["val_t"],
-                                 feats["test_t"], **kw)
+        res = run_protocols(feats, y, names, **(PROBE_FIT if fit_kwargs is None else fit_kwargs))
         res["dim"] = int(feats["train"].shape[1])
         results[f] = res
         del feats

@@ -168,11 +168,20 @@ def energy_share(z_i: torch.Tensor, z: torch.Tensor) -> float:
 
 # ----------------------------------------------------------------------------- ALD mask
 
+def cohen_kappa(observed: float, chance: float) -> float:
+    """Cohen's kappa ``(p_o − p_e) / (1 − p_e)``: agreement beyond chance, 1 for perfect agreement,
+    0 for what independent sides give, negative below it; nan when ``p_e = 1`` (every channel on
+    one side at both ends: nothing to tell)."""
+    return (observed - chance) / (1.0 - chance) if chance < 1.0 else math.nan
+
+
 def mask_side_agreement(init_probs, final_probs, tau: float = 0.5) -> dict:
     """Did each channel end on the side of τ it started on? ``agreement`` (share of channels
     whose final side equals their initial side), ``agreement_chance`` (what independent sides with
-    the same variant fractions would give: ``a·b + (1−a)(1−b)``), ``rank_correlation`` (Spearman,
-    initial vs final ``p``; nan if either is constant) and ``n_channels``."""
+    the same variant fractions would give: ``a·b + (1−a)(1−b)``), ``kappa`` (Cohen's kappa of the
+    two, :func:`cohen_kappa`: comparable across τ values whose chance levels differ),
+    ``rank_correlation`` (Spearman, initial vs final ``p``; nan if either is constant) and
+    ``n_channels``."""
     p0 = torch.as_tensor(init_probs, dtype=torch.float64).reshape(-1)
     p1 = torch.as_tensor(final_probs, dtype=torch.float64).reshape(-1)
     if p0.shape != p1.shape:
@@ -182,7 +191,8 @@ def mask_side_agreement(init_probs, final_probs, tau: float = 0.5) -> dict:
     r0, r1 = p0.argsort().argsort().double(), p1.argsort().argsort().double()
     r0, r1 = r0 - r0.mean(), r1 - r1.mean()
     den = float(r0.norm() * r1.norm())
-    return {"agreement": float((s0 == s1).double().mean()), "agreement_chance": a * b + (1 - a) * (1 - b),
+    agree, chance = float((s0 == s1).double().mean()), a * b + (1 - a) * (1 - b)
+    return {"agreement": agree, "agreement_chance": chance, "kappa": cohen_kappa(agree, chance),
             "rank_correlation": float((r0 * r1).sum()) / den if den > 0 and p0.std() > 0 and p1.std() > 0
             else math.nan, "n_channels": int(p0.numel())}
 

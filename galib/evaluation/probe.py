@@ -5,7 +5,8 @@
   zero, there is no mini-batching and no random number is drawn.
 * :func:`orbit_invariants` turns a stacked group orbit ``{Phi_g z_v : g in G}`` into features that
   do not change when the input is transformed (the orbit axis is only rolled or permuted).
-* :func:`evaluate_protocols` runs the three probe protocols of the linear-probe notebook.
+* :func:`run_protocols` (and its older spelling :func:`evaluate_protocols`) runs the three probe
+  protocols of the linear-probe notebook, with validation accuracies and per-element accuracies.
 """
 from __future__ import annotations
 
@@ -134,22 +135,57 @@ def orbit_invariants(orbit: torch.Tensor, kind: str = "fourier") -> torch.Tensor
 
 # ----------------------------------------------------------------------------- protocols
 
-def evaluate_protocols(F_train, y_train, F_val, y_val, F_test, y_test,
-                       F_train_t, F_val_t, F_test_t, **fit_kwargs) -> dict:
-    """The three linear-probe protocols; ``*_t`` are features of transformed images.
+def _per_element(probe: ProbeResult, X: torch.Tensor, y: torch.Tensor, names, protocol: str) -> dict:
+    """``{"<protocol>/<name>": accuracy}`` over the rows of ``X`` transformed by each element."""
+    if names is None:
+        return {}
+    if len(names) != len(y):
+        raise ValueError(f"{len(names)} element names for {len(y)} transformed images")
+    out = {}
+    for name in sorted(set(names), key=list(names).index):
+        idx = torch.tensor([i for i, n in enumerate(names) if n == name])
+        out[f"{protocol}/{name}"] = probe.accuracy(X[idx.to(X.device)], y[idx.to(y.device)])
+    return out
+
+
+def run_protocols(feats: dict, labels: dict, element_names: dict | None = None,
+                  **fit_kwargs) -> dict:
+    """The three linear-probe protocols on ``feats`` (``train``, ``val``, ``test`` upright and
+    ``train_t``, ``val_t``, ``test_t`` transformed, each ``(N, F)``) with ``labels`` (``train``,
+    ``val``, ``test``).
 
     Keys: ``a`` (train upright, test upright), ``b`` (same probe, test transformed), ``c`` (train
-    and validate on transformed, test transformed) as test accuracies, plus ``l2_upright``,
-    ``l2_transformed``, ``val_upright``, ``val_transformed`` for the two fitted probes.
-    ``fit_kwargs`` are passed to :func:`fit_probe`.
+    and validate on transformed, test transformed) as test accuracies; ``val_a``, ``val_b``,
+    ``val_c``: the same three on the validation images (``val_b``: the upright probe on transformed
+    validation images) — what model selection may look at; ``l2_upright``, ``l2_transformed``,
+    ``val_upright`` (= ``val_a``), ``val_transformed`` (= ``val_c``), ``iters``, ``grad_norm``.
+    With ``element_names = {"test": [name per transformed test image], "val": [...]}``, also
+    ``b/<name>``, ``c/<name>``, ``val_b/<name>`` per element. ``fit_kwargs`` go to :func:`fit_probe`.
     """
-    up = fit_probe(F_train, y_train, F_val, y_val, **fit_kwargs)
-    tr = fit_probe(F_train_t, y_train, F_val_t, y_val, **fit_kwargs)
-    return {
-        "a": up.accuracy(F_test, y_test),
-        "b": up.accuracy(F_test_t, y_test),
-        "c": tr.accuracy(F_test_t, y_test),
+    F, y = feats, labels
+    up = fit_probe(F["train"], y["train"], F["val"], y["val"], **fit_kwargs)
+    tr = fit_probe(F["train_t"], y["train"], F["val_t"], y["val"], **fit_kwargs)
+    out = {
+        "a": up.accuracy(F["test"], y["test"]),
+        "b": up.accuracy(F["test_t"], y["test"]),
+        "c": tr.accuracy(F["test_t"], y["test"]),
+        "val_a": up.val_accuracy, "val_b": up.accuracy(F["val_t"], y["val"]),
+        "val_c": tr.val_accuracy,
         "l2_upright": up.l2, "l2_transformed": tr.l2,
         "val_upright": up.val_accuracy, "val_transformed": tr.val_accuracy,
         "iters": max(up.n_iter, tr.n_iter), "grad_norm": max(up.grad_norm, tr.grad_norm),
     }
+    names = element_names or {}
+    out.update(_per_element(up, F["test_t"], y["test"], names.get("test"), "b"))
+    out.update(_per_element(tr, F["test_t"], y["test"], names.get("test"), "c"))
+    out.update(_per_element(up, F["val_t"], y["val"], names.get("val"), "val_b"))
+    return out
+
+
+def evaluate_protocols(F_train, y_train, F_val, y_val, F_test, y_test,
+                       F_train_t, F_val_t, F_test_t, **fit_kwargs) -> dict:
+    """:func:`run_protocols` with the features and labels passed one by one; ``*_t`` are
+    features of transformed images (kept for callers of the old signature)."""
+    feats = {"train": F_train, "val": F_val, "test": F_test,
+             "train_t": F_train_t, "val_t": F_val_t, "test_t": F_test_t}
+    return run_protocols(feats, {"train": y_train, "val": y_val, "test": y_test}, **fit_kwargs)

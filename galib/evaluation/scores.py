@@ -21,7 +21,7 @@ from ..devices import model_device, wide_dtype
 from ..groups import Group
 from ..pairs import images_of
 from . import metrics as M
-from .features import SPLITS, repeat_element, resolve_view, view_split  # noqa: F401  (SPLITS)
+from .features import SPLITS, is_identity, repeat_element, resolve_view, view_split  # noqa: F401
 
 
 @dataclass
@@ -40,19 +40,22 @@ class PairScore:
     """``compute(batch)`` gives the batch mean (a float) or an error dict of
     :mod:`galib.evaluation.metrics` (``mean``, ``max``, ``n_zero_target``), which adds the keys
     ``<name>_max`` and ``<first word>_n_zero_target``. ``needs_mask``: ``None`` under
-    ``split='full'``."""
+    ``split='full'``. ``moved_only``: the overall mean (and ``_max``, zero count) is over the
+    non-identity elements only (at the identity an error is 0 by construction)."""
     label: str                # how tables name it
     compute: Callable[[PairBatch], "float | dict"]
     needs_mask: bool = False
+    moved_only: bool = False
 
 
 PAIR_SCORES: dict[str, PairScore] = {
     "recon_mse": PairScore("recon MSE", lambda b: M.mse(b.recon, b.gx)),
     "recon_psnr": PairScore("PSNR", lambda b: M.psnr(b.recon, b.gx)),
     "recon_ssim": PairScore("SSIM", lambda b: M.ssim(b.recon, b.gx)),
-    "equivariance_error": PairScore("equiv err", lambda b: M.equivariance_errors(b.phi, b.zt_v)),
+    "equivariance_error": PairScore("equiv err", lambda b: M.equivariance_errors(b.phi, b.zt_v),
+                                    moved_only=True),
     "invariance_error": PairScore("inv err", lambda b: M.invariance_errors(b.z_i, b.zt_i),
-                                  needs_mask=True),
+                                  needs_mask=True, moved_only=True),
 }
 # Labels of every scalar score a table shows, in table order: the pair scores, then the set ones.
 SCORE_LABELS: dict[str, str] = {
@@ -76,12 +79,17 @@ def _root_ratio(num: float, den: float, eps: float = 1e-12) -> float:
 
 class _SetSums:
     """Sums over the whole set: latent energy of ``z_i`` and ``z``, and the centred errors
-    ``sqrt(Σ‖error‖² / Σ‖target − mean target‖²)`` (target mean over images, per element)."""
+    ``sqrt(Σ‖error‖² / Σ‖target − mean target‖²)`` (target mean over images, per element) over
+    the pairs of non-identity elements — and the same with the images shuffled (each prediction
+    against the next image's target, :func:`random_pairing_error`): the level of an encoder that
+    knows nothing about the pairing."""
 
     def __init__(self, n_elements: int):
-        self.energy_i = self.energy = self.eq_num = self.inv_num = 0.0
+        self.energy_i = self.energy = 0.0
         self.zi_sum = 0.0
         self.zt_sum, self.zt_sq = [0.0] * n_elements, [0.0] * n_elements
+        self.num = {k: 0.0 for k in ("eq", "inv", "eq_shuffled", "inv_shuffled")}
+        self.n_shuffled, self.n_moved, self.moved_ids = 0, 0, []
 
     def add_images(self, z: torch.Tensor, z_i: torch.Tensor) -> None:
         self.energy_i += _sq(z_i)
@@ -89,25 +97,55 @@ class _SetSums:
         self.zi_sum = self.zi_sum + z_i.to(wide_dtype(z_i.device)).sum(0)    # (C, h, w)
 
     def add_pairs(self, k: int, b: PairBatch) -> None:
-        self.eq_num += _sq(b.phi - b.zt_v)
-        self.inv_num += _sq(b.z_i - b.zt_i)
+        """Pairs of a non-identity element ``k`` (pairs of the identity are not added)."""
+        if k not in self.moved_ids:
+            self.moved_ids.append(k)
+        self.num["eq"] += _sq(b.phi - b.zt_v)
+        self.num["inv"] += _sq(b.z_i - b.zt_i)
+        if len(b.phi) > 1:                                   # shuffled: image j against j + 1
+            self.num["eq_shuffled"] += _sq(b.phi.roll(1, 0) - b.zt_v)
+            self.num["inv_shuffled"] += _sq(b.z_i.roll(1, 0) - b.zt_i)
+            self.n_shuffled += len(b.phi)
+        self.n_moved += len(b.phi)
         self.zt_sum[k] = self.zt_sum[k] + b.zt_v.to(wide_dtype(b.zt_v.device)).sum(0)
         self.zt_sq[k] += _sq(b.zt_v)
 
     def result(self, n: int) -> dict:
-        eq_den = sum(sq - _sq(sm) / n for sq, sm in zip(self.zt_sq, self.zt_sum))
-        inv_den = len(self.zt_sq) * (self.energy_i - _sq(self.zi_sum) / n)
-        return {"energy_share_zi": self.energy_i / self.energy if self.energy > 0 else math.nan,
-                "equivariance_error_centred": _root_ratio(self.eq_num, eq_den),
-                "invariance_error_centred": _root_ratio(self.inv_num, inv_den)}
+        ks = self.moved_ids
+        eq_den = sum(self.zt_sq[k] - _sq(self.zt_sum[k]) / n for k in ks)
+        inv_den = len(ks) * (self.energy_i - _sq(self.zi_sum) / n)
+        scale = self.n_moved / self.n_shuffled if self.n_shuffled else math.nan
+        out = {"energy_share_zi": self.energy_i / self.energy if self.energy > 0 else math.nan,
+               "equivariance_error_centred": _root_ratio(self.num["eq"], eq_den),
+               "invariance_error_centred": _root_ratio(self.num["inv"], inv_den)}
+        for key, num, den in (("equivariance", "eq_shuffled", eq_den), ("invariance", "inv_shuffled", inv_den)):
+            out[f"{key}_error_centred_shuffled"] = (_root_ratio(self.num[num] * scale, den)
+                                                    if self.n_shuffled else math.nan)
+        return out
+
+
+def random_pairing_error(pred: torch.Tensor, target: torch.Tensor) -> dict:
+    """The centred error of ``pred`` against ``target`` (both ``(N, ...)``, row ``j`` a pair),
+    as matched and with the pairing shuffled (``pred`` row ``j + 1`` against target ``j``):
+    ``{"matched", "shuffled"}``. ``shuffled`` is the reference level of a prediction that ignores
+    which image it belongs to — √2 when predictions and targets are independent draws of one
+    distribution, larger when the predictions spread more than the targets."""
+    if pred.shape != target.shape or len(pred) < 2:
+        raise ValueError(f"need two equal (N >= 2, ...) tensors; got {tuple(pred.shape)}, {tuple(target.shape)}")
+    t = target.detach().flatten(1).double()
+    p = pred.detach().flatten(1).double()
+    den = float((t - t.mean(0)).pow(2).sum())
+    return {"matched": _root_ratio(float((p - t).pow(2).sum()), den),
+            "shuffled": _root_ratio(float((p.roll(1, 0) - t).pow(2).sum()), den)}
 
 
 class _ScoreSums:
     """Per-element sums of every ``PAIR_SCORES`` entry (weighted by batch size), worst errors
-    and zero-target counts."""
+    and zero-target counts (over the moved elements for ``moved_only`` scores)."""
 
-    def __init__(self, n_elements: int):
+    def __init__(self, n_elements: int, moved: list[bool]):
         self.sums = {key: [0.0] * n_elements for key in PAIR_SCORES}
+        self.moved = moved                                   # (G,) element is not the identity
         self.worst: dict[str, float] = {}
         self.zero: dict[str, int] = {}
 
@@ -115,8 +153,9 @@ class _ScoreSums:
         for key, score in PAIR_SCORES.items():
             value = score.compute(b)
             if isinstance(value, dict):
-                self.worst[key] = max(self.worst.get(key, 0.0), value["max"])
-                self.zero[key] = self.zero.get(key, 0) + value["n_zero_target"]
+                if self.moved[k] or not score.moved_only:
+                    self.worst[key] = max(self.worst.get(key, 0.0), value["max"])
+                    self.zero[key] = self.zero.get(key, 0) + value["n_zero_target"]
                 value = value["mean"]
             self.sums[key][k] += value * weight
 
@@ -124,7 +163,8 @@ class _ScoreSums:
         out = {}
         for key, sums in self.sums.items():
             per = [s / n for s in sums]
-            out[key] = sum(per) / len(per)
+            use = [v for v, m in zip(per, self.moved) if m or not PAIR_SCORES[key].moved_only]
+            out[key] = sum(use) / len(use) if use else math.nan
             out.update({f"{key}/{name}": v for name, v in zip(names, per)})
         for key in self.worst:
             out[f"{key}_max"] = self.worst[key]
@@ -161,13 +201,19 @@ def evaluate_model(model, data: ImageSet | DataSplits, group: Group | str | None
     ``equivariance_error`` (mean of ``‖Phi_g z_v(x) − z_v(T_g x)‖/‖z_v(T_g x)‖``);
     ``invariance_error`` (``‖z_i(x) − z_i(T_g x)‖/‖z_i(x)‖``) — with ``<name>/<e>``, and
     ``<name>_max``, ``<word>_n_zero_target`` for the errors; ``equivariance_error_centred`` and
-    ``invariance_error_centred``, ``sqrt(Σ‖error‖² / Σ‖target − mean target‖²)`` over all pairs
-    (0 is exact, about √2 is no better than pairing random images — the plain relative errors
-    look small whenever a large input-independent offset dominates the norm); ``energy_share_zi``
+    ``invariance_error_centred``, ``sqrt(Σ‖error‖² / Σ‖target − mean target‖²)`` (0 is exact —
+    the plain relative errors look small whenever a large input-independent offset dominates the
+    norm) with their reference levels ``equivariance_error_centred_shuffled`` and
+    ``invariance_error_centred_shuffled``, computed alike with the images shuffled (each prediction
+    against another image's target: what knowing nothing about the pairing scores, ≈ √2 when both
+    sides spread alike); ``energy_share_zi``
     (``Σz_i²/Σz²``); mask statistics ``variant_fraction``, ``n_variant``, ``variant_channels``,
     ``mask_probs`` (sigmoid(alpha)), ``n_unsettled`` (``|p − τ| < 0.05``), ``tau``; and
-    ``group``, ``split``, ``elements``, ``n_images``, ``n_pairs``. Under ``split='full'`` the
-    ``z_i``/mask scores are ``None``. Overall means weight every element equally.
+    ``group``, ``split``, ``elements``, ``n_images``, ``n_pairs``, ``n_pairs_moved``. Under
+    ``split='full'`` the ``z_i``/mask scores are ``None``. Overall means weight every element
+    equally; those of the equivariance and invariance errors (plain, ``_max``, zero counts and
+    centred) are over the *non-identity* elements only, since at the identity they are 0 by
+    construction; per-element keys are reported for every element, the identity included.
     A ``DataSplits`` is evaluated on its test set.
     """
     if isinstance(data, DataSplits):
@@ -180,7 +226,8 @@ def evaluate_model(model, data: ImageSet | DataSplits, group: Group | str | None
     n = len(data)
     if n == 0:
         raise ValueError("evaluate_model needs at least one image")
-    scores, totals = _ScoreSums(len(els)), _SetSums(len(els))
+    moved = [not is_identity(group, el) for el in els]
+    scores, totals = _ScoreSums(len(els), moved), _SetSums(len(els))
     for start in range(0, n, batch_size):
         idx = torch.arange(start, min(start + batch_size, n))
         z = model.encode(images_of(data, idx, device=device))              # (B, C, h, w)
@@ -190,10 +237,12 @@ def evaluate_model(model, data: ImageSet | DataSplits, group: Group | str | None
             b = _pair_batch(model, data, idx, group, act, mask, repeat_element(el, len(idx), device),
                             z_i, z_v, device)
             scores.add(k, b, len(idx))
-            totals.add_pairs(k, b)
+            if moved[k]:
+                totals.add_pairs(k, b)
     model.train(was_training)
     out = {"group": group.name, "split": split, "elements": names, "n_images": n,
-           "n_pairs": n * len(els), **scores.result(n, names), **totals.result(n)}
+           "n_pairs": n * len(els), "n_pairs_moved": n * sum(moved),
+           **scores.result(n, names), **totals.result(n)}
     if mask is None:                                   # no mask: z_i and mask scores are undefined
         masked = tuple(k.split("_")[0] + "_" for k, s in PAIR_SCORES.items() if s.needs_mask)
         for key in [k for k in out if k.startswith(masked)] + ["energy_share_zi"]:

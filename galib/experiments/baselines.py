@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..datasets import DataSplits
-from ..evaluation.features import FEATURES, PROTOCOLS, probe_model
+from ..evaluation.features import DEFAULT_FEATURES, FEATURES, PROTOCOLS, probe_model
 from ..evaluation.scores import SCORE_LABELS, evaluate_model
 from ..evaluation.spread import aggregate
 from ..evaluation.tables import format_pm, markdown_table
@@ -46,7 +46,7 @@ from .plan import DataRequest, Training, run_folder, train_or_load
 from .rows import EvalSettings, scored_row
 
 
-MODEL_FEATURES = tuple(f for f in FEATURES if f != "pixels")   # pixels: a row of its own
+MODEL_FEATURES = tuple(f for f in DEFAULT_FEATURES if f != "pixels")   # pixels: a row of its own
 DESIGN_FEATURES = ("z_i", "orbit")   # designs of z_i: the invariant features are what they change
 
 
@@ -65,6 +65,10 @@ BASELINES: dict[str, Baseline] = {
     "manual": Baseline("manual mask", {**_GROUP, "mask": "manual"}),
     "ald": Baseline("ALD (all three)", {**_GROUP, "mask": "learned"}),
     "random": Baseline("random mask", {**_GROUP, "mask": "random"}),
+    "random2": Baseline("random mask, draw 2", {**_GROUP, "mask": "random"}),
+    "random3": Baseline("random mask, draw 3", {**_GROUP, "mask": "random"}),
+    "pixels-orbit": Baseline("orbit inv. of pixels", None, features=("pixels-orbit",)),
+    "random-orbit": Baseline("orbit inv. of a random encoder", None, features=("random-orbit",)),
     "all-variant": Baseline("all variant", {**_GROUP, "mask": "manual"}),
     "ald-pooled": Baseline("ALD, pooled z_i", {**_GROUP, "mask": "learned", "invariant": "pooled"},
                            features=DESIGN_FEATURES),
@@ -82,6 +86,8 @@ BASELINES: dict[str, Baseline] = {
                                        "lambda_const": 0.0}),
 }
 DEFAULT_NAMES = ("pixels", "ae", "manual", "ald", "recon+inv", "recon+const")
+# random-mask controls: name → draw; draw k uses mask_seed = seed + 1000·k (draw 0: the seed itself)
+RANDOM_DRAWS = {"random": 0, "random2": 1, "random3": 2}
 
 
 def baseline_config(base_cfg: TrainConfig, name: str, n_variant: int | None = None) -> TrainConfig | None:
@@ -93,9 +99,9 @@ def baseline_config(base_cfg: TrainConfig, name: str, n_variant: int | None = No
     over = BASELINES[name].overrides
     if over is None:
         return None
-    if name == "random":                   # mask_variant None: the plan derives it from the ald run
+    if name in RANDOM_DRAWS:               # mask_variant None: the plan derives it from the ald run
         over = {**over, "mask_variant": None if n_variant is None else int(n_variant),
-                "mask_seed": base_cfg.seed}
+                "mask_seed": base_cfg.seed + 1000 * RANDOM_DRAWS[name]}
     if name == "all-variant":
         over = {**over, "mask_variant": base_cfg.latent_channels}
     return replace(base_cfg, **over)
@@ -113,9 +119,11 @@ def baseline_trainings(base_cfg: TrainConfig, names, run_root: str | Path, seeds
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
-    if "random" in names and ("ald" not in names or list(names).index("ald") > list(names).index("random")):
-        raise ValueError("baseline 'random' takes as many variant channels as the learned mask: "
-                         "list 'ald' before 'random'")
+    names = list(names)
+    for r in [n for n in names if n in RANDOM_DRAWS]:
+        if "ald" not in names or names.index("ald") > names.index(r):
+            raise ValueError(f"baseline {r!r} takes as many variant channels as the learned mask: "
+                             f"list 'ald' before {r!r}")
     base_cfg = base_cfg.validate()
     seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
     data = data or DataRequest.of(base_cfg)
@@ -125,7 +133,7 @@ def baseline_trainings(base_cfg: TrainConfig, names, run_root: str | Path, seeds
             cfg = baseline_config(replace(base_cfg, seed=s), name)
             if cfg is None:
                 continue
-            random = name == "random"
+            random = name in RANDOM_DRAWS
             out.append(Training(f"{prefix}/{name}/seed{s}", cfg,
                                 str(run_dir_of(run_root, name, s, base_cfg.seed)), data,
                                 needs=(f"{prefix}/ald/seed{s}",) if random else (),
@@ -135,63 +143,75 @@ def baseline_trainings(base_cfg: TrainConfig, names, run_root: str | Path, seeds
 
 def run_baselines(base_cfg: TrainConfig, names=DEFAULT_NAMES, run_root: str | Path = "runs/baselines",
                   data: DataSplits | None = None, settings: EvalSettings | None = None, seeds=None,
-                  extra_scores=None, progress: bool = False, verbose: bool = True) -> list[dict]:
+                  progress: bool = False, verbose: bool = True) -> list[dict]:
     """Load (or train), evaluate and probe each baseline for each training seed; one flat dict per
     (baseline, seed).
 
     Row keys: ``name``, ``label``, ``seed``, ``dataset``, ``group``, ``split``; for trained models
     ``objective``, ``mask``, ``lambda_inv``, ``lambda_const``, ``epochs``, ``best_epoch``,
     ``best_val_loss``, ``train_seconds`` and every :func:`galib.evaluation.scores.evaluate_model`
-    key (on ``data.test``); with ``settings.probe``, ``probe/<feature>/<a|b|c>`` and
-    ``probe/<feature>/dim``; and ``eval_seconds``. ``seeds`` (default: the config's seed) are
-    training seeds, all on the base seed's data split; ``settings`` (:class:`EvalSettings`) holds
-    the evaluation seed and caps. ``extra_scores(model, data) -> dict`` (a function or a
-    ``functools.partial``) adds scores of each trained model whose latent is split (not ``ae``).
+    key (on ``data.test``); with ``settings.probe``, ``probe/<feature>/<a|b|c|val_*|…>`` and
+    ``probe/<feature>/dim``; and ``eval_seconds``. Untrained baselines (``pixels``, the orbit
+    controls) are scored once and marked ``single_valued``. ``seeds`` (default: the config's seed)
+    are training seeds, all on the base seed's data split; ``settings`` (:class:`EvalSettings`)
+    holds the evaluation seed, the caps and ``extra`` (more scores of each model whose latent is
+    split, e.g. the swaps).
     """
     base_cfg = base_cfg.validate()
     settings = settings or EvalSettings()
     request = DataRequest.of(base_cfg, max_test=settings.max_test)
     data = data if data is not None else request.load(verbose=verbose)
-    plan = {t.key: t for t in baseline_trainings(base_cfg, names, run_root, seeds, request)}
+    study = _Study({t.key: t for t in baseline_trainings(base_cfg, names, run_root, seeds, request)},
+                   data, base_cfg.group, settings, progress, verbose)
     seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
     rows, untrained = [], {}
     for s in seeds:
         for name in names:
             if name in untrained:                                # no model: the same for every seed
-                rows.append({**untrained[name], "seed": s, "copied": True})
+                rows.append({**untrained[name], "seed": s})
                 continue
-            t = plan.get(f"baselines/{name}/seed{s}")
+            t = study.plan.get(f"baselines/{name}/seed{s}")
             run_dir = Path(t.run_dir) if t else run_dir_of(run_root, name, s, base_cfg.seed)
-            row = _baseline_row(name, t, plan, data, run_dir, base_cfg.group, s, settings,
-                                extra_scores, progress, verbose)
+            row = study.row(name, s, t, run_dir)
             untrained.update({name: row} if t is None else {})
             rows.append(row)
     return rows
 
 
-def _baseline_row(name: str, training: Training | None, plan: dict, data: DataSplits, run_dir: Path,
-                  group: str, seed: int, settings: EvalSettings, extra_scores, progress: bool,
-                  verbose: bool) -> dict:
-    """Load (or train) one baseline for one seed, and score it (or reuse its cached row)."""
-    spec = BASELINES[name]
-    row = {"name": name, "label": spec.label, "seed": seed, "dataset": data.name, "group": group,
-           "split": spec.split}
-    model, cfg = None, None
-    if training is not None:
-        res = train_or_load(training, data, plan, progress=progress, verbose=verbose)
-        model, cfg, best = res.model, res.config, res.best
-        row.update(objective=cfg.objective, mask=cfg.mask, lambda_inv=cfg.lambda_inv,
-                   lambda_const=cfg.lambda_const, epochs=len(res.history),
-                   best_epoch=best["epoch"], best_val_loss=best["val_loss"],
-                   train_seconds=sum(h["seconds"] for h in res.history))
+@dataclass
+class _Study:
+    """What scoring one baseline run needs besides the run itself."""
+    plan: dict
+    data: DataSplits
+    group: str
+    settings: EvalSettings
+    progress: bool
+    verbose: bool
 
-    def score() -> dict:
-        out = _score(model, data, spec, group, settings)
-        if extra_scores is not None and model is not None and spec.split == "mask":
-            out.update(extra_scores(model, data))
-        return out
-    label = f"{name} (seed {seed})"
-    return scored_row(run_dir, row, cfg, data, settings.cache_key(extra_scores), score, label, verbose)
+    def row(self, name: str, seed: int, training: Training | None, run_dir: Path) -> dict:
+        """Load (or train) one baseline for one seed, and score it (or reuse its cached row)."""
+        spec, data = BASELINES[name], self.data
+        row = {"name": name, "label": spec.label, "seed": seed, "dataset": data.name,
+               "group": self.group, "split": spec.split}
+        if training is None:                  # no model: one value, copied to every seed
+            row["single_valued"] = True
+        model, cfg = None, None
+        if training is not None:
+            res = train_or_load(training, data, self.plan, progress=self.progress, verbose=self.verbose)
+            model, cfg, best = res.model, res.config, res.best
+            row.update(objective=cfg.objective, mask=cfg.mask, lambda_inv=cfg.lambda_inv,
+                       lambda_const=cfg.lambda_const, epochs=len(res.history),
+                       best_epoch=best["epoch"], best_val_loss=best["val_loss"],
+                       train_seconds=sum(h["seconds"] for h in res.history))
+        extra = self.settings.extra
+
+        def score() -> dict:
+            out = _score(model, data, spec, self.group, self.settings)
+            if extra is not None and model is not None and spec.split == "mask":
+                out.update(extra(model, data))
+            return out
+        return scored_row(run_dir, row, cfg, data, self.settings.cache_key(), score,
+                          f"{name} (seed {seed})", self.verbose)
 
 
 def _score(model, data: DataSplits, spec: Baseline, group: str, settings: EvalSettings) -> dict:
@@ -205,9 +225,9 @@ def _score(model, data: DataSplits, spec: Baseline, group: str, settings: EvalSe
     if settings.probe:
         found = probe_model(model, data, features=spec.features, seed=settings.seed, group=group,
                             split=spec.split, **settings.probe_kwargs())
-        for feat, res in found.items():
-            row.update({f"probe/{feat}/{p}": res[p] for p in PROTOCOLS})
-            row.update({f"probe/{feat}/{k}": res[k] for k in ("dim", "iters", "grad_norm")})
+        for feat, res in found.items():            # a, b, c, val_*, b/<element>, dim, iters …
+            row.update({f"probe/{feat}/{k}": v for k, v in res.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
     return row
 
 

@@ -1,12 +1,15 @@
 """The blocked experiment behind notebook 06: does the learned mask send a fixed block to ``z_i``?
 
-``blocked:NAME`` images carry a mid-grey square that does not move with the group. The paper
-claims the learned mask discovers this: the block should be drawn by the invariant part. For each
-dataset and training seed, :func:`blocked_study` trains (or loads) the learned mask (``ald``), an
-all-variant model, the manual half/half split and a random mask of the learned mask's size, and
-scores each with :func:`galib.evaluation.block.block_scores` (where the block is drawn, which
-channels carry it) and the usual test scores. :func:`block_sentences` states the answer in words
-computed from the numbers.
+``blocked:NAME`` images carry a square that does not move with the group (``blocked:bright:NAME``:
+a white one, which a blank decode does not already draw; the paper's grey is ``blocked:NAME``).
+The paper claims the learned mask discovers this: the block should be drawn by the invariant part.
+For each dataset and training seed, :func:`blocked_study` loads (or trains) the learned mask
+(``ald``), an all-variant model, the manual half/half split, a random mask of the learned mask's
+size and the loss ablations (``recon+inv``: no ``L_const``; ``recon+const``: no ``L_inv``;
+``recon``: neither — do the losses route the block?), and scores each with
+:func:`galib.evaluation.block.block_scores` (signed shares against a blank decode, gains, swaps,
+which channels carry it) and the usual test scores. :func:`block_sentences` states the answer in
+words computed from the numbers, the learned mask against the others paired by seed.
 """
 from __future__ import annotations
 
@@ -15,16 +18,21 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..evaluation.block import block_pictures, block_scores
-from ..evaluation.spread import aggregate, compare
+from ..evaluation.spread import aggregate
+from ..evaluation.stats import paired_comparison
 from ..train import TrainConfig
 from .baselines import BASELINES, baseline_trainings, run_baselines
 from .plan import DataRequest, Training, train_or_load
+from .probes import paired_values
 from .rows import EvalSettings
 
-BLOCKED_MODELS = ("ald", "all-variant", "manual", "random")
-BLOCK_KEYS = ("block_share_zi", "image_share_zi", "block_channels_invariant", "recon_mse_block",
-              "recon_mse_outside",
-              "recon_mse", "equivariance_error", "equivariance_error_centred", "variant_fraction")
+BLOCKED_MODELS = ("ald", "all-variant", "manual", "random", "recon+inv", "recon+const", "recon")
+BLOCK_KEYS = ("block_share_zi", "block_gain", "block_gain_zi", "block_gain_zv", "block_swap_zi",
+              "block_swap_zv", "image_share_zi", "block_channels_invariant", "recon_mse_block",
+              "recon_mse_outside", "block_mse_blank", "recon_mse", "equivariance_error",
+              "equivariance_error_centred", "variant_fraction")
+# (key, what it says) of the paired comparisons the sentences make
+SENTENCE_KEYS = (("block_share_zi", "block share of z_i"), ("block_swap_zi", "block moving with z_i"))
 
 
 def _block_extra(model, data, n_images: int, seed: int) -> dict:
@@ -51,18 +59,20 @@ def blocked_trainings(base_cfg: TrainConfig, datasets, run_root: str | Path, see
 
 
 def blocked_study(base_cfg: TrainConfig, datasets, run_root: str | Path, seeds=None,
-                  models=BLOCKED_MODELS, n_images: int = 512, max_test: int | None = None,
-                  seed: int = 0, progress: bool = False, verbose: bool = True) -> list[dict]:
+                  models=BLOCKED_MODELS, settings: EvalSettings | None = None, progress: bool = False,
+                  verbose: bool = True) -> list[dict]:
     """One row per (dataset, model, training seed): every test score of ``run_baselines`` (no
-    probes) and every block score, on the first ``n_images`` test images."""
-    extra = functools.partial(_block_extra, n_images=n_images, seed=seed)
-    settings = EvalSettings(seed=seed, probe=False, max_images=n_images, max_test=max_test)
+    probes) and every block score, on the first ``settings.max_images`` test images (default 512),
+    the group elements drawn from ``settings.seed``."""
+    settings = settings or EvalSettings(probe=False, max_images=512)
+    extra = functools.partial(_block_extra, n_images=settings.max_images, seed=settings.seed)
+    settings = replace(settings, probe=False, extra=extra)
     rows = []
     for name in datasets:
         cfg = replace(base_cfg, dataset=name)
-        data = DataRequest.of(cfg, max_test=max_test).load(verbose=verbose)
+        data = DataRequest.of(cfg, max_test=settings.max_test).load(verbose=verbose)
         rows += run_baselines(cfg, models, dataset_dir(run_root, name), data=data, settings=settings,
-                              seeds=seeds, extra_scores=extra, progress=progress, verbose=verbose)
+                              seeds=seeds, progress=progress, verbose=verbose)
     return rows
 
 
@@ -75,34 +85,42 @@ def block_table(rows: list[dict]) -> list[dict]:
     return agg
 
 
-def block_sentences(table: list[dict]) -> list[str]:
-    """Per dataset, the answer in one sentence: where the learned mask's block comes from, against
-    the random mask of the same size, and whether the channels that carry it are invariant."""
+def block_sentences(table: list[dict], rows: list[dict] | None = None) -> list[str]:
+    """Per dataset, the answer in words: how much of the block's error the learned mask removes
+    against a blank decode (the size of the effect), which part that comes from (signed share), and
+    whether the block moves with ``z_i`` in swaps; then, paired by seed with ``rows``, the learned
+    mask against the random mask of its size and against the loss ablations."""
     out = []
     for ds in dict.fromkeys(r["dataset"] for r in table):
         by = {r["name"]: r for r in table if r["dataset"] == ds}
         ald = by.get("ald")
         if ald is None:
             continue
-        text = (f"On {ds} ({ald['n_seeds']} seed{'s' if ald['n_seeds'] > 1 else ''}), the block's "
-                f"reconstruction comes {_pct(ald.get('block_share_zi'))} ± "
-                f"{_pct(ald.get('block_share_zi_sd'))} from z_i with the learned mask, against "
-                f"{_pct(ald.get('image_share_zi'))} for the rest of the image")
+        text = (f"On {ds} ({ald['n_seeds']} seed{'s' if ald['n_seeds'] > 1 else ''}), the learned mask "
+                f"removes {_pct(ald.get('block_gain'))} of a blank decode's error in the block; "
+                f"{_pct(ald.get('block_share_zi'))} ± {_pct(ald.get('block_share_zi_sd'))} of that "
+                f"comes from z_i (against {_pct(ald.get('image_share_zi'))} for the rest of the "
+                f"image), and in swaps the block moves {_pct(ald.get('block_swap_zi'))} of the way "
+                f"with z_i and {_pct(ald.get('block_swap_zv'))} with z_v")
         others = [f"{BASELINES[n].label} {_pct(by[n].get('block_share_zi'))}" for n in by if n != "ald"]
-        if others:
-            text += f" ({', '.join(others)})"
-        inv_share = 1 - ald["variant_fraction"]
-        text += (f"; {_pct(ald.get('block_channels_invariant'))} of the channels' effect on the block "
-                 f"lies in the channels it made invariant, which are {inv_share:.0%} of all channels.")
-        if "random" in by:
-            c = compare(ald, by["random"], "block_share_zi", lower_is_better=False)
-            rnd = by["random"]
-            text += (f" Random masks of the same size put {_pct(rnd.get('block_channels_invariant'))} "
-                     f"of it in their invariant channels; on the block share the learned mask is "
-                     f"{c['verdict']} than random masks (difference {c['diff']:+.0%}, spread "
-                     f"{c['spread']:.0%}).")
+        text += f" (block share of z_i: {', '.join(others)})." if others else "."
+        part = [r for r in rows or [] if r["dataset"] == ds]
+        for other in ("random", "recon"):
+            text += _paired_words(part, other)
         out.append(text)
     return out
+
+
+def _paired_words(rows: list[dict], other: str) -> str:
+    words = []
+    for key, what in SENTENCE_KEYS:
+        seeds, a, b = paired_values(rows, "ald", other, key)
+        if len(seeds) < 2:
+            return ""
+        c = paired_comparison(a, b, key)
+        words.append(f"{what} {c['verdict']} (difference {c['diff']:+.2f}, 95 % CI "
+                     f"[{c['low']:+.2f}, {c['high']:+.2f}], margin {c['margin']:.2f})")
+    return f" Against {BASELINES[other].label} over {len(seeds)} seeds: " + "; ".join(words) + "."
 
 
 def _pct(v) -> str:

@@ -22,11 +22,12 @@ import torch
 from ..datasets import DataSplits
 from ..evaluation.features import compute_features, probe_model, probe_sets
 from ..evaluation.probe import fit_probe
-from ..evaluation.spread import aggregate, compare
+from ..evaluation.spread import aggregate
+from ..evaluation.stats import paired_comparison
 from ..evaluation.swap import swap_scores
 from ..groups import get_group
 from ..train import TrainConfig
-from .baselines import BASELINES, baseline_trainings
+from .baselines import BASELINES, RANDOM_DRAWS, baseline_trainings
 from .plan import Training, train_or_load
 
 INVARIANT_FEATURES = ("z_i", "orbit")     # features meant not to change under the group
@@ -35,14 +36,19 @@ FEATURE_LABELS = {"orbit": "orbit inv. of z_v"}   # how figures name a probe fea
 
 # ----------------------------------------------------------------------------- confusion
 def best_invariant(rows: list[dict], protocol: str = "b") -> tuple[str, str, float] | None:
-    """``(baseline name, feature, accuracy)`` of the best invariant feature under ``protocol``
-    over the rows of :func:`galib.evaluation.baselines.run_baselines`; ``None`` if no row has one."""
-    best = None
-    for r in aggregate(rows, [f"probe/{f}/{protocol}" for f in INVARIANT_FEATURES]):
+    """``(baseline name, feature, test accuracy)`` of the best invariant feature under
+    ``protocol``, chosen on the *validation* accuracy (``probe/<f>/val_<protocol>``, mean over
+    seeds) over the rows of :func:`~galib.experiments.baselines.run_baselines`; ``None`` if no
+    row has one."""
+    best, best_val = None, -math.inf
+    keys = [f"probe/{f}/{p}" for f in INVARIANT_FEATURES for p in (protocol, f"val_{protocol}")]
+    for r in aggregate(rows, keys):
         for f in INVARIANT_FEATURES:
-            acc = r.get(f"probe/{f}/{protocol}")
-            if acc is not None and not math.isnan(acc) and (best is None or acc > best[2]):
-                best = (r["name"], f, float(acc))
+            acc, val = r.get(f"probe/{f}/{protocol}"), r.get(f"probe/{f}/val_{protocol}")
+            if acc is None or val is None or math.isnan(val) or math.isnan(acc):
+                continue
+            if val > best_val:
+                best, best_val = (r["name"], f, float(acc)), val
     return best
 
 
@@ -130,49 +136,67 @@ def probe_dict(rows: list[dict], features=PROBE_FEATURES, protocols=("a", "b", "
 
 
 # (row key, lower is better) of the comparison of the learned mask with random masks of its size
-CONTROL_KEYS = (("recon_mse", True), ("equivariance_error", True), ("equivariance_error_centred", True),
-                ("invariance_error_centred", True), ("probe/z/a", False), ("probe/z_i/b", False),
-                ("probe/orbit/b", False))
+CONTROL_KEYS = ("recon_mse", "equivariance_error", "equivariance_error_centred",
+                "invariance_error_centred", "energy_share_zi", "probe/z/a", "probe/z_i/b",
+                "probe/orbit/b", "swap_content_a")
 
 
-def learned_vs_random(rows: list[dict]) -> list[dict]:
-    """The learned mask (``ald``) against random masks of the same size (``random``), per key of
-    ``CONTROL_KEYS``: means, sds, difference and verdict (:func:`galib.evaluation.spread.compare`);
-    empty if either is missing."""
-    agg = {r["name"]: r for r in aggregate(rows, [k for k, _ in CONTROL_KEYS])}
-    if "ald" not in agg or "random" not in agg:
+def paired_values(rows: list[dict], a: str, b: str | tuple, key: str) -> tuple[list, list, list]:
+    """Per seed held by both: the value of ``a`` and the mean over the ``b`` baselines (several
+    random draws) — ``(seeds, a values, b values)``, seeds whose values are missing left out."""
+    names = (b,) if isinstance(b, str) else tuple(b)
+    seeds, va, vb = [], [], []
+    for s in sorted({r["seed"] for r in rows if r["name"] == a}):
+        x = [r.get(key) for r in rows if r["name"] == a and r["seed"] == s]
+        ys = [r.get(key) for r in rows if r["name"] in names and r["seed"] == s]
+        ys = [y for y in ys if isinstance(y, (int, float)) and not math.isnan(y)]
+        if x and isinstance(x[0], (int, float)) and not math.isnan(x[0]) and ys:
+            seeds.append(s)
+            va.append(float(x[0]))
+            vb.append(sum(ys) / len(ys))
+    return seeds, va, vb
+
+
+def learned_vs_random(rows: list[dict], keys=CONTROL_KEYS) -> list[dict]:
+    """The learned mask (``ald``) against random masks of the same size (``random``,
+    ``random2``, ``random3``: their mean per seed), paired by seed (same initial weights and batch
+    order): per key, the means, the paired difference with its 95 % t interval, the equivalence
+    margin and the verdict of :func:`galib.evaluation.stats.paired_comparison` (better, worse,
+    equivalent within the margin, inconclusive). Empty without ``ald`` and ``random``."""
+    draws = tuple(n for n in RANDOM_DRAWS if any(r["name"] == n for r in rows))
+    if "random" not in draws or not any(r["name"] == "ald" for r in rows):
         return []
     out = []
-    for key, lower in CONTROL_KEYS:
-        a, b = agg["ald"], agg["random"]
-        if a.get(key) is None or b.get(key) is None:
+    for key in keys:
+        seeds, a, b = paired_values(rows, "ald", draws, key)
+        if len(seeds) < 2:
             continue
-        out.append({"learned": a[key], "learned_sd": a[f"{key}_sd"], "random": b[key],
-                    "random_sd": b[f"{key}_sd"], "n_seeds": a["n_seeds"],
-                    **compare(a, b, key, lower_is_better=lower)})
+        c = paired_comparison(a, b, key)
+        out.append({"key": key, "learned": sum(a) / len(a), "random": sum(b) / len(b),
+                    "n_seeds": len(seeds), "n_draws": len(draws), **c})
     return out
 
 
 def control_sentence(comparisons: list[dict]) -> str:
     """The learned-vs-random comparison in words (computed from :func:`learned_vs_random`)."""
     if not comparisons:
-        return "No random-mask control in these baselines."
-    better = [c["key"] for c in comparisons if c["finding"] and c["verdict"] == "better"]
-    worse = [c["key"] for c in comparisons if c["finding"] and c["verdict"] == "worse"]
-    same = [c["key"] for c in comparisons if not c["finding"]]
-    n = comparisons[0]["n_seeds"]
-    parts = [f"Over {n} seed{'s' if n > 1 else ''}, the learned mask beats random masks of the same "
-             f"size on {', '.join(better) or 'nothing'}"]
-    if worse:
-        parts.append(f"is worse on {', '.join(worse)}")
-    parts.append(f"and is within the seed spread on {', '.join(same) or 'nothing'}")
-    return "; ".join(parts) + " (a difference counts when it exceeds sd_learned + sd_random)."
+        return "No random-mask control with at least 2 seeds in these baselines."
+    by = {v: [c["key"] for c in comparisons if c["verdict"] == v]
+          for v in ("better", "worse", "equivalent", "inconclusive")}
+    c0 = comparisons[0]
+    text = (f"Paired over {c0['n_seeds']} seeds (learned mask against the mean of {c0['n_draws']} "
+            f"random mask draw{'s' if c0['n_draws'] > 1 else ''} of the same size, 95 % t intervals): "
+            f"better on {', '.join(by['better']) or 'nothing'}; worse on "
+            f"{', '.join(by['worse']) or 'nothing'}; equivalent within the margin on "
+            f"{', '.join(by['equivalent']) or 'nothing'}; inconclusive on "
+            f"{', '.join(by['inconclusive']) or 'nothing'}.")
+    return text
 
 
 def load_baseline(base_cfg: TrainConfig, name: str, run_root: str | Path, data: DataSplits,
                   rows: list[dict] | None = None):
     """The base seed's model of baseline ``name`` under ``run_root`` (loaded; trained if missing)."""
-    names = ("ald", name) if name == "random" else (name,)
+    names = ("ald", name) if name in RANDOM_DRAWS else (name,)
     plan = {t.key: t for t in baseline_trainings(base_cfg, names, run_root)}
     key = f"baselines/{name}/seed{base_cfg.seed}"
     if key not in plan:

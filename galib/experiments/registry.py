@@ -38,7 +38,7 @@ def _plan_02(p: Mapping, cfg: TrainConfig) -> list[Training]:
 
 def _plan_03(p: Mapping, cfg: TrainConfig) -> list[Training]:
     return tau_trainings(cfg, p["taus"], p["run_dir"], p.get("seeds"),
-                         DataRequest.of(cfg, max_test=p.get("max_test")))
+                         DataRequest.of(cfg, max_test=p.get("max_test")), p.get("init_test_taus") or ())
 
 
 def _plan_04(p: Mapping, cfg: TrainConfig) -> list[Training]:

@@ -15,7 +15,7 @@ from typing import Callable
 
 from ..io import save_json
 
-ROW_VERSION = 1                  # bump when the scores change meaning: cached rows are recomputed
+ROW_VERSION = 2                  # bump when the scores change meaning: cached rows are recomputed
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class EvalSettings:
     probe_max_test: int | None = None      # test images per probe (None: all)
     probe_iters: int | None = None         # L-BFGS iterations per l2 (None: the probe's default)
     probe_l2: tuple | None = None          # the probe's l2 grid (None: the probe's default)
+    extra: Callable | None = None          # extra(model, data) -> dict: more scores per split model
 
     def probe_kwargs(self) -> dict:
         """Keywords of :func:`galib.evaluation.features.probe_model`."""
@@ -42,10 +43,10 @@ class EvalSettings:
             kw["fit_kwargs"] = fit
         return kw
 
-    def cache_key(self, extra: Callable | None = None) -> dict:
+    def cache_key(self) -> dict:
         """What the cached row depends on besides the run and the data."""
         return {"probe": self.probe, "seed": self.seed, "eval": {"max_images": self.max_images},
-                "probe_kw": self.probe_kwargs(), "extra": describe_function(extra)}
+                "probe_kw": self.probe_kwargs(), "extra": describe_function(self.extra)}
 
 
 def describe_function(fn) -> str | None:

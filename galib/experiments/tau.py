@@ -33,8 +33,10 @@ def tau_run_dir(root: str | Path, tau: float, seed: int | None = None, base_seed
 
 
 def tau_trainings(base_cfg: TrainConfig, taus, run_root: str | Path, seeds=None,
-                  data: DataRequest | None = None) -> list[Training]:
-    """The plan of the sweep: one training per (seed, τ), seeds outermost."""
+                  data: DataRequest | None = None, negated_taus=()) -> list[Training]:
+    """The plan of the sweep: one training per (seed, τ), seeds outermost; for each τ in
+    ``negated_taus`` also its twin with the initial logits negated (same weights: the
+    initialisation test, :func:`init_test`), in ``tau_<τ>[_seed<s>]_negated``."""
     base_cfg = base_cfg.validate()
     seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
     data = data or DataRequest.of(base_cfg)
@@ -44,7 +46,56 @@ def tau_trainings(base_cfg: TrainConfig, taus, run_root: str | Path, seeds=None,
             cfg = replace(base_cfg, tau=float(tau), seed=s).validate()
             out.append(Training(f"tau/{float(tau):g}/seed{s}", cfg,
                                 str(tau_run_dir(run_root, tau, s, base_cfg.seed)), data))
+        for tau in negated_taus:
+            cfg = replace(base_cfg, tau=float(tau), seed=s, mask_init="negated").validate()
+            folder = tau_run_dir(run_root, tau, s, base_cfg.seed)
+            out.append(Training(f"tau/{float(tau):g}/seed{s}/negated", cfg,
+                                str(folder.with_name(folder.name + "_negated")), data))
     return out
+
+
+def init_test(base_cfg: TrainConfig, taus, run_root: str | Path, data: DataSplits, seeds=None,
+              progress: bool = False, verbose: bool = True) -> list[dict]:
+    """Does the split follow the initial logits or the weights? Per (τ, seed): the run with the
+    paper's initial logits (A) and its twin with the same network weights and the logits negated
+    (B, starting on the opposite sides). ``kappa_follows_logits``: Cohen's κ of B's final sides
+    with B's initial sides; ``kappa_follows_weights``: κ of B's final sides with A's final sides.
+    Logits decide: the first near 1, the second near −1; what the channels encode decides: the
+    second near 1."""
+    plan = tau_trainings(base_cfg, taus, run_root, seeds, negated_taus=taus)
+    by_key = {t.key: t for t in plan}
+    rows = []
+    for t in [t for t in plan if t.key.endswith("/negated")]:
+        twin = by_key[t.key.rsplit("/", 1)[0]]
+        a = train_or_load(twin, data, progress=progress, verbose=verbose).model
+        b = train_or_load(t, data, progress=progress, verbose=verbose).model
+        pa, pb = (m.mask.probs().detach().cpu().tolist() for m in (a, b))
+        init_b = initial_mask_probs(t.config, data.image_shape)
+        logits = mask_side_agreement(init_b, pb, t.config.tau)
+        weights = mask_side_agreement(pa, pb, t.config.tau)
+        rows.append({"tau": t.config.tau, "seed": t.config.seed, "n_variant": int(a.hard_mask().sum()),
+                     "n_variant_negated": int(b.hard_mask().sum()),
+                     "kappa_follows_logits": logits["kappa"], "agreement_logits": logits["agreement"],
+                     "kappa_follows_weights": weights["kappa"], "agreement_weights": weights["agreement"]})
+    return rows
+
+
+def init_test_sentence(rows: list[dict]) -> str:
+    """:func:`init_test` in words (means over its runs; the thresholds are the module's)."""
+    if not rows:
+        return "No initialisation test in this run."
+    lk, lsd, n = mean_sd(r["kappa_follows_logits"] for r in rows)
+    wk, wsd, _ = mean_sd(r["kappa_follows_weights"] for r in rows)
+    if n == 0:
+        return "The initialisation test left a trivial split (all channels on one side): it cannot tell."
+    verdict = ("the final split follows the initial logits, not what the channels encode"
+               if lk >= FOLLOWS_INIT and wk <= LEARNED else
+               "the final split follows the weights (what the channels encode), not the initial logits"
+               if wk >= FOLLOWS_INIT and lk <= LEARNED else "neither the logits nor the weights alone decide")
+    return (f"Initialisation test ({n} run{'s' if n > 1 else ''}, same network weights, initial logits "
+            f"negated): the final sides agree with the negated run's own initial sides at κ = "
+            f"{lk:.2f} ± {lsd:.2f} and with the un-negated twin's final sides at κ = {wk:.2f} ± "
+            f"{wsd:.2f}: {verdict}.")
 
 
 def sweep_tau(base_cfg: TrainConfig, taus, run_root: str | Path, data: DataSplits,
@@ -94,36 +145,44 @@ def _sweep_row(t: Training, data: DataSplits, settings: EvalSettings, progress: 
 
 def sweep_by_tau(rows: list[dict], keys=("variant_fraction", "recon_mse", "energy_share_zi",
                                           "probe_a_zi", "probe_b_zi", "probe_b_zv_orbit",
-                                          "agreement", "agreement_chance", "rank_correlation")) -> list[dict]:
+                                          "agreement", "agreement_chance", "kappa",
+                                          "rank_correlation")) -> list[dict]:
     """:func:`sweep_tau` rows → one row per τ with mean, sd and per-seed values of ``keys``."""
     return aggregate(rows, keys, by="tau")
 
 
+FOLLOWS_INIT = 0.6       # Cohen's κ of initial vs final sides at or above this: the split follows the init
+LEARNED = 0.2            # κ at or below this: the final side is (nearly) independent of the initial one
+
+
 def mask_dynamics_sentence(rows: list[dict]) -> str:
-    """What decides a channel's side, in words computed from :func:`sweep_tau` rows. Only runs whose
-    final split is non-trivial (some channels on each side of τ) can tell: there, a final order
-    of ``p`` that follows the initial order (rank correlation near 1) means the initial logits,
-    not what the channels encode, decide which channels end variant."""
-    told = [r for r in rows if 0 < r["variant_fraction"] < 1]
-    n_seeds = len({r["seed"] for r in rows})
+    """What decides a channel's side, per τ, in words computed from :func:`sweep_tau` rows. Only
+    runs whose final split is non-trivial (some channels on each side of τ) can tell. Agreement
+    of the initial and final sides is read as Cohen's κ (agreement beyond what the two sides'
+    sizes give by chance), so τ values with different chance levels are comparable: κ near 1
+    means the initial logits, not what the channels encode, decide which channels end variant."""
+    told = [r for r in rows if 0 < r["variant_fraction"] < 1 and r.get("kappa") == r.get("kappa")]
     if not told:
         return (f"In all {len(rows)} runs every channel ended on the same side of τ, so no run tells "
                 f"what decides a channel's side.")
-    agree = mean_sd(r["agreement"] for r in told)
-    chance = mean_sd(r["agreement_chance"] for r in told)
-    rho = mean_sd(r["rank_correlation"] for r in told)
-    taus = ", ".join(f"{t:g}" for t in sorted({r["tau"] for r in told}))
-    text = (f"In the {len(told)} of {len(rows)} runs ({n_seeds} seed{'s' if n_seeds > 1 else ''}) whose "
-            f"final split is non-trivial (τ = {taus}), {agree[0]:.0%} ± {agree[1]:.0%} of the channels "
-            f"end on the side of τ they started on, against {chance[0]:.0%} ± {chance[1]:.0%} if the "
-            f"final side were independent of the initial one, and the rank correlation of initial "
-            f"and final p is {rho[0]:.2f} ± {rho[1]:.2f}. ")
-    if rho[0] >= 0.8:
-        return text + ("The split follows the initial logits: the channels that started highest end "
-                       "variant, whatever they encode.")
-    if rho[0] <= 0.3 and abs(agree[0] - chance[0]) <= agree[1] + chance[1]:
-        return text + "The initial logits do not decide the split: it is learned from the data."
-    return text + "The initial logits decide the split in part."
+    parts = []
+    for tau in sorted({r["tau"] for r in told}):
+        at = [r for r in told if r["tau"] == tau]
+        kappa, kappa_sd, n = mean_sd(r["kappa"] for r in at)
+        agree = mean_sd(r["agreement"] for r in at)[0]
+        chance = mean_sd(r["agreement_chance"] for r in at)[0]
+        rho = mean_sd(r["rank_correlation"] for r in at)[0]
+        spread = f" ± {kappa_sd:.2f}" if n > 1 else ""
+        parts.append(f"τ = {tau:g} ({n} run{'s' if n > 1 else ''}): {agree:.0%} on their initial side "
+                     f"(chance {chance:.0%}), κ = {kappa:.2f}{spread}, rank correlation {rho:.2f}")
+    kappa = mean_sd(r["kappa"] for r in told)[0]
+    verdict = ("the split follows the initial logits: the channels that started highest end "
+               "variant, whatever they encode" if kappa >= FOLLOWS_INIT else
+               "the initial logits do not decide the split" if kappa <= LEARNED else
+               "the initial logits decide the split in part")
+    return (f"Runs with a non-trivial final split, per τ — " + "; ".join(parts) +
+            f". Over these {len(told)} of {len(rows)} runs κ averages {kappa:.2f}: {verdict} "
+            f"(κ ≥ {FOLLOWS_INIT} follows, ≤ {LEARNED} independent).")
 
 
 SWEEP_COLUMNS = (("τ", "tau", "g"), ("variant frac", "variant_fraction", ".2f"),
@@ -136,7 +195,7 @@ def sweep_table_md(rows: list[dict]) -> str:
     there are several; an empty part shows ``—``)."""
     by_tau = sweep_by_tau(rows)
     cols = list(SWEEP_COLUMNS) + [("same side as init", "agreement", ".2f"),
-                                  ("chance", "agreement_chance", ".2f")]
+                                  ("chance", "agreement_chance", ".2f"), ("κ", "kappa", ".2f")]
     if all(r["n_seeds"] == 1 for r in by_tau):
         return markdown_table(by_tau, cols, nan="—", first_left=False)
     specs = {c[1]: c[2] for c in cols}
@@ -157,6 +216,7 @@ def sweep_summary(rows: list[dict]) -> dict:
             "side_agreement": mean_sd(r["agreement"] for r in rows)[0],
             "side_agreement_chance": mean_sd(r["agreement_chance"] for r in rows)[0],
             "init_final_rank_correlation": mean_sd(r["rank_correlation"] for r in rows)[0],
+            "init_final_kappa": mean_sd(r["kappa"] for r in rows)[0],
             "seconds": sum(r["seconds"] for r in rows)}
 
 

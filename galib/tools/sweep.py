@@ -84,6 +84,10 @@ def estimate(plan: list[Training], threads: int) -> dict:
     return {"trainings": len(plan), "to_train": todo, "cpu_seconds": total}
 
 
+def _hm(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
 def _done_epochs(t: Training) -> int:
     import json
     try:
@@ -192,10 +196,11 @@ def main(argv: list[str] | None = None) -> int:
             for t in plan if args.list else []:
                 print(f"  {t.key:<44} {t.config.epochs:>3} epochs  {t.run_dir}")
             jobs = options.jobs if args.executor == "local" else 1
+            wall = est["cpu_seconds"] / max(1, jobs * options.threads)
             print(f"[sweep] profile {args.profile}: {est['trainings']} trainings, {est['to_train']} to "
-                  f"train; estimated {est['cpu_seconds'] / 3600:.1f} CPU hours "
-                  f"(≈ {est['cpu_seconds'] / 3600 / max(1, jobs * options.threads):.1f} h wall on "
-                  f"{jobs} × {options.threads} here)")
+                  f"train; estimated {est['cpu_seconds'] / 3600:.2f} CPU hours (≈ {_hm(wall)} wall on "
+                  f"{jobs} worker(s) × {options.threads} thread(s) here; from one measured batch per "
+                  f"kind of model, training only)")
             return 0
         text, status = summary(sweep(plan, args.executor, options, progress=not args.no_progress))
         print(text)

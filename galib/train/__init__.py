@@ -15,10 +15,9 @@ file. Under ``torch.distributed`` (see :mod:`galib.distributed`) only rank 0 wri
 """
 from .checkpoints import CheckpointError, load_checkpoint, read_checkpoint
 from .cli import config_from_args, config_parser, run_cli, saved_config
-from .config import (LEGACY, MODEL_FIELDS, RESUME_FREE, TrainConfig, _check_compatible, _effective,
-                     initial_mask_probs, model_from_config)
-from .loop import (LOSS_TERMS, NonFiniteError, TrainResult, _rank_and_world, _shard, epoch_generator,
-                   make_optimizer, run_epoch, train)
+from .config import LEGACY, MODEL_FIELDS, RESUME_FREE, TrainConfig, initial_mask_probs, model_from_config
+from .loop import (LOSS_TERMS, NonFiniteError, TrainResult, epoch_generator, make_optimizer, run_epoch,
+                   train)
 from .runs import RunError, best_epoch
 
 __all__ = ["CheckpointError", "LEGACY", "LOSS_TERMS", "MODEL_FIELDS", "NonFiniteError", "RESUME_FREE",

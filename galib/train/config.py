@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from ..datasets import available_datasets
-from ..devices import resolve_device
+from ..devices import amp_problem, resolve_device
 from ..groups import available_groups, get_group
 from ..losses import CONSISTENCY, INVARIANCE, OBJECTIVES, resolve_consistency
 from ..models import INVARIANTS, MASKS, GroupLatentAutoencoder, build_model, fixed_mask_channels
@@ -27,7 +27,8 @@ MODEL_FIELDS = ("group", "latent_channels", "mask", "objective", "latent_action"
 RESUME_FREE = ("epochs", "device", "data_root", "amp")
 # Fields added after checkpoints were first written, with the behaviour the code had before them.
 LEGACY = {"consistency": "direct", "mask_variant": None, "mask_seed": 0, "invariant": "paper",
-          "invariance": "mse"}
+          "invariance": "mse", "mask_init": "normal"}
+MASK_INITS = ("normal", "negated")   # the initialisation test: same network seed, logits negated
 
 
 def _f(default, help: str, choices=None, strict: bool = True):
@@ -63,11 +64,15 @@ class TrainConfig:
                         tuple(OBJECTIVES))
     latent_action: str = _f("exact", "exact (the group's own Phi_g) | a learned kind the group offers "
                             "(so2: learned)")
-    amp: bool = _f(False, "bf16 autocast of the training step (CUDA only)")
+    amp: bool = _f(False, "bf16 autocast of the training and validation steps (CUDA, or a CPU with "
+                   "native bf16: amx_bf16 / avx512_bf16)")
     consistency: str = _f("auto", "L_const form: auto | direct (paper) | midpoint (see galib.losses)",
                           CONSISTENCY)
     invariance: str = _f("mse", "L_inv form: mse (paper) | normalised (per-channel, by the target's "
                          "batch variance; see galib.losses)", INVARIANCE)
+    mask_init: str = _f("normal", "initial mask logits: normal (N(0, 0.1²), the paper) | negated (the "
+                        "same draw with the sign flipped: same weights, opposite initial sides)",
+                        MASK_INITS)
 
     def validate(self) -> "TrainConfig":
         """Raise ``ValueError`` naming the first bad value and what is allowed; return ``self``."""
@@ -76,6 +81,8 @@ class TrainConfig:
                     "consistency"):
             if not isinstance(getattr(self, key), str) or not getattr(self, key):
                 raise ValueError(f"{key} must be a non-empty string; got {getattr(self, key)!r}")
+        if self.mask_init not in MASK_INITS:
+            raise ValueError(f"mask_init must be one of {list(MASK_INITS)}; got {self.mask_init!r}")
         if self.data_root is not None and not isinstance(self.data_root, str):
             raise ValueError(f"data_root must be a folder path or None; got {self.data_root!r}")
         if self.objective not in OBJECTIVES:
@@ -91,9 +98,11 @@ class TrainConfig:
         if not isinstance(self.amp, bool):
             raise ValueError(f"amp must be True or False; got {self.amp!r}")
         device = resolve_device(self.device)
-        if self.amp and device.type != "cuda":
-            raise ValueError(f"amp=True (bf16 autocast) needs a CUDA device; device {self.device!r} "
-                             f"resolves to {device.type!r}: set amp=False")
+        problem = amp_problem(device) if self.amp else None
+        if problem:
+            raise ValueError(f"amp=True (bf16 autocast) needs a CUDA device or a CPU with native bf16; "
+                             f"device {self.device!r} resolves to {device.type!r} and {problem}: "
+                             f"set amp=False")
         return self
 
     def _check_numbers(self) -> None:
@@ -150,6 +159,9 @@ def model_from_config(cfg: TrainConfig, image_shape: tuple[int, ...]) -> GroupLa
     model = build_model(group, cfg.latent_channels, cfg.tau, mask=cfg.mask, latent_action=action,
                         mask_variant=cfg.mask_variant, mask_seed=cfg.mask_seed,
                         invariant=cfg.invariant)
+    if cfg.mask_init == "negated" and cfg.mask == "learned":   # after every draw: same weights
+        with torch.no_grad():
+            model.mask.logits.neg_()
     with torch.no_grad():
         z = _encode(model, tuple(image_shape))
         group.check_shape(z.shape, "latent")

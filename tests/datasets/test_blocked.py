@@ -70,3 +70,22 @@ def test_train_so2_learned_on_blocked_glyphs():
     assert math.isfinite(res.history[0]["val_loss"])
     act = res.model.latent_action
     assert act.freq.shape == (4,) and not torch.equal(act.skew, torch.zeros(8, 8))  # it trained
+
+
+def test_block_styles_through_load_dataset(tmp_path):
+    from galib.datasets.blocked import parse_spec
+    _write_npz(tmp_path / "d2.npz", (28, 28))
+    bright = load_dataset(f"blocked:bright:npz:{tmp_path / 'd2.npz'}", verbose=False)
+    assert bright.name == f"blocked:bright:npz:{tmp_path / 'd2.npz'}"
+    assert bright.test.occlude == Occluder(3, 17, 8, 1.0, "flat")
+    x = bright.test.floats(torch.arange(3))
+    assert bool((x[..., 3:11, 17:25] == 1.0).all())                   # white block
+    checker = load_dataset(f"blocked:checker:npz:{tmp_path / 'd2.npz'}", verbose=False)
+    xc = checker.test.floats(torch.arange(3))[..., 3:11, 17:25]
+    assert set(xc.unique().tolist()) == {-1.0, 1.0} and xc[..., 0, 0].eq(1.0).all()
+    assert parse_spec("glyphs") == ("grey", "glyphs") and parse_spec("grey:glyphs") == ("grey", "glyphs")
+    assert parse_spec("npz:/a:b.npz") == ("grey", "npz:/a:b.npz")     # not a style: a dataset name
+    with pytest.raises(ValueError, match="dataset name after the style"):
+        parse_spec("bright:")
+    with pytest.raises(ValueError, match="pattern"):
+        Occluder(pattern="stripes")

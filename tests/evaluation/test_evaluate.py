@@ -73,9 +73,9 @@ def test_energy_share_all_invariant_and_all_variant(variant, share, fraction):
     assert out["energy_share_zi"] == pytest.approx(share, abs=1e-12)
     assert out["variant_fraction"] == fraction
     if not variant:                                   # z_v = 0 on both sides: 0/0 = 0
-        assert out["equivariance_error"] == 0 and out["equivariance_n_zero_target"] == 4 * 16
-    else:
-        assert out["invariance_error"] == 0 and out["invariance_n_zero_target"] == 4 * 16
+        assert out["equivariance_error"] == 0 and out["equivariance_n_zero_target"] == 3 * 16
+    else:                                             # counted over the 3 non-identity elements
+        assert out["invariance_error"] == 0 and out["invariance_n_zero_target"] == 3 * 16
 
 
 def test_perfect_reconstruction_stub_scores_ssim_one():
@@ -163,10 +163,107 @@ def test_pixel_probe_beats_chance_on_separable_data():
 def test_probe_model_features_and_orbit_protocol_b():
     splits = synthetic_splits(n_train=96, n_val=32, n_test=64)
     out = probe_model(exact_model(), splits, seed=1, fit_kwargs=FAST_FIT)
-    assert set(out) == {"pixels", "z", "z_i", "z_v", "orbit"}
+    assert set(out) == {"pixels", "z", "z_i", "z_v", "orbit"}       # DEFAULT_FEATURES
     assert out["orbit"]["a"] == pytest.approx(out["orbit"]["b"], abs=0.02)   # invariant features
     again = probe_model(exact_model(), splits, features=("orbit",), seed=1, fit_kwargs=FAST_FIT)
     assert again["orbit"] == out["orbit"]             # deterministic for a seed
     ae = probe_model(exact_model(), splits, split="full", max_train=48, max_test=32,
                      fit_kwargs=FAST_FIT)
     assert set(ae) == {"pixels", "z", "orbit"}        # z_i / z_v undefined without a mask
+
+
+# ----------------------------------------------------------------------------- non-identity elements
+def test_overall_errors_are_over_the_non_identity_elements():
+    out = evaluate_model(exact_model(), random_images(16))
+    per = [out[f"invariance_error/{n}"] for n in C4_NAMES]
+    assert per[0] == 0.0 and out["n_pairs_moved"] == 3 * 16
+    assert out["invariance_error"] == pytest.approx(sum(per[1:]) / 3)        # identity left out
+    assert out["invariance_error"] > sum(per) / 4                            # the old, diluted mean
+
+
+def test_shuffled_reference_is_computed_and_far_above_an_exact_model():
+    out = evaluate_model(exact_model(), random_images(32), batch_size=16)
+    assert out["equivariance_error_centred"] <= 1e-6
+    assert 1.0 < out["equivariance_error_centred_shuffled"] < 2.0            # ≈ √2 for iid images
+    assert out["invariance_error_centred"] < out["invariance_error_centred_shuffled"]
+    assert evaluate_model(exact_model(), random_images(8), split="full")[
+        "invariance_error_centred_shuffled"] is None
+
+
+def test_random_pairing_error_known_answers():
+    from galib.evaluation.scores import random_pairing_error
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(4000, 16, generator=g)
+    same = random_pairing_error(t, t)
+    assert same["matched"] == 0.0 and same["shuffled"] == pytest.approx(math.sqrt(2), abs=0.03)
+    other = random_pairing_error(torch.randn(4000, 16, generator=g), t)     # unrelated predictions
+    assert other["matched"] == pytest.approx(math.sqrt(2), abs=0.03)
+    with pytest.raises(ValueError):
+        random_pairing_error(t[:1], t[:1])
+
+
+@pytest.mark.parametrize("group", ["c4", "d4", "translate", "so2"])
+def test_sample_moved_never_draws_the_identity(group):
+    from galib.evaluation.features import SO2_AWAY, is_identity, sample_moved
+    G = get_group(group)
+    g = sample_moved(G, 20000, torch.Generator().manual_seed(0))
+    assert not any(is_identity(G, e) for e in g)
+    if G.finite:                                      # uniform over the others
+        counts = torch.bincount(g, minlength=len(G))
+        assert counts[0] == 0 and (counts[1:] > 0.8 * 20000 / (len(G) - 1)).all()
+    else:
+        assert bool((g >= SO2_AWAY).all() and (g <= 2 * math.pi - SO2_AWAY).all())
+
+
+def _quadrant_toy(n_train=400, n_val=200, n_test=400, k=4):
+    """The class is written in the top-left quadrant only, the rest is noise: rotating by any
+    non-identity element of C4 replaces that quadrant by noise, so upright probes see no class."""
+    protos = (torch.rand(k, 14, 14, generator=torch.Generator().manual_seed(5)) > 0.5).float() * 200
+    g = torch.Generator().manual_seed(1)
+
+    def make(n):
+        y = torch.arange(n) % k
+        x = torch.rand(n, 28, 28, generator=g) * 255
+        x[:, :14, :14] = protos[y] + torch.rand(n, 14, 14, generator=g) * 55
+        return ImageSet(x.clamp(0, 255).to(torch.uint8), y)
+    from galib.datasets import DataSplits
+    return DataSplits("quadrants", "tests", make(n_train), make(n_val), make(n_test))
+
+
+def test_pixel_probe_protocol_b_is_at_chance_on_a_symmetric_toy():
+    splits = _quadrant_toy()
+    out = probe_model(None, splits, features=("pixels",), fit_kwargs=FAST_FIT)["pixels"]
+    assert out["a"] > 0.95 and out["val_a"] > 0.95
+    assert abs(out["b"] - 0.25) < 0.08 and abs(out["val_b"] - 0.25) < 0.1   # chance: 1/4
+    assert {"b/90°", "b/180°", "b/270°", "c/90°", "val_b/90°"} <= set(out) and "b/0°" not in out
+    assert all(abs(out[f"b/{n}"] - 0.25) < 0.12 for n in C4_NAMES[1:])
+    old = probe_model(None, splits, features=("pixels",), fit_kwargs=FAST_FIT,
+                      include_identity=True)["pixels"]
+    assert old["b"] > 0.35 and old["b/0°"] > 0.95    # the old draw: a quarter of "b" upright
+
+
+# ----------------------------------------------------------------------------- exact controls
+@pytest.mark.parametrize("group", ["c4", "d4"])
+@pytest.mark.parametrize("name", ["pixels-orbit", "random-orbit"])
+def test_control_features_are_exactly_invariant(group, name):
+    G = get_group(group)
+    data = random_images(6)
+    ref = compute_features(None, data, (name, "pixels"), group=group)
+    for g in range(1, len(G)):
+        moved = compute_features(None, data, (name, "pixels"), group=group, g=torch.full((6,), g))
+        assert torch.allclose(moved[name], ref[name], atol=1e-5, rtol=0)
+        assert not torch.allclose(moved["pixels"], ref["pixels"], atol=1e-3)   # the images do move
+    if name == "pixels-orbit" and group == "c4":
+        assert ref[name].shape == (6, 3 * 196)        # rfft over 4: 3 bins; 196 pixel orbits of 784
+
+
+def test_control_features_protocol_a_equals_b_on_a_toy():
+    splits = synthetic_splits(n_train=200, n_val=100, n_test=200)
+    out = probe_model(None, splits, features=("pixels-orbit", "random-orbit"), fit_kwargs=FAST_FIT)
+    for f in ("pixels-orbit", "random-orbit"):
+        assert out[f]["a"] == out[f]["b"] and out[f]["a"] > 0.6      # invariant: same features
+        assert out[f]["val_a"] == out[f]["val_b"]
+    m = exact_model(channels=4, variant=(0, 1))
+    with_model = probe_model(m, splits, features=("random-orbit",), fit_kwargs=FAST_FIT,
+                             max_train=64, max_test=32)
+    assert with_model["random-orbit"]["dim"] == 3 * 4 * 49          # the model's channel count

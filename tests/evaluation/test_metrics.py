@@ -195,3 +195,21 @@ def test_mask_side_agreement_known_answers():
     assert flipped["agreement"] == 0.0 and flipped["rank_correlation"] == pytest.approx(-1.0)
     all_up = mask_side_agreement([0.4, 0.6], [0.7, 0.9], 0.5)     # everything ends variant
     assert all_up["agreement"] == 0.5 and all_up["agreement_chance"] == 0.5
+
+
+def test_mask_side_kappa_known_answers():
+    from galib.evaluation.metrics import cohen_kappa, mask_side_agreement
+    same = mask_side_agreement([0.4, 0.6, 0.45, 0.55], [0.1, 0.9, 0.2, 0.8], 0.5)
+    assert same["kappa"] == 1.0                                       # identical sides
+    flipped = mask_side_agreement([0.4, 0.6, 0.45, 0.55], [0.9, 0.1, 0.8, 0.2], 0.5)
+    assert flipped["kappa"] == -1.0                                   # every side swapped
+    all_up = mask_side_agreement([0.4, 0.6], [0.7, 0.9], 0.5)         # chance level 0.5, observed 0.5
+    assert all_up["kappa"] == 0.0
+    # independent sides: agreement sits at its chance level, kappa near 0 (and chance differs by τ)
+    g = torch.Generator().manual_seed(0)
+    p0, p1 = torch.rand(4000, generator=g), torch.rand(4000, generator=g)
+    for tau in (0.3, 0.5, 0.8):
+        ind = mask_side_agreement(p0, p1, tau)
+        assert abs(ind["kappa"]) < 0.05 and abs(ind["agreement"] - ind["agreement_chance"]) < 0.03
+    assert math.isnan(cohen_kappa(1.0, 1.0))                          # one side throughout: undefined
+    assert cohen_kappa(0.75, 0.5) == 0.5

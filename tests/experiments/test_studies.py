@@ -35,25 +35,52 @@ def test_confusion_helpers():
 def test_best_invariant_and_probe_dict():
     rows = [{"name": "pixels", "label": "pixels", "probe/pixels/a": 0.9, "probe/pixels/b": 0.3},
             {"name": "ald", "label": "ALD", "probe/z_i/b": 0.6, "probe/orbit/b": 0.8,
-             "probe/orbit/a": 0.85}]
-    assert analysis.best_invariant(rows) == ("ald", "orbit", 0.8)
+             "probe/orbit/a": 0.85, "probe/z_i/val_b": 0.7, "probe/orbit/val_b": 0.5}]
+    # chosen on validation accuracy (z_i), reported with its test accuracy — not the best test one
+    assert analysis.best_invariant(rows) == ("ald", "z_i", 0.6)
     assert analysis.best_invariant(rows[:1]) is None
     d = analysis.probe_dict(rows)
     assert d["pixels"]["pixels"] == {"a": 0.9, "b": 0.3}
     assert d["ALD"]["orbit inv. of z_v"] == {"b": 0.8, "a": 0.85}
+
+
+def test_learned_vs_random_is_paired_with_verdicts():
+    """Known answers: a constant gap of 0.1 in a probe accuracy over 4 seeds is 'better'; the same
+    values on both sides (up to 1e-4) are 'equivalent'; a gap that flips sign is 'inconclusive'."""
+    def rows(gaps, key="probe/z/a"):
+        out = []
+        for s, gap in enumerate(gaps):
+            out += [{"name": "ald", "seed": s, key: 0.5 + gap},
+                    {"name": "random", "seed": s, key: 0.5}, {"name": "random2", "seed": s, key: 0.5}]
+        return out
+    (c,) = analysis.learned_vs_random(rows([0.1, 0.1001, 0.0999, 0.1]), keys=("probe/z/a",))
+    assert c["verdict"] == "better" and c["low"] > 0 and c["n_draws"] == 2 and c["n_seeds"] == 4
+    (c,) = analysis.learned_vs_random(rows([1e-4, -1e-4, 0.0, 0.0]), keys=("probe/z/a",))
+    assert c["verdict"] == "equivalent"
+    (c,) = analysis.learned_vs_random(rows([0.2, -0.2, 0.1, -0.1]), keys=("probe/z/a",))
+    assert c["verdict"] == "inconclusive"
+    text = analysis.control_sentence([c])
+    assert "inconclusive on probe/z/a" in text and "of the same size" in text
+    assert analysis.learned_vs_random([r for r in rows([0.1]) if r["name"] == "ald"]) == []
     md = tau.sweep_table_md([{"tau": 0.5, "variant_fraction": 0.5, "recon_mse": 0.1,
                                    "energy_share_zi": 0.3, "probe_b_zi": math.nan,
                                    "probe_b_zv_orbit": 0.7}])
     assert "| 0.5 | 0.50 | 0.1000 | 0.30 | — | 0.700 |" in md
 
 
-def test_mask_dynamics_sentence_reads_the_numbers():
-    from galib.notebook.studies import mask_dynamics_sentence
-    row = dict(seed=0, tau=0.5, variant_fraction=0.5, agreement=1.0, agreement_chance=0.5,
+def test_mask_dynamics_sentence_reads_kappa_per_tau():
+    from galib.experiments.tau import init_test_sentence, mask_dynamics_sentence
+    row = dict(seed=0, tau=0.5, variant_fraction=0.5, agreement=1.0, agreement_chance=0.5, kappa=1.0,
                rank_correlation=0.95)
     text = mask_dynamics_sentence([row, {**row, "seed": 1}])
-    assert "100% ± 0%" in text and "50% ± 0%" in text and "follows the initial logits" in text
-    learned = mask_dynamics_sentence([{**row, "agreement": 0.5, "rank_correlation": 0.05}])
-    assert "learned from the data" in learned
+    assert "τ = 0.5 (2 runs): 100% on their initial side (chance 50%), κ = 1.00 ± 0.00" in text
+    assert "follows the initial logits" in text
+    learned = mask_dynamics_sentence([{**row, "agreement": 0.5, "kappa": 0.0, "rank_correlation": 0.05}])
+    assert "do not decide" in learned
     trivial = mask_dynamics_sentence([{**row, "variant_fraction": 1.0}])
     assert "no run tells" in trivial
+    follows = dict(tau=0.5, seed=0, kappa_follows_logits=1.0, kappa_follows_weights=-1.0)
+    assert "follows the initial logits" in init_test_sentence([follows, {**follows, "seed": 1}])
+    weights = dict(follows, kappa_follows_logits=-1.0, kappa_follows_weights=1.0)
+    assert "follows the weights" in init_test_sentence([weights])
+    assert init_test_sentence([]) == "No initialisation test in this run."
