@@ -1,8 +1,7 @@
 """Studies over several seeds: per-seed rows → mean ± sd per model, and when a difference counts.
 
-A difference between two models is reported as a finding only when it exceeds the spread across
-seeds: ``|mean_a − mean_b| > sd_a + sd_b`` (:func:`compare`). Paired intervals and equivalence
-verdicts are in :mod:`galib.evaluation.stats`.
+The spread describes; it does not decide: comparisons between models are paired over seeds, with
+intervals and equivalence margins, in :mod:`galib.evaluation.stats`.
 """
 from __future__ import annotations
 
@@ -74,14 +73,3 @@ def format_spread(row: dict, key: str, spec: str = "sig3") -> str:
     if row.get(key) is None or row.get("n_seeds", 1) < 2 or row.get(f"{key}_sd") is None:
         return format_value(row.get(key), spec, nan="—")
     return format_pm(row[key], row.get(f"{key}_sd"), spec)
-
-
-def compare(a: dict, b: dict, key: str, lower_is_better: bool) -> dict:
-    """Model ``a`` against ``b`` on ``key`` (both :func:`aggregate` rows): ``diff`` (a − b),
-    ``spread`` (sd_a + sd_b), ``finding`` (|diff| > spread) and ``verdict`` in words."""
-    diff = a[key] - b[key]
-    spread = (a.get(f"{key}_sd") or 0.0) + (b.get(f"{key}_sd") or 0.0)    # None: single value
-    finding = bool(abs(diff) > spread) if math.isfinite(diff) else False
-    better = (diff < 0) == lower_is_better
-    verdict = ("better" if better else "worse") if finding else "no different (within the spread)"
-    return {"key": key, "diff": diff, "spread": spread, "finding": finding, "verdict": verdict}

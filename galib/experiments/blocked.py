@@ -96,12 +96,19 @@ def block_sentences(table: list[dict], rows: list[dict] | None = None) -> list[s
         ald = by.get("ald")
         if ald is None:
             continue
-        text = (f"On {ds} ({ald['n_seeds']} seed{'s' if ald['n_seeds'] > 1 else ''}), the learned mask "
-                f"removes {_pct(ald.get('block_gain'))} of a blank decode's error in the block; "
-                f"{_pct(ald.get('block_share_zi'))} ± {_pct(ald.get('block_share_zi_sd'))} of that "
-                f"comes from z_i (against {_pct(ald.get('image_share_zi'))} for the rest of the "
-                f"image), and in swaps the block moves {_pct(ald.get('block_swap_zi'))} of the way "
-                f"with z_i and {_pct(ald.get('block_swap_zv'))} with z_v")
+        seeds = f"{ald['n_seeds']} seed{'s' if ald['n_seeds'] > 1 else ''}"
+        gain = ald.get("block_gain")
+        if gain is None or not gain > 0:
+            text = (f"On {ds} ({seeds}), the learned mask draws the block no better than a blank decode "
+                    f"(gain {_pct(gain)} of the blank decode's block error), so where it is drawn "
+                    f"cannot be told")
+        else:
+            text = (f"On {ds} ({seeds}), the learned mask removes {_pct(gain)} of a blank decode's error "
+                    f"in the block; {_pct(ald.get('block_share_zi'))} ± "
+                    f"{_pct(ald.get('block_share_zi_sd'))} of that comes from z_i (against "
+                    f"{_pct(ald.get('image_share_zi'))} for the rest of the image)")
+        text += (f"; in swaps the block moves {_pct(ald.get('block_swap_zi'))} of the way with z_i and "
+                 f"{_pct(ald.get('block_swap_zv'))} with z_v")
         others = [f"{BASELINES[n].label} {_pct(by[n].get('block_share_zi'))}" for n in by if n != "ald"]
         text += f" (block share of z_i: {', '.join(others)})." if others else "."
         part = [r for r in rows or [] if r["dataset"] == ds]

@@ -180,7 +180,7 @@ def mask_dynamics_sentence(rows: list[dict]) -> str:
                "variant, whatever they encode" if kappa >= FOLLOWS_INIT else
                "the initial logits do not decide the split" if kappa <= LEARNED else
                "the initial logits decide the split in part")
-    return (f"Runs with a non-trivial final split, per τ — " + "; ".join(parts) +
+    return ("Runs with a non-trivial final split, per τ — " + "; ".join(parts) +
             f". Over these {len(told)} of {len(rows)} runs κ averages {kappa:.2f}: {verdict} "
             f"(κ ≥ {FOLLOWS_INIT} follows, ≤ {LEARNED} independent).")
 

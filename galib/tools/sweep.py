@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..experiments.plan import Training, is_finished, merge
-from ..experiments.registry import NOTEBOOKS, notebook_trainings
+from ..experiments.registry import notebook_trainings
 from ..notebook.context import DATA_ENV, home, notebook_config
 from .executors import ENGINES, EngineOptions, make_engine, run_plan
 from .profiles import PipelineError, load_profile, notebook_parameters, select_notebooks

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from galib.evaluation.spread import aggregate, compare, format_spread, mean_sd
+from galib.evaluation.spread import aggregate, format_spread, mean_sd
 
 
 def test_mean_sd_known_answers():
@@ -25,16 +25,6 @@ def test_aggregate_groups_by_name_in_order_with_per_seed_values():
     assert format_spread(a, "missing") == "—"
 
 
-def test_compare_counts_a_difference_only_beyond_the_spread():
-    a = {"k": 0.50, "k_sd": 0.01}
-    b = {"k": 0.60, "k_sd": 0.02}
-    c = compare(a, b, "k", lower_is_better=True)
-    assert c["finding"] and c["verdict"] == "better" and c["diff"] == pytest.approx(-0.1)
-    assert compare(a, b, "k", lower_is_better=False)["verdict"] == "worse"
-    close = compare(a, {"k": 0.52, "k_sd": 0.02}, "k", lower_is_better=True)
-    assert not close["finding"] and "within the spread" in close["verdict"]
-
-
 def test_single_valued_rows_have_no_spread():
     rows = [{"name": "pixels", "seed": s, "x": 0.7} for s in (1, 2, 3)] + \
            [{"name": "ald", "seed": s, "x": v} for s, v in ((1, 0.5), (2, 0.6))]
@@ -43,7 +33,6 @@ def test_single_valued_rows_have_no_spread():
     assert px["x_per_seed"] == [0.7] and px["seeds"] == [1]
     assert ald["n_seeds"] == 2 and ald["x_sd"] > 0 and "single_valued" not in ald
     assert format_spread(px, "x", ".2f") == "0.70"
-    assert compare(ald, px, "x", lower_is_better=False)["spread"] == ald["x_sd"]
     marked = aggregate([{"name": "p", "seed": 1, "x": 1.0, "single_valued": True},
                         {"name": "p", "seed": 2, "x": 1.0, "single_valued": True}], ["x"])[0]
     assert marked["n_seeds"] == 1 and marked["x_sd"] is None
