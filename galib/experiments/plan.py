@@ -150,14 +150,14 @@ def train_or_load(training: Training, data: DataSplits | None = None, plan=None,
 
 def execute(training: Training, plan: dict | None = None, threads: int | None = None,
             log: bool = True) -> dict:
-    """Run one training in this process (what a sweep worker calls): set ``threads``, load the
-    data, complete the config, train or load. Output goes to ``<run_dir>/sweep.log`` when ``log``.
+    """Run one training in this process (what a sweep worker calls): set ``threads``
+    (:func:`galib.devices.configure_threads`), load the data, complete the config, train or load. Output goes to ``<run_dir>/sweep.log`` when ``log``.
     Returns ``key``, ``epochs``, ``trained`` (epochs run now), ``seconds``."""
     import contextlib
 
     import torch
-    if threads:
-        torch.set_num_threads(int(threads))
+
+    from ..devices import configure_threads
     run_dir = Path(training.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -165,6 +165,7 @@ def execute(training: Training, plan: dict | None = None, threads: int | None = 
     try:
         with (contextlib.redirect_stdout(sink) if sink else contextlib.nullcontext()), \
                 (contextlib.redirect_stderr(sink) if sink else contextlib.nullcontext()):
+            configure_threads(int(threads) if threads else None)
             before = _epochs_done(run_dir)
             res = train_or_load(training, plan=plan, verbose=True)
     finally:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ from typing import Mapping
 import torch
 
 from ..datasets import DataSplits, load_dataset
+from ..devices import configure_threads
 from ..experiments.registry import NOTEBOOKS
 from ..experiments.training import flat_scalars  # noqa: F401  (notebooks and tests use it from here)
 from ..groups import Group, get_group
@@ -45,6 +47,7 @@ from .figures import tag
 _LITERALS = (int, float, str, bool, type(None), list, tuple, dict)
 HOME_ENV = "GALIB_HOME"
 DATA_ENV = "GALIB_DATA_ROOT"
+COMMAND_ENV = "GALIB_COMMAND"       # the command that ran the notebook (the pipeline sets it)
 LAB = Path("runs") / "lab"          # under home(): default run folders and figures of the notebooks
 PATH_PARAMS = ("run_dir", "fig_dir", "baseline_dir", "data_root")
 # Config fields that do not change what a run computes: left out of the run key.
@@ -77,6 +80,33 @@ def resolve_path(path: str | os.PathLike, mkdir: bool = True) -> Path:
     if mkdir:
         p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def source_commit() -> str:
+    """Short commit of :func:`home`, with ``-dirty`` when tracked files other than ``figures/``
+    differ from it (the pipeline rewrites ``figures/`` while it runs); ``unknown`` outside git."""
+    import subprocess
+    try:
+        run = functools.partial(subprocess.run, cwd=home(), capture_output=True, text=True, check=True)
+        sha = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip()
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                     ":(exclude)figures"]).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def relative_paths(obj, root: Path | None = None):
+    """``obj`` with every ``<root>/…`` in its strings made relative to ``root`` (default
+    :func:`home`), so a file written here reads the same on any machine."""
+    root = str(root or home())
+    if isinstance(obj, dict):
+        return {k: relative_paths(v, Path(root)) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [relative_paths(v, Path(root)) for v in obj]
+    if isinstance(obj, str):
+        return obj.replace(root + os.sep, "").replace(root, ".")
+    return obj
 
 
 def _display(path: Path) -> str:
@@ -249,14 +279,21 @@ class Context:
     run_dir: Path | None = None   # where this notebook trains (None: it does not)
     metrics: dict | None = field(default=None, repr=False)  # what finish wrote
 
+    def provenance(self) -> dict:
+        """Where a file this notebook writes comes from: its ``params`` (paths relative to the
+        repository), the ``commit`` and the ``command``."""
+        command = os.environ.get(COMMAND_ENV) or f"notebooks/{self.stem}.ipynb (Jupyter or papermill)"
+        return relative_paths({"commit": source_commit(), "command": command, "params": self.params})
+
     def finish(self, metrics: Mapping) -> dict:
-        """Write ``{out}/metrics.json`` (atomically): ``notebook``, ``dataset``, ``params``,
-        ``data`` and then ``metrics``; keeps it as ``self.metrics`` (for
-        :mod:`galib.notebook.findings`) and returns its ``summary`` for the cell to show."""
-        full = {"notebook": self.stem, "dataset": self.data.name, "params": self.params,
+        """Write ``{out}/metrics.json`` (atomically): ``notebook``, ``dataset``, ``commit``,
+        ``command``, ``params``, ``data`` and then ``metrics``, every path relative to the
+        repository; keeps it as ``self.metrics`` (for :mod:`galib.notebook.findings`) and returns
+        its ``summary`` for the cell to show."""
+        full = {"notebook": self.stem, "dataset": self.data.name, **self.provenance(),
                 "data": self.data.describe(), **metrics}
-        write_metrics(full, self.out.parent, self.stem)
-        self.metrics = jsonable(full)
+        self.metrics = relative_paths(jsonable(full))
+        write_metrics(self.metrics, self.out.parent, self.stem)
         return full.get("summary")
 
 
@@ -287,6 +324,7 @@ def setup(stem: str, namespace: Mapping, before: set | frozenset, title_with=("t
     the title, which names ``tau`` and any other parameter
     listed in ``title_with``. Seeds torch with ``seed``."""
     check_injected(stem, namespace)
+    configure_threads()                  # 1 per kernel unless the machine is idle (galib.devices)
     params = collect_params(namespace, before)
     if params.get("data_root") is None and not os.environ.get(DATA_ENV):
         os.environ[DATA_ENV] = str(home() / "data")     # this kernel's default: <home>/data

@@ -3,9 +3,12 @@
 ``python -m galib.tools.bench`` (``make bench``) measures, in one run, on the same data, model and batch
 size (64), one epoch (train pairs with Adam steps + validation pairs without grad) of
 
-* ``galib`` — what :func:`galib.train.train` runs per epoch: pairs built per batch with tensor ops,
-  one gather for the latent action, the no-grad encoding of ``T_g x`` (encoder only), the paper
-  decoder's last layer as a batched matmul + ``F.fold``, ``foreach`` Adam;
+* ``galib`` — what :func:`galib.train.train` runs per epoch (:func:`galib.train.run_epoch`): pairs
+  built per batch with tensor ops, one gather for the latent action, the no-grad encoding of
+  ``T_g x`` (encoder only), the paper decoder's last layer as a batched matmul + ``F.fold``, fused
+  Adam;
+* ``galib-bf16`` — the same with ``amp=True`` (bf16 autocast); run only where the CPU has native
+  bf16 (``amx_bf16`` / ``avx512_bf16`` detected in ``/proc/cpuinfo``, never assumed);
 * ``naive`` — the paper's released-script style: a per-sample ``torch.utils.data.Dataset`` as
   ``torchvision.datasets.MNIST`` serves it (PIL image → ``ToTensor`` → ``Normalize(0.5, 0.5)``)
   that draws an angle and rotates each image, ``DataLoader`` batching, the latent rotated one
@@ -14,16 +17,25 @@ size (64), one epoch (train pairs with Adam steps + validation pairs without gra
 
 Each (pipeline, repeat) runs in a fresh subprocess, so its peak resident memory is that process's
 ``ru_maxrss`` (torch, the dataset and one epoch: everything a training run holds); repeats
-alternate the two pipelines so drifting machine load hits both alike. It also reports the training
-step's FLOPs per sample (``torch.utils.flop_counter.FlopCounterMode``, not guessed), the machine's
-fp32 matmul rate (``torch.mm`` of square matrices, min time, measured in each repeat: the peak is
-the best 1024² / 2048² rate, the cache-resident 512² rate is shown too) and the training step's
-achieved GFLOP/s as a share of it, both over the whole epoch and over its fastest 20-step window
-(the steady state when no other job steals the cores). Wall-clock times are min / median over
-repeats; process CPU seconds are reported too, since other jobs sharing the cores inflate wall time.
+alternate the order of the pipelines so drifting machine load hits all alike, and the speed-ups
+are printed per repeat (pipelines run back to back) as well as min / median — ratios within one
+run, never absolute seconds across runs. Process CPU seconds are reported too: with one thread
+they hardly move with other jobs' load, while wall time does. It also reports the training step's
+FLOPs per sample (``torch.utils.flop_counter.FlopCounterMode``, not guessed), the machine's fp32
+matmul rate (``torch.mm`` of square matrices, min time, measured in each repeat: the peak is the
+best 1024² / 2048² rate, the cache-resident 512² rate is shown too) and the training step's
+achieved GFLOP/s as a share of it, over the whole epoch and over its fastest 20-step window.
+
+``--load N`` runs N busy background processes (started and killed by the bench, each ending by
+itself after ``LOAD_LIMIT_S``) during the measurement. ``--thread-study`` instead times quick
+trainings (``--n-train`` images, ``--epochs``): two one after the other with all cores each, two
+side by side with one thread each, one alone with all cores / one thread / the galib rule
+(:func:`galib.devices.configure_threads`), quiet and beside ``--load`` busy processes.
+``--quick`` is a few batches of glyphs for tests (its figures mean nothing).
 
     python -m galib.tools.bench                       # full 48k + 12k epoch of Fashion-MNIST, 3 repeats
-    python -m galib.tools.bench --epochs-fraction 0.1 --repeats 2 --out /tmp/bench.json
+    python -m galib.tools.bench --epochs-fraction 0.25 --threads 1 --out /tmp/bench.json
+    python -m galib.tools.bench --thread-study --n-train 3000 --epochs 3 --load 1
 """
 from __future__ import annotations
 
@@ -44,11 +56,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..datasets import DatasetUnavailable, ImageSet, load_dataset
+from ..devices import amp_problem, cpu_bf16_support
 from ..losses import PairLoss
 from ..models import GroupLatentAutoencoder
 from ..train import TrainConfig, epoch_generator, make_optimizer, model_from_config, run_epoch
 
-PIPELINES = ("galib", "naive")
+PIPELINES = ("galib", "galib-bf16", "naive")
+GALIB = ("galib", "galib-bf16")              # galib's epoch in fp32 and under bf16 autocast (cfg.amp)
 FULL = (48_000, 12_000)                      # the paper's 80/20 split of the 60k training images
 BATCH = 64
 
@@ -147,8 +161,14 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0    # Linux: KiB
 
 
-def bench_config(seed: int = 42) -> TrainConfig:
-    return TrainConfig(dataset="fashion-mnist", batch_size=BATCH, device="cpu", seed=seed, epochs=1)
+def bench_config(seed: int = 42, amp: bool = False) -> TrainConfig:
+    return TrainConfig(dataset="fashion-mnist", batch_size=BATCH, device="cpu", seed=seed, epochs=1,
+                       amp=amp)
+
+
+def default_pipelines() -> list[str]:
+    """galib (fp32), galib under bf16 autocast where this CPU has native bf16 (detected), naive."""
+    return [p for p in PIPELINES if p != "galib-bf16" or amp_problem("cpu") is None]
 
 
 def build(pipeline: str, image_shape, seed: int = 42):
@@ -156,7 +176,7 @@ def build(pipeline: str, image_shape, seed: int = 42):
     cfg = bench_config(seed)
     torch.manual_seed(seed)
     model = model_from_config(cfg, image_shape)
-    if pipeline == "galib":
+    if pipeline in GALIB:
         return model, make_optimizer(model, cfg)
     model = naive_model(model)
     return model, torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -173,8 +193,8 @@ def run_worker(pipeline: str, dataset: str, n_train: int, n_val: int, seed: int)
     opt.register_step_post_hook(lambda *_: stamps.append(time.perf_counter()))
     rss_ready = _rss_mb()
     cpu0, t0 = _cpu_seconds(), time.perf_counter()
-    if pipeline == "galib":
-        cfg, dev = bench_config(seed), torch.device("cpu")
+    if pipeline in GALIB:
+        cfg, dev = bench_config(seed, amp=pipeline == "galib-bf16").validate(), torch.device("cpu")
         step = PairLoss.from_config(model, cfg)
         tr = run_epoch(model, data.train, cfg, epoch_generator(seed, 0), dev, opt, step=step)
         t1 = time.perf_counter()
@@ -210,7 +230,7 @@ def flops_per_sample(pipeline: str, image_shape=(28, 28), seed: int = 42) -> dic
     g = torch.arange(BATCH) % 4
     x = torch.rand(BATCH, 1, *image_shape) * 2 - 1
     gx = model.group.act_image(x, g)
-    lossf = PairLoss(model) if pipeline == "galib" else (lambda a, b, c: naive_losses(model, a, b, c))
+    lossf = PairLoss(model) if pipeline in GALIB else (lambda a, b, c: naive_losses(model, a, b, c))
     out = {}
     for phase in ("train", "val"):
         with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(phase == "train"):
@@ -273,13 +293,31 @@ def summarise(runs: list[dict], flops: dict, mm_runs: list[dict], meta: dict) ->
             "peak_rss_mb": _mm([r["peak_rss_mb"] for r in rs]),
             "rss_before_epoch_mb": _mm([r["rss_ready_mb"] for r in rs]),
             "val_loss": [r["val_loss"] for r in rs], "runs": rs}
-    if len(res["pipelines"]) == 2:
-        g, n = res["pipelines"]["galib"], res["pipelines"]["naive"]
-        res["speedup"] = {"epoch_min": n["epoch_s"]["min"] / g["epoch_s"]["min"],
-                          "epoch_median": n["epoch_s"]["median"] / g["epoch_s"]["median"],
-                          "train_min": n["train_s"]["min"] / g["train_s"]["min"],
-                          "epoch_cpu_min": n["epoch_cpu_s"]["min"] / g["epoch_cpu_s"]["min"]}
+    res["speedups"] = _speedups(res["pipelines"])
+    if "galib" in res["speedups"]:
+        res["speedup"] = res["speedups"]["galib"]                 # the fp32 figure (older reports)
     return res
+
+
+def _speedups(pipes: dict) -> dict:
+    """Naive over each galib variant: min/median epoch, train, CPU seconds, and the ratio within
+    each repeat (the two ran back to back, so the same machine load hit both)."""
+    if "naive" not in pipes:
+        return {}
+    n, out = pipes["naive"], {}
+    naive_by_repeat = {r["repeat"]: r["epoch_s"] for r in n["runs"]}
+    for p in GALIB:
+        if p not in pipes:
+            continue
+        g = pipes[p]
+        paired = [naive_by_repeat[r["repeat"]] / r["epoch_s"] for r in g["runs"]
+                  if r["repeat"] in naive_by_repeat]
+        out[p] = {"epoch_min": n["epoch_s"]["min"] / g["epoch_s"]["min"],
+                  "epoch_median": n["epoch_s"]["median"] / g["epoch_s"]["median"],
+                  "train_min": n["train_s"]["min"] / g["train_s"]["min"],
+                  "epoch_cpu_min": n["epoch_cpu_s"]["min"] / g["epoch_cpu_s"]["min"],
+                  "epoch_paired": paired}
+    return out
 
 
 def format_table(res: dict) -> str:
@@ -309,15 +347,200 @@ def format_table(res: dict) -> str:
             ("RSS before epoch MB", lambda d: f"{d['rss_before_epoch_mb']['min']:.0f}")]
     for label, fmt in rows:
         lines.append(f"{label:26s}" + "".join(f"{fmt(d):>22s}" for d in res["pipelines"].values()))
-    if "speedup" in res:
-        s = res["speedup"]
-        lines += ["", f"galib speed-up over naive, epoch: {s['epoch_min']:.2f}x (min) / "
-                      f"{s['epoch_median']:.2f}x (median); train only {s['train_min']:.2f}x; "
-                      f"CPU seconds {s['epoch_cpu_min']:.2f}x"]
+    lines.append("")
+    for p, sp in res.get("speedups", {}).items():
+        paired = ", ".join(f"{v:.2f}" for v in sp["epoch_paired"])
+        lines += [f"{p} speed-up over naive, epoch: {sp['epoch_min']:.2f}x (min) / "
+                  f"{sp['epoch_median']:.2f}x (median); per repeat {paired}; train only "
+                  f"{sp['train_min']:.2f}x; CPU seconds {sp['epoch_cpu_min']:.2f}x"]
     return "\n".join(lines)
 
 
-def main(argv=None) -> dict | None:
+# ----------------------------------------------------------------------------- background load
+LOAD_LIMIT_S = 1800                           # a background spinner ends by itself after this
+
+
+def start_load(n: int, limit_s: float = LOAD_LIMIT_S) -> list[subprocess.Popen]:
+    """``n`` CPU-bound background processes (a busy loop each), bounded in time by themselves."""
+    code = f"import time\nt = time.monotonic() + {float(limit_s)}\nwhile time.monotonic() < t: pass"
+    return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
+
+
+def stop_load(procs: list[subprocess.Popen]) -> None:
+    for p in procs:                           # only the processes this bench started
+        p.kill()
+        p.wait()
+
+
+# ----------------------------------------------------------------------------- thread study
+def train_worker(args) -> dict:
+    """One quick training (``TrainConfig``, no run dir) with ``--threads`` (0: the galib rule)."""
+    from ..devices import configure_threads
+    from ..train import train
+    threads = configure_threads(None if args.threads == 0 else args.threads, verbose=False)
+    cfg = TrainConfig(dataset=args.dataset, max_train=args.n_train, epochs=args.epochs, device="cpu",
+                      seed=args.seed)
+    t0 = time.perf_counter()
+    result = train(cfg, progress=False, verbose=False)
+    return {"threads": threads, "seconds": time.perf_counter() - t0,
+            "epoch_s": [h["seconds"] for h in result.history],
+            "val_loss": result.history[-1]["val_loss"]}
+
+
+def _trainings(args, threads: int, side_by_side: int) -> dict:
+    """``side_by_side`` trainings at once (or one after another when 0 → two in sequence)."""
+    cmd = [sys.executable, "-m", "galib.tools.bench", "--train-worker", "--threads", str(threads),
+           "--dataset", args.dataset, "--n-train", str(args.n_train), "--epochs", str(args.epochs),
+           "--seed", str(args.seed)]
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    t0, outs = time.perf_counter(), []
+    batches = [[1], [1]] if side_by_side == 0 else [list(range(side_by_side))]
+    for batch in batches:
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                 for _ in batch]
+        for p in procs:
+            out, err = p.communicate()
+            if p.returncode != 0:
+                raise RuntimeError(f"training worker failed:\n{err[-3000:]}")
+            outs.append(json.loads(out.strip().splitlines()[-1]))
+    return {"wall_s": time.perf_counter() - t0, "runs": outs}
+
+
+STUDY = {"two in sequence, all cores each": ("cores", 0), "two side by side, 1 thread each": (1, 2),
+         "one alone, all cores": ("cores", 1), "one alone, 1 thread": (1, 1),
+         "one alone, galib rule": (0, 1)}
+
+
+def thread_study(args) -> dict:
+    """Quick trainings quiet and beside ``--load`` busy processes, for each scenario of ``STUDY``."""
+    cores, res = os.cpu_count() or 1, {}
+    for load in sorted({0, args.load}):
+        procs = start_load(load)
+        try:
+            time.sleep(0.5 if load else 0.0)
+            for name, (threads, n) in STUDY.items():
+                t = cores if threads == "cores" else threads
+                row = _trainings(args, t, n)
+                res[f"load {load}: {name}"] = row
+                print(f"[bench] load {load}: {name:34s} {row['wall_s']:7.2f} s wall  (threads "
+                      f"{[r['threads'] for r in row['runs']]}, epochs s "
+                      f"{[round(e, 1) for r in row['runs'] for e in r['epoch_s']]})", flush=True)
+        finally:
+            stop_load(procs)
+    return {"meta": {"cores": cores, "n_train": args.n_train, "epochs": args.epochs, "load": args.load,
+                     "dataset": args.dataset, "loadavg_after": [round(v, 2) for v in os.getloadavg()]},
+            "scenarios": res}
+
+
+# ----------------------------------------------------------------------------- bf16 check, epoch parts
+def amp_check(args, seeds=(42, 7)) -> dict:
+    """fp32 against bf16 autocast: best validation loss and mask after ``--epochs`` epochs on
+    ``--n-train`` images, for each seed (the reseeded fp32 runs give the spread to compare with)."""
+    from ..train import train
+    torch.set_num_threads(args.threads)
+    rows = []
+    for seed in seeds:
+        for amp in (False, True):
+            cfg = TrainConfig(dataset=args.dataset, max_train=args.n_train, epochs=args.epochs,
+                              device="cpu", seed=seed, amp=amp)
+            best = train(cfg, progress=False, verbose=False).best
+            rows.append({"seed": seed, "amp": amp, "best_val": best["val_loss"],
+                         "variant_channels": best["variant_channels"]})
+            print(f"[bench] seed {seed} {'bf16' if amp else 'fp32'}: best val {best['val_loss']:.6f}, "
+                  f"{len(best['variant_channels'])} variant channels", flush=True)
+    fp32 = {r["seed"]: r for r in rows if not r["amp"]}
+    diffs = [abs(r["best_val"] - fp32[r["seed"]]["best_val"]) for r in rows if r["amp"]]
+    same_mask = all(r["variant_channels"] == fp32[r["seed"]]["variant_channels"] for r in rows if r["amp"])
+    spread = max(r["best_val"] for r in fp32.values()) - min(r["best_val"] for r in fp32.values())
+    print(f"[bench] bf16 - fp32: max |diff| {max(diffs):.2e} against a reseeded fp32 spread of "
+          f"{spread:.2e}; masks {'identical' if same_mask else 'DIFFER'}")
+    return {"rows": rows, "max_abs_diff": max(diffs), "fp32_seed_spread": spread, "same_mask": same_mask}
+
+
+def epoch_parts(args) -> dict:
+    """CPU seconds of the parts of one ``train()`` epoch: training steps, pair building alone,
+    validation, the per-epoch bookkeeping, and one ``RunDir.save``."""
+    import tempfile
+    from ..pairs import iterate_pairs
+    from ..train import loop
+    from ..train.runs import RunDir
+    torch.set_num_threads(args.threads)
+    cfg = TrainConfig(dataset=args.dataset, max_train=args.n_train, epochs=1, device="cpu", seed=args.seed)
+    data = load_dataset(cfg.dataset, seed=cfg.seed, max_train=cfg.max_train, verbose=False)
+    dev, (model, opt) = torch.device("cpu"), build("galib", data.image_shape, args.seed)
+
+    def cpu(f, repeats: int = 2) -> float:
+        return min(_timed(f) for _ in range(repeats))
+    parts = {"train steps": cpu(lambda: run_epoch(model, data.train, cfg, epoch_generator(1, 0), dev, opt)),
+             "pair building alone": cpu(lambda: [0 for _ in iterate_pairs(
+                 data.train, model.group, cfg.batch_size, epoch_generator(1, 0), device=dev)]),
+             "validation": cpu(lambda: run_epoch(model, data.val, cfg, torch.Generator().manual_seed(2), dev)),
+             "check params + row + best clone": cpu(lambda: (
+                 loop._check_parameters(model, 1), loop._epoch_row(0, {}, {}, model, 0.0),
+                 {k: v.clone() for k, v in model.state_dict().items()}))}
+    with tempfile.TemporaryDirectory() as d:
+        run = RunDir(Path(d), cfg, data, False)
+        run.open(fresh=True)
+        parts["save (last.pt, best.pt, history.json)"] = cpu(
+            lambda: run.save(cfg, model, opt, 0, [], 1.0, True))
+        t0 = time.perf_counter()
+        run.save(cfg, model, opt, 0, [], 1.0, True)
+        parts["save, wall seconds (fsync)"] = time.perf_counter() - t0
+        run.close()
+    total = parts["train steps"] + parts["validation"]
+    for k, v in parts.items():
+        unit = "wall s" if "wall" in k else "CPU s "
+        print(f"[bench] {k:40s} {v:8.3f} {unit} {100 * v / total:5.1f} % of train + val")
+    return {"n_train": len(data.train), "n_val": len(data.val), "cpu_s": parts}
+
+
+STEP_VARIANTS = {"fp32, foreach Adam": (False, "foreach"), "fp32, fused Adam": (False, "fused"),
+                 "bf16, foreach Adam": (True, "foreach"), "bf16, fused Adam": (True, "fused")}
+
+
+def step_ab(args, steps: int = 15) -> dict:
+    """CPU ms per galib training step (batch 64) for each of ``STEP_VARIANTS``, interleaved
+    ``--repeats`` times in this process; best of the repeats."""
+    torch.set_num_threads(args.threads)
+    cfg, x = bench_config(args.seed), torch.rand(BATCH, 1, 28, 28) * 2 - 1
+    variants = {k: v for k, v in STEP_VARIANTS.items() if not v[0] or amp_problem("cpu") is None}
+    states = {}
+    for name, (amp, kind) in variants.items():
+        model, _ = build("galib", (28, 28), args.seed)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=cfg.lr, **{kind: True})
+        states[name] = (amp, PairLoss(model), opt)
+    g = torch.arange(BATCH) % 4
+    gx = states[next(iter(states))][1].model.group.act_image(x, g)
+
+    def run(name: str) -> float:
+        amp, step, opt = states[name]
+        c0 = time.process_time()
+        for _ in range(steps):
+            with torch.autocast("cpu", torch.bfloat16, enabled=amp):
+                loss = step(x, gx, g)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return (time.process_time() - c0) / steps * 1e3
+    for name in states:                                            # warm-up, discarded
+        run(name)
+    best = dict.fromkeys(states, float("inf"))
+    for r in range(args.repeats + 1):
+        for name in (list(states) if r % 2 == 0 else list(states)[::-1]):
+            best[name] = min(best[name], run(name))
+    for name, ms in best.items():
+        print(f"[bench] {name:22s} {ms:7.2f} CPU ms / step")
+    return {"threads": args.threads, "cpu_ms_per_step": best}
+
+
+def _timed(f) -> float:
+    c0 = time.process_time()
+    f()
+    return time.process_time() - c0
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default="fashion-mnist", help="falls back to glyphs if unavailable")
     ap.add_argument("--n-train", type=int, default=None, help=f"training pairs (default {FULL[0]})")
@@ -325,25 +548,84 @@ def main(argv=None) -> dict | None:
     ap.add_argument("--epochs-fraction", type=float, default=1.0,
                     help="shorten: this fraction of the 48k + 12k epoch (--n-train/--n-val win)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--pipelines", default="galib,naive", help="comma-separated subset")
+    ap.add_argument("--pipelines", default=None,
+                    help=f"comma-separated subset of {','.join(PIPELINES)} (default: all; galib-bf16 "
+                         f"only where the CPU has native bf16)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--load", type=int, default=0,
+                    help="busy background processes during the measurement (started and stopped here)")
+    ap.add_argument("--quick", action="store_true",
+                    help="a few batches of glyphs, 1 repeat, 1 thread (for tests; figures mean nothing)")
+    ap.add_argument("--thread-study", action="store_true",
+                    help="quick trainings (--n-train images, --epochs): sequential vs side by side, "
+                         "quiet and beside --load busy processes")
+    ap.add_argument("--epochs", type=int, default=4,
+                    help="epochs of each --thread-study / --amp-check training")
+    ap.add_argument("--amp-check", action="store_true",
+                    help="fp32 vs bf16 autocast: best validation loss and mask, seeds 42 and 7 "
+                         "(--n-train images, --epochs)")
+    ap.add_argument("--step-ab", action="store_true",
+                    help="CPU ms per training step: fp32/bf16 x foreach/fused Adam, interleaved")
+    ap.add_argument("--epoch-parts", action="store_true",
+                    help="CPU seconds of the parts of one train() epoch (--n-train images)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", default="bench/results.json")
     ap.add_argument("--worker", choices=PIPELINES, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+    ap.add_argument("--train-worker", action="store_true", help=argparse.SUPPRESS)
+    return ap
+
+
+def _write(res: dict, path: str) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    print(f"[bench] wrote {out}")
+
+
+def main(argv=None) -> dict | None:
+    args = _parser().parse_args(argv)
+    if args.quick:
+        args.dataset, args.repeats, args.threads = "glyphs", 1, 1
+        args.n_train, args.n_val = args.n_train or 4 * BATCH, args.n_val or BATCH
+    if args.train_worker:
+        print(json.dumps(train_worker(args)))
+        return None
+    special = {"thread_study": thread_study, "amp_check": amp_check, "epoch_parts": epoch_parts,
+               "step_ab": step_ab}
+    for name, run in special.items():
+        if getattr(args, name):
+            args.n_train = args.n_train or (5000 if name == "thread_study" else 10_000)
+            res = run(args)
+            _write(res, args.out)
+            return res
     args.n_train = args.n_train or max(BATCH, round(FULL[0] * args.epochs_fraction))
     args.n_val = args.n_val or max(BATCH, round(FULL[1] * args.epochs_fraction))
     torch.set_num_threads(args.threads)
     if args.worker:
         print(json.dumps(run_worker(args.worker, args.dataset, args.n_train, args.n_val, args.seed)))
         return None
-    pipelines = [p for p in args.pipelines.split(",") if p]
+    procs = start_load(args.load)
+    try:
+        res = _compare(args, argv)
+    finally:
+        stop_load(procs)
+    print(format_table(res))
+    _write(res, args.out)
+    return res
+
+
+def _compare(args, argv) -> dict:
+    """Alternating A/B repeats of each pipeline in fresh processes, then the summary."""
+    pipelines = args.pipelines.split(",") if args.pipelines else default_pipelines()
+    unknown = [p for p in pipelines if p not in PIPELINES]
+    if unknown:
+        raise ValueError(f"unknown pipelines {unknown}; choose from {list(PIPELINES)}")
     load_before = os.getloadavg()
     runs, mm_runs = [], []
     for r in range(args.repeats):
         mm_runs.append(matmul_gflops())
         for p in (pipelines if r % 2 == 0 else pipelines[::-1]):      # alternate the order
-            runs.append(_spawn_worker(p, args))
+            runs.append({**_spawn_worker(p, args), "repeat": r})
             print(f"[bench] repeat {r + 1}/{args.repeats} {p}: epoch {runs[-1]['epoch_s']:.2f}s "
                   f"(train {runs[-1]['train_s']:.2f}s), peak RSS {runs[-1]['peak_rss_mb']:.0f} MB",
                   flush=True)
@@ -351,18 +633,13 @@ def main(argv=None) -> dict | None:
     first = runs[0]
     meta = {"dataset": first["dataset"], "note": first["note"], "n_train": first["n_train"],
             "n_val": first["n_val"], "batch_size": BATCH, "repeats": args.repeats,
-            "threads": args.threads, "torch": torch.__version__, "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "threads": args.threads, "load": args.load, "torch": torch.__version__,
+            "python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
+            "cpu_bf16": cpu_bf16_support(), "cpu_count": os.cpu_count(),
             "loadavg_before": [round(v, 2) for v in load_before],
             "loadavg_after": [round(v, 2) for v in os.getloadavg()],
             "command": " ".join([sys.executable, "-m", "galib.tools.bench", *(argv or sys.argv[1:])])}
-    res = summarise(runs, flops, mm_runs, meta)
-    print(format_table(res))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
-    print(f"[bench] wrote {out}")
-    return res
+    return summarise(runs, flops, mm_runs, meta)
 
 
 if __name__ == "__main__":

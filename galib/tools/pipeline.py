@@ -34,7 +34,7 @@ import datetime as dt
 import json
 import os
 import re
-import subprocess
+import shlex
 import sys
 import time
 from contextlib import contextmanager
@@ -44,6 +44,7 @@ from pathlib import Path
 from ..evaluation.tables import markdown_table
 from ..experiments.plan import EXPECT_ENV
 from ..io import write_text
+from ..notebook.context import COMMAND_ENV, source_commit
 from .profiles import (DEFAULT_RUN_FOLDER, NOTEBOOK_DIR, NOTEBOOKS, PARAMS_DIR, PUBLISH_DIR, ROOT,  # noqa: F401
                        PipelineError, default_fig_dir, flat_parameters, load_profile, need_checkout,
                        notebook_parameters, select_notebooks)
@@ -175,19 +176,9 @@ def publish_notebook(executed: Path, dest: Path, root: Path | None = None) -> Pa
 
 # ----------------------------------------------------------------------------- RESULTS.md
 def git_commit() -> str:
-    """Short commit hash, with ``-dirty`` when tracked code has changes; ``unknown`` outside git.
-
-    ``figures/`` is left out of the check: the pipeline itself rewrites it while it runs.
-    """
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                ".", ":(exclude)figures"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    """Short commit hash, with ``-dirty`` when tracked code has changes (``figures/`` left out: the
+    pipeline rewrites it while it runs); ``unknown`` outside git."""
+    return source_commit()
 
 
 def write_results(fig_dir: Path, profile: str, seconds: dict[str, float], commit: str) -> Path:
@@ -382,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-params", action="store_true",
                     help="only regenerate notebooks/params/<profile>/<notebook>.yaml from the profiles")
     args = ap.parse_args(argv)
+    os.environ.setdefault(COMMAND_ENV, "python -m galib.tools.pipeline " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)))
     try:
         if args.write_params:
             for path in write_flat_params():

@@ -16,6 +16,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from ..devices import configure_threads
 from .checkpoints import read_checkpoint
 from .config import LEGACY, TrainConfig, describe_field
 from .loop import train
@@ -37,6 +38,9 @@ def config_parser(description: str = "Train the ALD model.", run_flags: bool = F
     parser.add_argument("--run-dir", default=None, help="folder for checkpoints and history.json "
                         "(resumed if it holds this run)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: 1, or all cores on an idle machine; "
+                             "see galib.devices.configure_threads)")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback on errors (also GALIB_DEBUG=1)")
     if run_flags:
@@ -134,6 +138,7 @@ def summary(result) -> dict:
 def main(argv=None):
     """``python -m galib.train``: train (or resume, or load) one run and print its summary."""
     args = config_parser(run_flags=True, prog="python -m galib.train").parse_args(argv)
+    configure_threads(args.threads)
     result = train(config_from_args(args), args.run_dir, progress=not args.no_progress,
                    fresh=args.fresh, repair=args.repair)
     print(json.dumps(summary(result), indent=2))

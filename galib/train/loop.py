@@ -11,24 +11,24 @@ A non-finite loss term (in training or validation) or parameter stops training w
 run dir keeps the last good state. Finding the step costs nothing per step: the loss terms each
 step already computes are kept and searched only when an epoch's sum is non-finite.
 
-``amp=True`` runs the training step under bf16 autocast (CUDA only). Under ``torch.distributed``
+``amp=True`` runs the training and validation steps under bf16 autocast (CUDA, or a CPU with
+native bf16: ``amx_bf16`` / ``avx512_bf16``; see ``docs/performance.md``). Under ``torch.distributed``
 (see :mod:`galib.distributed`) each rank computes the loss on its slice of every global batch of
 ``batch_size`` pairs, DDP averages the gradients, and only rank 0 prints and writes files (and
 holds the run dir's lock), so the run matches a single-process run with the same ``batch_size``.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 from ..datasets import DataSplits, ImageSet, load_dataset
-from ..devices import resolve_device, wide_dtype
+from ..devices import autocast, resolve_device, wide_dtype
 from ..losses import PairLoss
 from ..models import GroupLatentAutoencoder
 from ..pairs import iterate_pairs
@@ -74,9 +74,7 @@ def run_epoch(model, data: ImageSet, cfg: TrainConfig, generator: torch.Generato
     """
     step = step or PairLoss.from_config(model, cfg)
     rank, world = _rank_and_world()
-    acc = wide_dtype(device)
-    sums = torch.zeros(len(LOSS_TERMS), dtype=acc, device=device)
-    seen = []                                                  # (steps, terms): searched on failure
+    seen, owns = [], []                                        # (steps, terms): searched on failure
     step.train(optimizer is not None)
     batches = iterate_pairs(data, model.group, cfg.batch_size, generator,
                             shuffle=optimizer is not None, device=device)
@@ -85,7 +83,7 @@ def run_epoch(model, data: ImageSet, cfg: TrainConfig, generator: torch.Generato
         for x, gx, g, _ in bar:
             n = len(x)
             (x, gx, g), own = _shard((x, gx, g), rank, world)     # own: this rank's sample count
-            with torch.autocast("cuda", torch.bfloat16) if cfg.amp else contextlib.nullcontext():
+            with autocast(device, cfg.amp):                    # bf16 where cfg.amp (checked by validate)
                 terms = step(x, gx, g)
             if optimizer is not None:
                 loss = terms["loss"] if world == 1 else terms["loss"] * (world * own / n)
@@ -93,13 +91,23 @@ def run_epoch(model, data: ImageSet, cfg: TrainConfig, generator: torch.Generato
                 loss.backward()                                # DDP: mean over ranks = batch mean
                 optimizer.step()
             seen.append(torch.stack([terms[k].detach() for k in LOSS_TERMS]))
-            sums += seen[-1].to(acc) * own
+            owns.append(own)
+    sums = _weighted_sums(seen, owns, device)                  # one reduction per epoch, no per-step sync
     if world > 1:
         dist.all_reduce(sums)
     means = dict(zip(LOSS_TERMS, (sums / len(data)).tolist()))
     if not all(math.isfinite(v) for v in means.values()):
         raise NonFiniteError(_nonfinite_message(seen, optimizer is not None, epoch))
     return means
+
+
+def _weighted_sums(seen: list[torch.Tensor], owns: list[int], device: torch.device) -> torch.Tensor:
+    """``sum_steps own * terms`` in the wide dtype: (len(LOSS_TERMS),)."""
+    acc = wide_dtype(device)
+    if not seen:
+        return torch.zeros(len(LOSS_TERMS), dtype=acc, device=device)
+    weights = torch.tensor(owns, dtype=acc, device=device)    # (steps,)
+    return weights @ torch.stack(seen).to(acc)                 # (steps,) @ (steps, terms)
 
 
 def _nonfinite_message(seen: list[torch.Tensor], training: bool, epoch: int | None) -> str:
@@ -147,11 +155,17 @@ def _shard(batch: tuple[torch.Tensor, ...], rank: int, world: int):
     return part, len(part[0])
 
 
+FUSED_ADAM_DEVICES = ("cpu", "cuda")
+
+
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam on the trainable parameters; ``foreach`` batches its per-parameter ops (the same
-    values as the default per-parameter loop, which CPU would otherwise get)."""
-    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                            foreach=True)
+    """Adam on the trainable parameters: ``fused`` (one kernel for all parameters; 0.4 ms less
+    per step than ``foreach`` on CPU, the same update to rounding: 6e-8 after 50 steps) where the
+    parameters live on cpu or cuda, else ``foreach``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if params and all(p.device.type in FUSED_ADAM_DEVICES for p in params):
+        return torch.optim.Adam(params, lr=cfg.lr, fused=True)
+    return torch.optim.Adam(params, lr=cfg.lr, foreach=True)
 
 
 def _progress(it, total: int, desc: str, enabled: bool):
@@ -168,8 +182,15 @@ def train(cfg: TrainConfig | None = None, run_dir: str | Path | None = None,
 
     A run dir holds one run (see :mod:`galib.train.runs`): ``repair=True`` rebuilds damaged or
     missing files where that is exact, ``fresh=True`` (or ``resume=False``) moves the old files to
-    ``run_dir/previous-N/`` and starts over. Asking a finished run for fewer epochs returns the
-    best of those epochs if ``best.pt`` keeps it, else raises :class:`~galib.train.runs.RunError`.
+    ``run_dir/previous-N/`` and starts over. Any number of processes may read one finished run
+    at once (a shared lock); a run being trained or repaired by another process is a
+    :class:`~galib.train.runs.RunError` naming its pid (readers do not wait for it).
+
+    Asking a finished run for fewer epochs than it holds (say it was extended to 400 epochs and a
+    notebook asks for 5) returns the best of the first ``epochs`` epochs if ``best.pt`` keeps it;
+    else it returns the run as it is, with a note: the model of its best epoch, all its rows, and
+    ``result.config.epochs`` set to the epochs it holds (the shorter run's weights are not kept;
+    use another run dir or ``fresh=True`` to train ``epochs`` epochs).
     """
     cfg = (cfg or TrainConfig()).validate()
     device = resolve_device(cfg.device)
@@ -222,10 +243,11 @@ def _fit(cfg, model, optimizer, data, device, run: RunDir | None, state: RunStat
     history, start, best_val = [], 0, math.inf
     if state.last is not None:
         done = state.last["epoch"] + 1
-        if cfg.epochs < done:
+        if cfg.epochs < done:                                  # a longer finished run
             history = history_up_to(state, cfg.epochs, state.path, verbose)
             model.load_state_dict(state.best["model"])
-            return TrainResult(model.eval(), history, cfg, data, state.path)
+            return TrainResult(model.eval(), history, replace(cfg, epochs=len(history)), data,
+                               state.path)
         model.load_state_dict(state.last["model"])
         optimizer.load_state_dict(state.last["optimizer"])
         history, start, best_val = state.last["history"], done, state.last["best_val"]

@@ -119,3 +119,15 @@ def test_injected_parameters_are_checked():
         context.check_injected("02_training", {"_ih": ["# Parameters\nepoch = 3\n"]})
     context.check_injected("02_training", {"_ih": ["# Parameters\nepochs = 3\n"]})
     assert context.declared_in_notebook(ROOT / "notebooks" / "02_training.ipynb") >= {"epochs", "run_dir"}
+
+
+def test_relative_paths_known_answers(tmp_path):
+    root = tmp_path / "repo"
+    obj = {"run_dir": str(root / "runs" / "a"), "fig": [str(root)], "other": "/elsewhere/x", "n": 3}
+    assert context.relative_paths(obj, root) == {"run_dir": "runs/a", "fig": ["."],
+                                                 "other": "/elsewhere/x", "n": 3}
+
+
+def test_source_commit_names_the_checkout():
+    commit = context.source_commit()
+    assert commit == "unknown" or len(commit.split("-")[0]) >= 7

@@ -38,23 +38,68 @@ def test_naive_pipeline_computes_the_same_losses():
 
 def test_tiny_benchmark_run_writes_a_complete_report(tmp_path, capsys):
     out = tmp_path / "res.json"
-    res = bench.main(["--dataset", "glyphs", "--n-train", "256", "--n-val", "64", "--repeats", "1",
-                      "--threads", "1", "--out", str(out)])
+    res = bench.main(["--quick", "--pipelines", "galib,naive", "--out", str(out)])
     assert json.loads(out.read_text()) == json.loads(json.dumps(res))
-    assert res["meta"]["dataset"] == "glyphs" and res["meta"]["n_train"] == 256
+    assert res["meta"]["dataset"] == "glyphs" and res["meta"]["n_train"] == 4 * bench.BATCH
+    assert res["meta"]["threads"] == 1 and res["meta"]["repeats"] == 1
     assert res["matmul_gflops"]["peak"] > 0
     for name in ("galib", "naive"):
         p = res["pipelines"][name]
-        assert len(p["runs"]) == 1 and p["runs"][0]["n_val"] == 64
+        assert len(p["runs"]) == 1 and p["runs"][0]["n_val"] == bench.BATCH
         for key in ("train_s", "val_s", "epoch_s", "epoch_cpu_s", "window_step_s", "peak_rss_mb"):
             assert math.isfinite(p[key]["min"]) and p[key]["min"] > 0, (name, key)
         assert math.isfinite(p["train_pct_of_matmul_peak"]) and p["train_pct_of_matmul_peak"] > 0
         assert all(math.isfinite(v) and v > 0 for v in p["val_loss"])
         assert p["peak_rss_mb"]["min"] >= p["rss_before_epoch_mb"]["min"]
     assert res["pipelines"]["galib"]["flops_per_train_sample"] == GALIB_FLOPS["train"]
-    assert set(res["speedup"]) == {"epoch_min", "epoch_median", "train_min", "epoch_cpu_min"}
+    assert set(res["speedups"]) == {"galib"} and res["speedup"] == res["speedups"]["galib"]
+    assert set(res["speedup"]) == {"epoch_min", "epoch_median", "train_min", "epoch_cpu_min",
+                                   "epoch_paired"}
+    assert len(res["speedup"]["epoch_paired"]) == 1                  # one ratio per repeat
     table = capsys.readouterr().out
     assert "galib speed-up over naive" in table and "MFLOP / train sample" in table
+
+
+def test_default_pipelines_follow_the_cpu(monkeypatch):
+    monkeypatch.setattr(bench, "amp_problem", lambda device: None)
+    assert bench.default_pipelines() == ["galib", "galib-bf16", "naive"]
+    monkeypatch.setattr(bench, "amp_problem", lambda device: "no bf16")
+    assert bench.default_pipelines() == ["galib", "naive"]
+
+
+def test_unknown_pipeline_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown pipelines \['fast'\]; choose from"):
+        bench.main(["--quick", "--pipelines", "galib,fast", "--out", str(tmp_path / "r.json")])
+
+
+def test_speedups_pair_each_repeat():
+    def pipe(epochs):
+        runs = [{"repeat": r, "epoch_s": e} for r, e in enumerate(epochs)]
+        mm = {"min": min(epochs), "median": sorted(epochs)[len(epochs) // 2]}
+        return {"runs": runs, "epoch_s": mm, "train_s": mm, "epoch_cpu_s": mm}
+    sp = bench._speedups({"galib": pipe([1.0, 2.0, 1.0]), "naive": pipe([3.0, 3.0, 4.0])})
+    assert sp["galib"]["epoch_paired"] == [3.0, 1.5, 4.0]
+    assert sp["galib"]["epoch_min"] == 3.0
+    assert bench._speedups({"galib": pipe([1.0])}) == {}             # no naive run: no ratio
+
+
+def test_background_load_starts_and_stops():
+    procs = bench.start_load(2, limit_s=60)
+    assert all(p.poll() is None for p in procs)                       # running
+    bench.stop_load(procs)
+    assert all(p.returncode is not None for p in procs)               # ended, reaped
+    assert bench.start_load(0) == []
+
+
+def test_thread_study_worker_trains_with_the_asked_threads(capsys):
+    before = torch.get_num_threads()
+    try:
+        bench.main(["--train-worker", "--dataset", "glyphs", "--n-train", "64", "--epochs", "1",
+                    "--threads", "1"])
+    finally:
+        torch.set_num_threads(before)
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["threads"] == 1 and len(row["epoch_s"]) == 1 and math.isfinite(row["val_loss"])
 
 
 def test_glyphs_fallback_is_announced(monkeypatch):
@@ -69,3 +114,29 @@ def test_glyphs_fallback_is_announced(monkeypatch):
     data, note = bench.load_bench_data("fashion-mnist", 64, 16)
     assert data.name == "glyphs" and "fell back to glyphs" in note
     assert (len(data.train), len(data.val)) == (64, 16)
+
+
+def test_epoch_parts_names_every_part(tmp_path):
+    res = bench.main(["--epoch-parts", "--dataset", "glyphs", "--n-train", "160", "--threads", "1",
+                      "--out", str(tmp_path / "parts.json")])
+    assert set(res["cpu_s"]) == {"train steps", "pair building alone", "validation",
+                                 "check params + row + best clone",
+                                 "save (last.pt, best.pt, history.json)", "save, wall seconds (fsync)"}
+    assert all(v >= 0 and math.isfinite(v) for v in res["cpu_s"].values())
+
+
+@pytest.mark.skipif(bench.amp_problem("cpu") is not None, reason="this CPU has no native bf16")
+def test_amp_check_compares_fp32_and_bf16_per_seed(tmp_path):
+    res = bench.main(["--amp-check", "--dataset", "glyphs", "--n-train", "96", "--epochs", "1",
+                      "--threads", "1", "--out", str(tmp_path / "amp.json")])
+    assert [(r["seed"], r["amp"]) for r in res["rows"]] == [(42, False), (42, True), (7, False), (7, True)]
+    assert res["max_abs_diff"] >= 0 and res["fp32_seed_spread"] > 0
+    assert isinstance(res["same_mask"], bool)
+
+
+def test_step_ab_times_every_variant(tmp_path):
+    res = bench.main(["--step-ab", "--threads", "1", "--repeats", "0", "--out", str(tmp_path / "s.json")])
+    native = bench.amp_problem("cpu") is None
+    expected = [k for k, (amp, _) in bench.STEP_VARIANTS.items() if native or not amp]
+    assert list(res["cpu_ms_per_step"]) == expected
+    assert all(v > 0 and math.isfinite(v) for v in res["cpu_ms_per_step"].values())
