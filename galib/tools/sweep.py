@@ -145,6 +145,37 @@ def summary(outcomes: list) -> tuple[str, int]:
     return "\n".join(lines), int(bool(bad))
 
 
+# ----------------------------------------------------------------------------- worker layouts
+LAYOUTS = {"1 worker × 2 threads": (1, 2), "2 workers × 1 thread": (2, 1)}
+
+
+def measure_layouts(profile: str, only=None, repeats: int = 2, layouts=LAYOUTS) -> dict:
+    """Trainings per hour of the profile's plan (``only``: those notebooks) under each local
+    worker layout, run alternately (A, B, A, B, …) in fresh temporary run folders, so that both
+    see the same machine. Returns per layout the wall seconds of each repeat and the trainings
+    per hour of the median repeat, and the ratio of the first layout to the second."""
+    import statistics
+    import tempfile
+    out = {name: [] for name in layouts}
+    n = None
+    for r in range(repeats):
+        for name, (jobs, threads) in layouts.items():
+            with tempfile.TemporaryDirectory(prefix="galib-layout-") as tmp:
+                plan = profile_plan(profile, tmp, only=only)
+                n = len(plan)
+                t0 = time.perf_counter()
+                outcomes = sweep(plan, "local", EngineOptions(jobs=jobs, threads=threads), progress=False)
+                out[name].append(time.perf_counter() - t0)
+                if summary(outcomes)[1]:
+                    raise RuntimeError(f"layout {name}: a training failed: {summary(outcomes)[0]}")
+            print(f"[sweep] layout {name}, repeat {r + 1}: {n} trainings in {out[name][-1]:.0f} s", flush=True)
+    res = {name: {"seconds": secs, "trainings": n,
+                  "trainings_per_hour": 3600 * n / statistics.median(secs)} for name, secs in out.items()}
+    a, b = (res[k]["trainings_per_hour"] for k in list(layouts)[:2])
+    res["ratio_first_to_second"] = a / b
+    return res
+
+
 # ----------------------------------------------------------------------------- command line
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m galib.tools.sweep", description=__doc__.split("\n")[0])
@@ -165,6 +196,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--gpus", type=int, default=0, help="slurm/ray: GPUs per training")
     ap.add_argument("--ray-address", default=None, help="ray: address of a running cluster (default: local)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--measure-layouts", type=int, metavar="REPEATS", default=0,
+                    help="time the plan under 1 worker × 2 threads and 2 workers × 1 thread, "
+                         "alternating, REPEATS times each (fresh temporary run folders); train nothing else")
     return ap
 
 
@@ -191,6 +225,15 @@ def main(argv: list[str] | None = None) -> int:
         options = options_from_args(args)
         plan = profile_plan(args.profile, args.run_root, dataset=args.dataset,
                             only=args.only.split(",") if args.only else None)
+        if args.measure_layouts:
+            res = measure_layouts(args.profile, args.only.split(",") if args.only else None,
+                                  args.measure_layouts)
+            for name in LAYOUTS:
+                r = res[name]
+                print(f"[sweep] {name}: {r['trainings_per_hour']:.0f} trainings per hour "
+                      f"(repeats {', '.join(f'{s:.0f}' for s in r['seconds'])} s for {r['trainings']})")
+            print(f"[sweep] ratio {' / '.join(LAYOUTS)}: {res['ratio_first_to_second']:.2f}")
+            return 0
         if args.dry_run:
             est = estimate(plan, options.threads)
             for t in plan if args.list else []:

@@ -1,4 +1,5 @@
-"""Fast test of galib.tools.compare_actions: tiny glyph set, 1 epoch, 8 latent channels."""
+"""Fast test of galib.tools.compare_actions (the command line of galib.experiments.so2): tiny glyph
+set, 1 epoch, 8 latent channels."""
 import json
 import math
 
@@ -13,6 +14,8 @@ def test_compare_actions_tiny(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert (out / "table.md").is_file() and (out / "so2_actions.png").stat().st_size > 0
     assert set(m["actions"]) == set(ACTIONS) and m["epochs"] == 1 and m["command"]
+    assert m["commit"] and m["group"] == "so2" and len(m["sentences"]) == 5
+    assert m["table_md"] in (out / "table.md").read_text()
     for name, a in m["actions"].items():
         assert len(a["angles_deg"]) == 8 and a["angles_deg"][1] == 45.0
         for key in ("recon_mse_per_angle", "equivariance_error_per_angle"):
