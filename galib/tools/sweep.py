@@ -85,7 +85,9 @@ def estimate(plan: list[Training], threads: int) -> dict:
 
 
 def _hm(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def _done_epochs(t: Training) -> int:
@@ -124,15 +126,25 @@ def _layout(executor: str, o: EngineOptions) -> str:
 
 
 def _bar(total: int, progress: bool):
+    """One bar of trainings done / total with tqdm's ETA (a widget in JupyterLab); without a bar
+    (a log file), :func:`_tick` prints a line per training instead."""
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc="trainings", unit="run", disable=not progress, file=sys.stdout,
-                dynamic_ncols=True)
+    bar = tqdm(total=total, desc="trainings", unit="run", disable=not progress, file=sys.stdout,
+               dynamic_ncols=True)
+    bar.galib_start = time.perf_counter()
+    return bar
 
 
 def _tick(bar, outcome) -> None:
     bar.update(1)
     if outcome.status != "done":
         bar.write(f"[sweep] {outcome.status}: {outcome.key}: {outcome.error} (log: {outcome.log})")
+    elif bar.disable:
+        done, total = bar.n, bar.total
+        elapsed = time.perf_counter() - bar.galib_start
+        eta = elapsed / done * (total - done)
+        print(f"[sweep] {done}/{total} done: {outcome.key} ({(outcome.info or {}).get('seconds', 0):.0f} s); "
+              f"{_hm(elapsed)} so far, about {_hm(eta)} to go", flush=True)
 
 
 def summary(outcomes: list) -> tuple[str, int]:
