@@ -131,16 +131,17 @@ def _bar(total: int, progress: bool):
     from tqdm.auto import tqdm
     bar = tqdm(total=total, desc="trainings", unit="run", disable=not progress, file=sys.stdout,
                dynamic_ncols=True)
-    bar.galib_start = time.perf_counter()
+    bar.galib_start, bar.galib_done = time.perf_counter(), 0     # tqdm counts nothing when disabled
     return bar
 
 
 def _tick(bar, outcome) -> None:
     bar.update(1)
+    bar.galib_done += 1
     if outcome.status != "done":
         bar.write(f"[sweep] {outcome.status}: {outcome.key}: {outcome.error} (log: {outcome.log})")
     elif bar.disable:
-        done, total = bar.n, bar.total
+        done, total = bar.galib_done, bar.total
         elapsed = time.perf_counter() - bar.galib_start
         eta = elapsed / done * (total - done)
         print(f"[sweep] {done}/{total} done: {outcome.key} ({(outcome.info or {}).get('seconds', 0):.0f} s); "

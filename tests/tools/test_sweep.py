@@ -113,7 +113,7 @@ def _an_epoch_written(runs: Path) -> bool:
     return False
 
 
-def test_a_failing_training_is_reported_and_the_rest_finish(tmp_path):
+def test_a_failing_training_is_reported_and_the_rest_finish(tmp_path, capsys):
     cfg = TrainConfig(dataset="glyphs", max_train=160, epochs=1, latent_channels=8, device="cpu")
     good = DataRequest.of(cfg, max_test=16)
     bad = DataRequest("npz:/no/such/file.npz", None, 42, 160, 16)
@@ -129,6 +129,8 @@ def test_a_failing_training_is_reported_and_the_rest_finish(tmp_path):
     text, status = summary(list(outcomes.values()))
     assert status == 1 and "failed: bad" in text and "skipped: needs-bad" in text
     assert Path(outcomes["bad"].log).is_file()
+    out = capsys.readouterr().out                 # no bar (not a terminal): a line per training
+    assert "[sweep] failed: bad" in out and "[sweep] 3/3 done: good" in out and "to go" in out
 
 
 def test_dry_run_counts_the_paper_profile(capsys):
