@@ -4,7 +4,8 @@
   folders named in one place, :func:`train_or_load`, :func:`execute` (what a sweep worker runs);
 * :mod:`~galib.experiments.rows` — :class:`EvalSettings` and the cached, versioned scored rows;
 * one module per study: :mod:`~.training` (02), :mod:`~.tau` (03), :mod:`~.baselines` and
-  :mod:`~.probes` (05, and 04's designs), :mod:`~.blocked` (06);
+  :mod:`~.probes` (05, and 04's designs), :mod:`~.blocked` (06), :mod:`~.so2` (the SO(2) latent
+  actions, outside the notebooks: `python -m galib.tools.compare_actions`);
 * :mod:`~galib.experiments.registry` — the notebooks in one table, and the trainings each opens.
 """
 from .plan import (DataRequest, NotSweptError, Training, execute, merge, run_folder,

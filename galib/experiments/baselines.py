@@ -1,18 +1,24 @@
 """Baselines and loss ablations, trained alike, evaluated alike, over several seeds, tabulated.
 
 Every model shares the base ``TrainConfig`` (encoder/decoder, data, epochs) and differs only
-in the fields below; ``pixels`` has no model at all.
+in the fields below; ``pixels`` and the two orbit controls train nothing (one value, copied to
+every seed and marked ``single_valued``).
 
 =============== ============================================ =======================================
 name            what                                         config overrides
 =============== ============================================ =======================================
 ``pixels``      linear probes on raw pixels                  (no model)
+``pixels-orbit`` orbit invariants (|DFT| over the orbit) of  (no model; exactly invariant)
+                the pixels: a control without training
+``random-orbit`` orbit invariants of a randomly initialised  (no model; exactly invariant)
+                paper encoder: a control without training
 ``ae``          plain autoencoder, reconstructs ``x``        ``objective='ae'`` (evaluated with the
                                                              whole latent variant: ``split='full'``)
 ``manual``      fixed mask, first half of channels variant   ``mask='manual'``
 ``ald``         the paper: learned mask, all three losses    ``mask='learned'``
 ``random``      fixed random mask, as many variant channels  ``mask='random'``, ``mask_variant`` =
-                as the same seed's learned mask (a control)  the ``ald`` row's ``n_variant``
+                as the same seed's learned mask (a control)  the ``ald`` run's ``n_variant``
+``random2/3``   two more draws of that random mask           ``mask_seed`` = seed + 1000·k
 ``all-variant`` fixed mask, every channel variant            ``mask='manual'``, ``mask_variant=C``
 ``ald-pooled``  learned mask, ``z_i`` pooled over the grid      ``invariant='pooled'``
 ``ald-orbit``   learned mask, ``z_i`` averaged over the orbit   ``invariant='orbit'``
@@ -25,7 +31,7 @@ name            what                                         config overrides
 :func:`baseline_trainings` is the plan: one :class:`~galib.experiments.plan.Training` per
 (baseline, training seed), in ``run_root/<name>`` (the base config's seed) or
 ``run_root/<name>_seed<s>`` (:func:`~galib.experiments.plan.run_folder`); ``random`` needs the same
-seed's ``ald`` run. :func:`run_baselines` loads (or trains) each, scores it through
+seed's ``ald`` run (its size is derived when that run has finished). :func:`run_baselines` loads (or trains) each, scores it through
 :mod:`galib.evaluation` and caches the row (:mod:`galib.experiments.rows`).
 :func:`results_table` / :func:`write_table` turn rows into a markdown + JSON table, mean ± sd over
 seeds. The command line is :mod:`galib.tools.baselines`.

@@ -275,6 +275,64 @@ def _comparisons(m: Mapping) -> list[dict]:
     return out
 
 
+def _ald_drops(s: Mapping, rows: list) -> list[str]:
+    """The learned mask's features under protocol b, and which of them keep their accuracy."""
+    drops = {f: _drop(s, "ald", f) for f in ("z", "z_i", "orbit")}
+    drops = {f: d for f, d in drops.items() if d}
+    if not drops:
+        return []
+    parts = [f"{FEATURE_WORDS[f]} from {a:.3f} to {b:.3f} "
+             + (f"({d:.0f} points lower)" if d > 0.5 else "(no loss)")
+             for f, (a, b, d) in drops.items()]
+    out = ["With the learned mask (ALD), protocol b takes "
+           + (", ".join(parts[:-1]) + " and " if len(parts) > 1 else "") + parts[-1] + "."]
+    keep = [f for f, (_, _, d) in drops.items() if d <= KEEP_POINTS]
+    lose = [FEATURE_WORDS[f] for f, (_, _, d) in drops.items() if d > KEEP_POINTS]
+    words = []
+    for f in keep:
+        w = _worst_element(rows, "ald", f)
+        words.append(FEATURE_WORDS[f] + (f" (worst element {w[0]}: {w[1]:.3f})" if w else ""))
+    text = (f"Invariant under the non-identity group elements (protocol b losing at most "
+            f"{KEEP_POINTS:g} points): {', '.join(words) if words else 'none of them'}")
+    if lose:
+        text += f"; not invariant: {', '.join(lose)}"
+    return out + [text + "."]
+
+
+def _best_against_controls(m: Mapping, controls: dict) -> list[str]:
+    """The best invariant feature (chosen on validation) against the better untrained control."""
+    best, chance = m.get("best_invariant"), _num(m.get("chance"))
+    if not isinstance(best, Mapping) or _num(best.get("accuracy_table")) is None:
+        return []
+    acc = float(best["accuracy_table"])
+    text = (f"Chosen on validation accuracy, the best invariant feature under protocol b is "
+            f"{FEATURE_WORDS.get(best['feature'], best['feature'])} of the {best['baseline']} model, "
+            f"at {acc:.3f} on the test images" + (f" (chance {chance:.2f})" if chance is not None else ""))
+    if controls:
+        ctrl, (_, cb) = max(controls.items(), key=lambda kv: kv[1][1])
+        d = 100 * (acc - cb)
+        text += (f"; that is {abs(d):.0f} points " + ("above" if d > 0 else "below")
+                 + f" the better control ({FEATURE_WORDS[ctrl]}, {cb:.3f}): "
+                 + ("training buys invariant class information beyond it" if d > KEEP_POINTS else
+                    "training falls behind it" if d < -KEEP_POINTS else
+                    f"within {KEEP_POINTS:g} points, no better than invariance alone"))
+    return [text + "."]
+
+
+def _paired_words(m: Mapping) -> list[str]:
+    comps = _comparisons(m)
+    if not comps:
+        return []
+    decided = [c for c in comps if c["verdict"] != "inconclusive"]
+    if decided:
+        return ["Paired by seed, learned minus random (95 % interval; equivalence margin): "
+                + "; ".join(f"{c['key']} {c['diff']:+.3g} [{c['low']:+.3g}, {c['high']:+.3g}]; "
+                            f"±{c['margin']:g} → {c['verdict']}" for c in decided) + "."]
+    return [f"No paired comparison of the learned mask with random masks is decided "
+            f"({len(comps)} inconclusive): every 95 % interval holds 0 and reaches beyond "
+            f"its equivalence margin, so more seeds are needed to tell."]
+
+
 def linear_probe(m: Mapping) -> list[str]:
     s, out, rows = m.get("summary", {}), [], m.get("rows") or []
     n = _seeds(m)
@@ -284,25 +342,7 @@ def linear_probe(m: Mapping) -> list[str]:
                    f"images (protocol a) and {px[1]:.3f} on test images each moved by a non-identity "
                    f"group element (protocol b), {px[2]:.0f} points lower"
                    + (f" (means over {n} seeds)." if n > 1 else "."))
-    drops = {f: _drop(s, "ald", f) for f in ("z", "z_i", "orbit")}
-    drops = {f: d for f, d in drops.items() if d}
-    if drops:
-        parts = [f"{FEATURE_WORDS[f]} from {a:.3f} to {b:.3f} "
-                 + (f"({d:.0f} points lower)" if d > 0.5 else "(no loss)")
-                 for f, (a, b, d) in drops.items()]
-        out.append("With the learned mask (ALD), protocol b takes "
-                   + (", ".join(parts[:-1]) + " and " if len(parts) > 1 else "") + parts[-1] + ".")
-        keep = [f for f, (_, _, d) in drops.items() if d <= KEEP_POINTS]
-        lose = [FEATURE_WORDS[f] for f, (_, _, d) in drops.items() if d > KEEP_POINTS]
-        words = []
-        for f in keep:
-            w = _worst_element(rows, "ald", f)
-            words.append(FEATURE_WORDS[f] + (f" (worst element {w[0]}: {w[1]:.3f})" if w else ""))
-        text = (f"Invariant under the non-identity group elements (protocol b losing at most "
-                f"{KEEP_POINTS:g} points): {', '.join(words) if words else 'none of them'}")
-        if lose:
-            text += f"; not invariant: {', '.join(lose)}"
-        out.append(text + ".")
+    out += _ald_drops(s, rows)
     controls = {c: (_row_mean(rows, c, f"probe/{c}/a"), _row_mean(rows, c, f"probe/{c}/b"))
                 for c in CONTROLS}
     controls = {c: v for c, v in controls.items() if None not in v}
@@ -310,34 +350,9 @@ def linear_probe(m: Mapping) -> list[str]:
         parts = [f"{FEATURE_WORDS[c]} {a:.3f} upright and {b:.3f} moved" for c, (a, b) in controls.items()]
         out.append("The exactly invariant controls, which need no training, score: "
                    + "; ".join(parts) + " — what invariance alone gives a linear probe.")
-    best, chance = m.get("best_invariant"), _num(m.get("chance"))
-    if isinstance(best, Mapping) and _num(best.get("accuracy_table")) is not None:
-        acc = float(best["accuracy_table"])
-        text = (f"Chosen on validation accuracy, the best invariant feature under protocol b is "
-                f"{FEATURE_WORDS.get(best['feature'], best['feature'])} of the {best['baseline']} model, "
-                f"at {acc:.3f} on the test images" + (f" (chance {chance:.2f})" if chance is not None else ""))
-        if controls:
-            ctrl, (_, cb) = max(controls.items(), key=lambda kv: kv[1][1])
-            d = 100 * (acc - cb)
-            text += (f"; that is {abs(d):.0f} points " + ("above" if d > 0 else "below")
-                     + f" the better control ({FEATURE_WORDS[ctrl]}, {cb:.3f}): "
-                     + ("training buys invariant class information beyond it" if d > KEEP_POINTS else
-                        "training falls behind it" if d < -KEEP_POINTS else
-                        f"within {KEEP_POINTS:g} points, no better than invariance alone"))
-        out.append(text + ".")
+    out += _best_against_controls(m, controls)
     out += _text(m, "learned_vs_random_text")
-    comps = _comparisons(m)
-    if comps:
-        decided = [c for c in comps if c["verdict"] != "inconclusive"]
-        if decided:
-            out.append("Paired by seed, learned minus random (95 % interval; equivalence margin): "
-                       + "; ".join(f"{c['key']} {c['diff']:+.3g} [{c['low']:+.3g}, {c['high']:+.3g}]; "
-                                   f"±{c['margin']:g} → {c['verdict']}" for c in decided) + ".")
-        else:
-            out.append(f"No paired comparison of the learned mask with random masks is decided "
-                       f"({len(comps)} inconclusive): every 95 % interval holds 0 and reaches beyond "
-                       f"its equivalence margin, so more seeds are needed to tell.")
-    return out
+    return out + _paired_words(m)
 
 
 # ----------------------------------------------------------------------------- 06
@@ -368,13 +383,33 @@ def _block_verdict(r: Mapping) -> str | None:
     return f"Where the block lives on {ds} (block gain {gain:.0%}): " + where + "."
 
 
+SAME_SWAP = 0.05   # other models whose block swap toward z_i is within this of the learned mask's: "the same"
+
+
+def _block_others(table: list, ald: Mapping) -> str | None:
+    """Whether the other models with a z_i route the block as the learned mask does (swap measure)."""
+    a = _num(ald.get("block_swap_zi"))
+    others = {r["name"]: _num(r.get("block_swap_zi")) for r in table if isinstance(r, Mapping)
+              and r.get("dataset") == ald.get("dataset") and r.get("name") not in ("ald", "all-variant")}
+    others = {k: v for k, v in others.items() if v is not None}
+    if a is None or not others:
+        return None
+    same = sorted(k for k, v in others.items() if abs(v - a) <= SAME_SWAP)
+    text = (f"On {ald.get('dataset')}, in swaps the block follows z_i {a:.0%} of the way with the learned "
+            f"mask; {', '.join(same) or 'no other model'} "
+            f"{'do' if len(same) > 1 else 'does'} the same within {SAME_SWAP:.0%}")
+    if {"random", "recon"} <= set(same):
+        text += (": a random mask of its size and L_recon alone route the block as well, so neither "
+                 "the learned choice of channels nor L_inv/L_const is what sends it to z_i")
+    return text + "."
+
+
 def blocked(m: Mapping) -> list[str]:
     out = [a for a in (m.get("answer") or []) if isinstance(a, str)]   # block_sentences: numbers, paired verdicts
-    for r in m.get("table") or []:
+    table = m.get("table") or []
+    for r in table:
         if isinstance(r, Mapping) and r.get("name") == "ald":
-            v = _block_verdict(r)
-            if v:
-                out.append(v)
+            out += [v for v in (_block_verdict(r), _block_others(table, r)) if v]
     return out
 
 

@@ -290,3 +290,15 @@ def test_markdown_escapes_underscores():
     f = findings.Findings(["z_i and z_v", "a*b"])
     assert f._repr_markdown_() == "- z\\_i and z\\_v\n- a\\*b"
     assert str(f) == "• z_i and z_v\n• a*b"
+
+
+def test_blocked_says_when_every_split_routes_the_block_alike():
+    def row(name, swap):
+        return {"dataset": "blocked:bright:toy", "name": name, "block_swap_zi": swap, "block_gain": 0.99,
+                "block_share_zi": 1.0, "image_share_zi": 0.1}
+    alike = findings.blocked({"table": [row("ald", 0.93), row("random", 0.92), row("recon", 0.94),
+                                        row("all-variant", 0.0)]})
+    assert any("neither the learned choice of channels nor L_inv/L_const" in s for s in alike)
+    apart = findings.blocked({"table": [row("ald", 0.93), row("random", 0.20), row("recon", 0.10)]})
+    assert any("no other model does the same" in s for s in apart)
+    assert not any("neither the learned choice" in s for s in apart)
