@@ -107,3 +107,20 @@ def test_images_the_group_cannot_act_on(tiny):
     bad = DataSplits("rect", "test", rect, rect, rect)
     with pytest.raises(ValueError, match="square"):
         train(SMALL, data=bad, progress=False, verbose=False)
+
+
+def test_run_epoch_keyword_options(tiny):
+    """``run_epoch`` takes its call forms (6 positional, then progress/desc/step/epoch as
+    keywords, the same means whichever are given) and names an unknown keyword."""
+    from galib.losses import PairLoss
+    from galib.train import model_from_config, run_epoch
+    torch.manual_seed(0)
+    model = model_from_config(SMALL, tiny.image_shape)
+    cpu, gen = torch.device("cpu"), lambda: torch.Generator().manual_seed(1)
+    plain = run_epoch(model, tiny.val, SMALL, gen(), cpu)
+    keyed = run_epoch(model, tiny.val, SMALL, gen(), cpu, None, progress=False, desc="val",
+                      step=PairLoss.from_config(model, SMALL), epoch=3)
+    assert plain == keyed
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) 'epochs'; its options "
+                                        r"are: progress, desc, step, epoch"):
+        run_epoch(model, tiny.val, SMALL, gen(), cpu, epochs=3)

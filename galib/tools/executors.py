@@ -168,12 +168,19 @@ def run_plan(plan: list[Training], engine, threads: int, progress=None,
     return [outcomes[t.key] for t in plan]
 
 
+FRESH_HINT = (" — the sweep never starts a run over: move the run folder aside, or repair or restart "
+              "it by hand with `python -m galib.train --config RUN_DIR --repair` (or `--fresh`)")
+
+
 def _outcome(engine, handle, t: Training) -> Outcome:
     log = str(Path(t.run_dir) / "sweep.log")
     try:
         return Outcome(t.key, "done", engine.result(handle), log=log)
     except BaseException as err:                               # noqa: BLE001 (reported, others go on)
-        return Outcome(t.key, "failed", error=f"{type(err).__name__}: {err}"[:2000], log=log)
+        text = f"{type(err).__name__}: {err}"[:2000]
+        if "--fresh" in text or "--repair" in text:            # a run-dir error: say what to do here
+            text += FRESH_HINT
+        return Outcome(t.key, "failed", error=text, log=log)
 
 
 def _ready(pending: list[Training], outcomes: dict) -> list[Training]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -61,24 +61,45 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
+@dataclass(frozen=True)
+class EpochOptions:
+    """The keyword options of :func:`run_epoch`."""
+    progress: bool = False                  # show a tqdm bar
+    desc: str = ""                          # the bar's label
+    step: torch.nn.Module | None = None     # (x, gx, g) -> loss terms; default PairLoss(model, ...)
+    epoch: int | None = None                # 1-based, named by NonFiniteError
+
+    @classmethod
+    def of(cls, opts: dict) -> EpochOptions:
+        unknown = sorted(set(opts) - {f.name for f in fields(cls)})
+        if unknown:
+            allowed = ", ".join(f.name for f in fields(cls))
+            raise TypeError(f"run_epoch() got unexpected keyword argument(s) "
+                            f"{', '.join(map(repr, unknown))}; its options are: {allowed}")
+        return cls(**opts)
+
+
 def run_epoch(model, data: ImageSet, cfg: TrainConfig, generator: torch.Generator,
               device: torch.device, optimizer: torch.optim.Optimizer | None = None,
-              progress: bool = False, desc: str = "", step: torch.nn.Module | None = None,
-              epoch: int | None = None) -> dict[str, float]:
+              **opts) -> dict[str, float]:
     """One pass over ``data``: trains when ``optimizer`` is given, else evaluates without grad.
 
-    ``step`` computes the loss terms from ``(x, gx, g)`` (default ``PairLoss(model, ...)``; DDP
-    passes its wrapper). Under ``torch.distributed`` each rank takes its slice of every batch.
-    Returns per-sample means of every loss term (over all ranks); a non-finite one raises
-    :class:`NonFiniteError` naming ``epoch`` (1-based), the step and the term.
+    Keyword options (:class:`EpochOptions`; any other keyword is a ``TypeError``): ``progress``
+    (a tqdm bar, labelled ``desc``), ``step`` (computes the loss terms from ``(x, gx, g)``;
+    default ``PairLoss(model, ...)``; DDP passes its wrapper) and ``epoch`` (1-based, for errors).
+    Under ``torch.distributed`` each rank takes its slice of every batch. Returns per-sample means
+    of every loss term (over all ranks); a non-finite one raises :class:`NonFiniteError` naming
+    ``epoch``, the step and the term.
     """
-    step = step or PairLoss.from_config(model, cfg)
+    options = EpochOptions.of(opts)
+    step = options.step or PairLoss.from_config(model, cfg)
     rank, world = _rank_and_world()
     seen, owns = [], []                                        # (steps, terms): searched on failure
     step.train(optimizer is not None)
     batches = iterate_pairs(data, model.group, cfg.batch_size, generator,
                             shuffle=optimizer is not None, device=device)
-    bar = _progress(batches, total=math.ceil(len(data) / cfg.batch_size), desc=desc, enabled=progress)
+    bar = _progress(batches, total=math.ceil(len(data) / cfg.batch_size), desc=options.desc,
+                    enabled=options.progress)
     with torch.set_grad_enabled(optimizer is not None):
         for x, gx, g, _ in bar:
             n = len(x)
@@ -97,7 +118,7 @@ def run_epoch(model, data: ImageSet, cfg: TrainConfig, generator: torch.Generato
         dist.all_reduce(sums)
     means = dict(zip(LOSS_TERMS, (sums / len(data)).tolist()))
     if not all(math.isfinite(v) for v in means.values()):
-        raise NonFiniteError(_nonfinite_message(seen, optimizer is not None, epoch))
+        raise NonFiniteError(_nonfinite_message(seen, optimizer is not None, options.epoch))
     return means
 
 
@@ -203,12 +224,12 @@ def train(cfg: TrainConfig | None = None, run_dir: str | Path | None = None,
     data.check()
     torch.manual_seed(cfg.seed)
     model = model_from_config(cfg, data.image_shape).to(device)
-    optimizer = make_optimizer(model, cfg)
+    fit = _Fit(cfg, model, make_optimizer(model, cfg), data, device, None, progress, verbose)
     if run_dir is None:
-        return _fit(cfg, model, optimizer, data, device, None, RunState(), progress, verbose)
+        return _fit(fit, RunState())
     run, state = _open_run(Path(run_dir), cfg, data, fresh or not resume, repair, verbose)
     try:
-        return _fit(cfg, model, optimizer, data, device, run, state, progress, verbose)
+        return _fit(replace(fit, run=run), state)
     finally:
         if run is not None:
             run.close()
@@ -239,7 +260,21 @@ def _open_run(path: Path, cfg, data, fresh: bool, repair: bool, verbose: bool):
     return run, state
 
 
-def _fit(cfg, model, optimizer, data, device, run: RunDir | None, state: RunState, progress, verbose):
+@dataclass
+class _Fit:
+    """What the epoch loop carries; ``run`` is the run dir on rank 0, else None."""
+    cfg: TrainConfig
+    model: GroupLatentAutoencoder
+    optimizer: torch.optim.Optimizer
+    data: DataSplits
+    device: torch.device
+    run: RunDir | None
+    progress: bool
+    verbose: bool
+
+
+def _fit(fit: _Fit, state: RunState) -> TrainResult:
+    cfg, model, data, verbose = fit.cfg, fit.model, fit.data, fit.verbose
     history, start, best_val = [], 0, math.inf
     if state.last is not None:
         done = state.last["epoch"] + 1
@@ -249,14 +284,13 @@ def _fit(cfg, model, optimizer, data, device, run: RunDir | None, state: RunStat
             return TrainResult(model.eval(), history, replace(cfg, epochs=len(history)), data,
                                state.path)
         model.load_state_dict(state.last["model"])
-        optimizer.load_state_dict(state.last["optimizer"])
+        fit.optimizer.load_state_dict(state.last["optimizer"])
         history, start, best_val = state.last["history"], done, state.last["best_val"]
         if verbose and start < cfg.epochs:
             print(f"[galib] resuming {state.path} at epoch {start}/{cfg.epochs}")
-    if run is not None and start < cfg.epochs:
-        run.check_writable()
-    best_state = _epochs(cfg, model, optimizer, data, device, run, history, start, best_val,
-                         progress, verbose)
+    if fit.run is not None and start < cfg.epochs:
+        fit.run.check_writable()
+    best_state = _epochs(fit, history, start, best_val)
     if best_state is not None:
         model.load_state_dict(best_state)
     elif state.best is not None:                               # resumed a finished run
@@ -264,9 +298,11 @@ def _fit(cfg, model, optimizer, data, device, run: RunDir | None, state: RunStat
     return TrainResult(model.eval(), history, cfg, data, state.path)
 
 
-def _epochs(cfg, model, optimizer, data, device, run, history, start, best_val, progress, verbose):
-    """Train epochs ``start..cfg.epochs-1`` (appending to ``history``, saving to ``run``); the
-    weights of the best new epoch, or None if none beat ``best_val``."""
+def _epochs(fit: _Fit, history: list[dict], start: int, best_val: float) -> dict | None:
+    """Train epochs ``start..cfg.epochs-1`` (appending to ``history``, saving to ``fit.run``);
+    the weights of the best new epoch, or None if none beat ``best_val``."""
+    cfg, model, optimizer, data, device, run = (fit.cfg, fit.model, fit.optimizer, fit.data,
+                                                fit.device, fit.run)
     rank, world = _rank_and_world()
     step = PairLoss.from_config(model, cfg)
     train_step = step
@@ -281,8 +317,8 @@ def _epochs(cfg, model, optimizer, data, device, run, history, start, best_val, 
         t0 = time.perf_counter()
         try:
             tr = run_epoch(model, data.train, cfg, epoch_generator(cfg.seed, epoch), device, optimizer,
-                           progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", step=train_step,
-                           epoch=epoch + 1)
+                           progress=fit.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                           step=train_step, epoch=epoch + 1)
             _check_parameters(model, epoch + 1)
             va = run_epoch(model, data.val, cfg, torch.Generator().manual_seed(val_gen_seed), device,
                            step=step, epoch=epoch + 1)
@@ -295,7 +331,7 @@ def _epochs(cfg, model, optimizer, data, device, run, history, start, best_val, 
         best_val = min(best_val, va["loss"])
         if improved:
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if verbose:
+        if fit.verbose:
             print(f"epoch {epoch + 1:3d}/{cfg.epochs}  train {tr['loss']:.4f}  val {va['loss']:.4f} "
                   f"(recon {va['recon']:.4f} inv {va['inv']:.4f} const {va['const']:.4f})  "
                   f"variant {row['variant_fraction']:.2f}  {row['seconds']:.1f}s" + ("  *" if improved else ""))

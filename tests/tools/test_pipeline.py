@@ -1,4 +1,5 @@
-"""Fast checks of galib.tools.pipeline's bookkeeping: RESULTS.md and --set parsing."""
+"""Fast checks of galib.tools.pipeline's bookkeeping: RESULTS.md, --set and --only parsing, one-line
+errors for bad folders and profiles, and where each profile writes its figures."""
 from __future__ import annotations
 
 import pytest
@@ -61,6 +62,54 @@ def test_publish_notebook_makes_paths_relative(tmp_path):
 
 
 def test_missing_checkout_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(pipeline, "NOTEBOOK_DIR", tmp_path / "none")
+    from galib.tools import profiles
+    monkeypatch.setattr(profiles, "NOTEBOOK_DIR", tmp_path / "none")
     with pytest.raises(pipeline.PipelineError, match="source checkout"):
         pipeline.load_profile("quick")
+
+
+def test_only_is_strict():
+    """Spaces are ignored; an empty entry or one that matches no notebook is an error (it used to
+    run 02 alone for "02, 03", and all six for ",")."""
+    assert pipeline.select_notebooks(" 02, 03") == ["02_training", "03_mask_sparsity_vs_tau"]
+    assert pipeline.select_notebooks(None) == list(pipeline.NOTEBOOKS)
+    for bad in (",", "02,", "07", "02,xx"):
+        with pytest.raises(pipeline.PipelineError, match="matches no notebook"):
+            pipeline.select_notebooks(bad)
+
+
+def _main_fails(argv, capsys) -> str:
+    assert pipeline.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("[pipeline] FAILED:") and "Traceback" not in err
+    return err
+
+
+def test_bad_folders_and_profiles_are_one_line_errors(tmp_path, capsys):
+    """A --run-root that is a file or cannot be created, and a profile with a JSON syntax error, give
+    one line (rc 1) before anything runs, never a traceback."""
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert "is a file, not a folder" in _main_fails(["--profile", "smoke", "--run-root", str(a_file)], capsys)
+    assert "cannot be created" in _main_fails(
+        ["--profile", "smoke", "--run-root", "/proc/galib-no-such-dir/runs"], capsys)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"common": {"epochs": 1,}')
+    assert "cannot be read" in _main_fails(["--profile", str(broken), "--run-root", str(tmp_path)], capsys)
+    assert "matches no notebook" in _main_fails(["--profile", "smoke", "--only", ","], capsys)
+
+
+def test_ctrl_c_is_a_clean_line(monkeypatch, capsys):
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(pipeline, "run_pipeline", interrupted)
+    assert pipeline.main(["--profile", "smoke"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+
+
+def test_other_profiles_do_not_write_into_the_committed_figures():
+    assert pipeline.default_fig_dir(pipeline.load_profile("quick")) == (pipeline.ROOT / "figures").resolve()
+    for name in ("smoke", "paper"):
+        assert pipeline.default_fig_dir(pipeline.load_profile(name)) == \
+            (pipeline.ROOT / "runs" / name / "figures").resolve()

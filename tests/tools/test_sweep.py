@@ -145,3 +145,17 @@ def test_bad_layouts_are_clear_errors(capsys):
     assert "threads" in capsys.readouterr().err
     assert main(["--profile", "smoke", "--only", "xx", "--dry-run"]) == 1
     assert "matches no notebook" in capsys.readouterr().err
+
+
+def test_a_run_folder_of_another_run_is_reported_with_what_to_do(tmp_path):
+    """A run folder holding another run's files fails that training with the run-dir error and a
+    hint the sweep can act on (it cannot pass --fresh on)."""
+    cfg = TrainConfig(dataset="glyphs", max_train=160, epochs=1, latent_channels=8, device="cpu")
+    data = DataRequest.of(cfg, max_test=16)
+    (first,) = sweep(merge([Training("a", cfg, str(tmp_path / "run"), data)]), "local",
+                     EngineOptions(jobs=1, threads=1), progress=False)
+    assert first.status == "done"
+    other = TrainConfig(dataset="glyphs", max_train=160, epochs=2, latent_channels=8, device="cpu", lr=0.5)
+    (second,) = sweep(merge([Training("b", other, str(tmp_path / "run"), data)]), "local",
+                      EngineOptions(jobs=1, threads=1), progress=False)
+    assert second.status == "failed" and "move the run folder aside" in second.error
