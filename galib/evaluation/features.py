@@ -16,11 +16,21 @@ the identity would leave part of the "transformed" test set upright.
 latent is treated as variant, ``z_v = z`` and ``z_i = 0``) — the right reading of a plain
 autoencoder (``objective='ae'``), which has no mask: its features that need ``z_i`` or a mask are
 ``None`` and its orbit features are those of the full ``z``.
+
+How features are read and probed is set by two option objects instead of chains of keywords:
+:class:`FeatureOptions` (group, split, orbit kind, batch size, distinct coordinates) for
+:func:`features_from_latent`, :func:`compute_features` and :func:`probe_model`, and
+:class:`ProbeBudget` (image caps, fit keywords, the draw of elements) for :func:`probe_model`.
+Each of these functions also takes the fields as keywords (``split="full"``), applied to the
+objects with :func:`dataclasses.replace` (:func:`with_options`); an unknown keyword is an error.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -42,8 +52,49 @@ SPLITS = ("mask", "full")
 PROBE_FIT = {"max_iter": 30}     # L-BFGS iterations per l2: ~0.5% from converged, 3-4x faster
 
 
-def resolve_view(model, group, split):
-    """``(group, latent action, hard mask (C,) or None)`` for ``model`` evaluated under ``split``."""
+@dataclass(frozen=True)
+class FeatureOptions:
+    """How features are read off a model (every default runs as it is)."""
+    group: Group | str | None = None   # group whose action and elements are used (None: the model's;
+                                       # without a model: c4); the model's learned action if same name
+    split: str = "mask"                # "mask": the model's hard ALD mask; "full": z_v = z, z_i = 0
+    orbit_kind: str | None = None      # orbit_invariants kind (None: the group's orbit_kind())
+    batch_size: int = 512              # images / latents per batch
+    distinct: bool = True              # orbit features: one latent position per coordinate orbit
+
+
+@dataclass(frozen=True)
+class ProbeBudget:
+    """What a linear probe of :func:`probe_model` is given (every default runs as it is)."""
+    max_train: int | None = None       # first training images (validation: a quarter); None: all
+    max_test: int | None = None        # first test images; None: all
+    fit_kwargs: dict | None = None     # keywords of probe.fit_probe (None: PROBE_FIT)
+    include_identity: bool = False     # draw elements with the group's sample (identity included):
+                                       # the old protocol, for comparison only
+
+
+def with_options(overrides: dict, *options):
+    """``options`` (dataclass instances) with the keywords ``overrides`` applied, each to the
+    object that has a field of that name (:func:`dataclasses.replace`), as a tuple in the same
+    order. Raises ``TypeError`` naming any keyword that no object has, and the allowed names."""
+    owner = {f.name: i for i, o in enumerate(options) for f in dataclasses.fields(o)}
+    unknown = sorted(set(overrides) - set(owner))
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown}; allowed: {sorted(owner)}")
+    return tuple(dataclasses.replace(o, **{k: v for k, v in overrides.items() if owner[k] == i})
+                 for i, o in enumerate(options))
+
+
+class LatentView(NamedTuple):
+    """How a model's latent is read under a split (:func:`resolve_view`)."""
+    group: Group                       # the group evaluated
+    act: Callable                      # its latent action Phi_g (the model's own, maybe learned)
+    mask: torch.Tensor | None          # hard mask (C,); None under split='full'
+
+
+def resolve_view(model, group, split) -> LatentView:
+    """``(group, latent action, hard mask (C,) or None)`` for ``model`` evaluated under ``split``
+    (a :class:`LatentView`)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
     if group is None or get_group(group).name == model.group.name:
@@ -52,7 +103,7 @@ def resolve_view(model, group, split):
         group = get_group(group)
         act = group.act_latent
     mask = None if split == "full" else model.hard_mask()
-    return group, act, mask
+    return LatentView(group, act, mask)
 
 
 def view_split(model, z: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,21 +200,22 @@ def coordinate_orbit_representatives(act, elements: torch.Tensor, shape, device=
 
 
 @torch.no_grad()
-def features_from_latent(model, z: torch.Tensor, name: str, group: Group | str | None = None,
-                         split: str = "mask", orbit_kind: str | None = None,
-                         batch_size: int = 512, n_eval: int = 8,
-                         distinct: bool = True) -> torch.Tensor | None:
+def features_from_latent(model, z: torch.Tensor, name: str, options: FeatureOptions | None = None,
+                         n_eval: int = 8, **overrides) -> torch.Tensor | None:
     """Probe feature ``name`` (``z``, ``z_i``, ``z_v`` or ``orbit``) of latents ``z``, ``(N, F)``.
 
-    ``z_i``/``z_v`` keep only their own channels; ``orbit`` stacks ``{Phi_g z_v : g}`` over the
-    evaluation elements, ``(N, G, C_v, h, w)``, keeps the variant channels and maps it through
-    :func:`galib.evaluation.probe.orbit_invariants` (kind: the group's ``orbit_kind()`` unless
-    given); with ``distinct`` it keeps one latent position per coordinate orbit
-    (:func:`coordinate_orbit_representatives`: 13 of 49 positions for C4 on 7x7) since the others
-    repeat the same columns exactly. ``None`` when the feature is undefined (``z_i``/``z_v`` under
-    ``split='full'``) or empty.
+    ``options`` (:class:`FeatureOptions`; its fields may also be given as keywords, e.g.
+    ``split='full'``) says how: the group and ``split`` (:func:`resolve_view`), the orbit kind,
+    the batch size and ``distinct``. ``z_i``/``z_v`` keep only their own channels; ``orbit``
+    stacks ``{Phi_g z_v : g}`` over ``n_eval`` evaluation elements, ``(N, G, C_v, h, w)``, keeps
+    the variant channels and maps it through :func:`galib.evaluation.probe.orbit_invariants`
+    (kind: the group's ``orbit_kind()`` unless given); with ``distinct`` it keeps one latent
+    position per coordinate orbit (:func:`coordinate_orbit_representatives`: 13 of 49 positions
+    for C4 on 7x7) since the others repeat the same columns exactly. ``None`` when the feature is
+    undefined (``z_i``/``z_v`` under ``split='full'``) or empty.
     """
-    group, act, mask = resolve_view(model, group, split)
+    (opt,) = with_options(overrides, options or FeatureOptions())
+    group, act, mask = resolve_view(model, opt.group, opt.split)
     if name == "z":
         return z.flatten(1)
     if name in ("z_i", "z_v"):
@@ -177,13 +229,14 @@ def features_from_latent(model, z: torch.Tensor, name: str, group: Group | str |
     keep = torch.ones(z.shape[1], dtype=torch.bool, device=z.device) if mask is None else mask > 0
     if not bool(keep.any()):
         return None
-    kind = orbit_kind or group.orbit_kind()
+    kind = opt.orbit_kind or group.orbit_kind()
     els, _ = group.evaluation_grid(n_eval)
-    reps = coordinate_orbit_representatives(act, els, z.shape[1:], z.device) if distinct else None
+    reps = (coordinate_orbit_representatives(act, els, z.shape[1:], z.device) if opt.distinct
+            else None)
     cols = None if reps is None else reps[keep].reshape(-1)             # (C_v*h*w,) bool
     out = []
-    for start in range(0, len(z), batch_size):
-        _, zv = split_latent(z[start:start + batch_size], mask)          # (B, C, h, w)
+    for start in range(0, len(z), opt.batch_size):
+        _, zv = split_latent(z[start:start + opt.batch_size], mask)      # (B, C, h, w)
         orbit = torch.stack([act(zv, repeat_element(e, len(zv), zv.device)) for e in els], 1)
         orbit = orbit[:, :, keep].flatten(2)                             # (B, G, C_v*h*w)
         out.append(orbit_invariants(orbit if cols is None else orbit[:, :, cols], kind))
@@ -226,14 +279,17 @@ def control_features(name: str, images: torch.Tensor, group: Group, orbit_kind: 
     return torch.cat(out)
 
 
-def compute_features(model, data: ImageSet, features=DEFAULT_FEATURES, group: Group | str | None = None,
-                     g: torch.Tensor | None = None, split: str = "mask", orbit_kind: str | None = None,
-                     batch_size: int = 512, max_images: int | None = None,
-                     distinct: bool = True) -> dict:
-    """``{feature: (N, F) tensor or None}`` for the images of ``data`` (transformed by ``g`` (N,…)
-    if given); see :func:`features_from_latent` and :func:`control_features`. ``pixels`` and the
-    controls need no model; ``model=None`` allows only those (``random-orbit`` then uses 64
-    channels)."""
+def compute_features(model, data: ImageSet, features=DEFAULT_FEATURES, *, g: torch.Tensor | None = None,
+                     max_images: int | None = None, options: FeatureOptions | None = None,
+                     **overrides) -> dict:
+    """``{feature: (N, F) tensor or None}`` for the first ``max_images`` images of ``data``
+    (transformed by ``g`` (N,…) if given); see :func:`features_from_latent` and
+    :func:`control_features`. ``options`` (:class:`FeatureOptions`; its fields may also be given
+    as keywords: ``group``, ``split``, ``orbit_kind``, ``batch_size``, ``distinct``) says how
+    they are read. ``pixels`` and the controls need no model; ``model=None`` allows only those
+    (``random-orbit`` then uses 64 channels)."""
+    (opt,) = with_options(overrides, options or FeatureOptions())
+    group, batch_size = opt.group, opt.batch_size
     unknown = set(features) - set(FEATURES)
     if unknown:
         raise ValueError(f"unknown features {sorted(unknown)}; choose from {FEATURES}")
@@ -249,13 +305,12 @@ def compute_features(model, data: ImageSet, features=DEFAULT_FEATURES, group: Gr
         images = images_of(data, torch.arange(n), group, None if g is None else g[:n])
         for f in [f for f in features if f in IMAGE_FEATURES]:
             out[f] = images.flatten(1) if f == "pixels" else control_features(
-                f, images, group or get_group("c4"), orbit_kind, _channels(model), batch_size)
+                f, images, group or get_group("c4"), opt.orbit_kind, _channels(model), batch_size)
     latent = [f for f in features if f not in IMAGE_FEATURES]
     if latent:
         z = encode_images(model, data, group, g, batch_size, n)
         for f in latent:
-            out[f] = features_from_latent(model, z, f, group, split, orbit_kind, batch_size,
-                                          distinct=distinct)
+            out[f] = features_from_latent(model, z, f, dataclasses.replace(opt, group=group))
     return out
 
 
@@ -274,72 +329,77 @@ def probe_sets(splits: DataSplits, max_train: int | None = None,
             "test": splits.test.head(max_test)}
 
 
-def _probe_features(model, f: str, sets: dict, latents: dict, elements: dict, group, opts: dict,
+def _probe_features(model, f: str, sets: dict, latents: dict, elements: dict, opt: FeatureOptions,
                     channels: int) -> dict | None:
     """``{set name (``_t``: transformed): (N, F)}`` for feature ``f``; ``None`` if undefined.
-    ``opts``: ``split``, ``orbit_kind``, ``batch_size``, ``distinct``."""
+    ``opt.group`` is the resolved :class:`~galib.groups.Group`."""
+    group = opt.group
     if f in IMAGE_FEATURES:
         feats = {}
         for k, d in sets.items():
             for key, g in ((k, None), (k + "_t", elements[k])):
                 x = images_of(d, slice(None), group, g)
                 feats[key] = x.flatten(1) if f == "pixels" else control_features(
-                    f, x, group, opts["orbit_kind"], channels, opts["batch_size"])
+                    f, x, group, opt.orbit_kind, channels, opt.batch_size)
         return feats
-    feats = {k: features_from_latent(model, z, f, group, opts["split"], opts["orbit_kind"],
-                                     opts["batch_size"], distinct=opts["distinct"])
-             for k, z in latents.items()}
+    feats = {k: features_from_latent(model, z, f, opt) for k, z in latents.items()}
     return None if any(v is None for v in feats.values()) else feats
 
 
-def probe_model(model, splits: DataSplits, features=DEFAULT_FEATURES, seed: int = 0,
-                max_train: int | None = None, max_test: int | None = None,
-                group: Group | str | None = None, split: str = "mask",
-                orbit_kind: str | None = None, batch_size: int = 512,
-                fit_kwargs: dict | None = None, distinct: bool = True,
-                include_identity: bool = False) -> dict:
+def probe_model(model, splits: DataSplits, features=DEFAULT_FEATURES, seed: int = 0, *,
+                options: FeatureOptions | None = None, budget: ProbeBudget | None = None,
+                **overrides) -> dict:
     """Linear-probe accuracy of each feature under protocols a, b, c.
+
+    ``options`` (:class:`FeatureOptions`: ``group``, ``split``, ``orbit_kind``, ``batch_size``,
+    ``distinct``) says how features are read, ``budget`` (:class:`ProbeBudget`: ``max_train``,
+    ``max_test``, ``fit_kwargs``, ``include_identity``) what the probes get; any of these fields
+    may also be given as a keyword (``max_train=2000, split="full"``), applied to the two objects.
 
     (a) probe trained and tested on upright images; (b) the same probe tested on test images each
     transformed by a random *non-identity* element (:func:`sample_moved`); (c) probe trained (and
     validated) on transformed training images, tested on transformed test images. Images:
-    :func:`probe_sets`; elements drawn from ``seed``. Returns ``{feature: {...}}`` with the keys
-    of :func:`galib.evaluation.probe.run_protocols` — ``a``, ``b``, ``c``, the validation
-    accuracies ``val_a``, ``val_b``, ``val_c`` (the same probes on upright / transformed
-    validation images: choose features on these, not on test accuracy), ``b/<element>`` and
-    ``c/<element>`` per element for finite groups (``b/90°``), ``l2_upright``, ``l2_transformed``,
-    ``val_upright``, ``val_transformed``, ``iters``, ``grad_norm`` — and ``dim``. Features
+    :func:`probe_sets` (``max_train``, ``max_test``); elements drawn from ``seed``. Returns
+    ``{feature: {...}}`` with the keys of :func:`galib.evaluation.probe.run_protocols` — ``a``,
+    ``b``, ``c``, the validation accuracies ``val_a``, ``val_b``, ``val_c`` (the same probes on
+    upright / transformed validation images: choose features on these, not on test accuracy),
+    ``b/<element>`` and ``c/<element>`` per element for finite groups (``b/90°``),
+    ``l2_upright``, ``l2_transformed``, ``val_upright``, ``val_transformed``, ``iters``,
+    ``grad_norm`` — and ``dim``. Features
     undefined for this model/split are left out. ``model=None`` probes only ``IMAGE_FEATURES``
     (``group`` then defaults to ``c4``). ``fit_kwargs`` (default ``PROBE_FIT``) go to
     :func:`galib.evaluation.probe.fit_probe`. ``include_identity=True`` draws transformations
     from the group's own ``sample`` (identity included), the old protocol, for comparison only.
     """
+    opt, budget = with_options(overrides, options or FeatureOptions(), budget or ProbeBudget())
     unknown = set(features) - set(FEATURES)
     if unknown:
         raise ValueError(f"unknown features {sorted(unknown)}; choose from {FEATURES}")
+    group = opt.group
     if model is None:
         features = [f for f in features if f in IMAGE_FEATURES]
         group = get_group(group or "c4")
     else:
         group = get_group(group) if group is not None else model.group
-    sets = probe_sets(splits, max_train, max_test)
+    opt = dataclasses.replace(opt, group=group)
+    sets = probe_sets(splits, budget.max_train, budget.max_test)
     gen = torch.Generator().manual_seed(seed)
-    draw = group.sample if include_identity else functools.partial(sample_moved, group)
+    draw = group.sample if budget.include_identity else functools.partial(sample_moved, group)
     elements = {k: draw(len(d), gen) for k, d in sets.items()}          # one element per image
     latents = {}
     if model is not None and set(features) - set(IMAGE_FEATURES):
         for k, d in sets.items():
-            latents[k] = encode_images(model, d, group, None, batch_size)
-            latents[k + "_t"] = encode_images(model, d, group, elements[k], batch_size)
-    opts = {"split": split, "orbit_kind": orbit_kind, "batch_size": batch_size, "distinct": distinct}
+            latents[k] = encode_images(model, d, group, None, opt.batch_size)
+            latents[k + "_t"] = encode_images(model, d, group, elements[k], opt.batch_size)
     names = {k: element_names(group, elements[k]) for k in ("val", "test")}
     results = {}
     for f in features:
-        feats = _probe_features(model, f, sets, latents, elements, group, opts, _channels(model))
+        feats = _probe_features(model, f, sets, latents, elements, opt, _channels(model))
         if feats is None:
             continue
         y = {k: d.labels.to(feats["train"].device) for k, d in sets.items()}
-        res = run_protocols(feats, y, names, **(PROBE_FIT if fit_kwargs is None else fit_kwargs))
+        fit = PROBE_FIT if budget.fit_kwargs is None else budget.fit_kwargs
+        res = run_protocols(feats, y, names, **fit)
         res["dim"] = int(feats["train"].shape[1])
         results[f] = res
         del feats

@@ -182,10 +182,26 @@ def run_protocols(feats: dict, labels: dict, element_names: dict | None = None,
     return out
 
 
-def evaluate_protocols(F_train, y_train, F_val, y_val, F_test, y_test,
-                       F_train_t, F_val_t, F_test_t, **fit_kwargs) -> dict:
-    """:func:`run_protocols` with the features and labels passed one by one; ``*_t`` are
-    features of transformed images (kept for callers of the old signature)."""
+_TRANSFORMED = ("F_train_t", "F_val_t", "F_test_t")
+
+
+def evaluate_protocols(F_train, y_train, F_val, y_val, F_test, y_test, *transformed,
+                       **fit_kwargs) -> dict:
+    """:func:`run_protocols` with the features and labels passed one by one (kept for callers of
+    the old signature ``(F_train, y_train, F_val, y_val, F_test, y_test, F_train_t, F_val_t,
+    F_test_t, **fit_kwargs)``): the upright features and labels, then ``transformed`` — the
+    features of transformed images ``F_train_t, F_val_t, F_test_t``, positional or as keywords of
+    those names. The other keywords go to :func:`fit_probe`."""
+    if len(transformed) > len(_TRANSFORMED):
+        raise TypeError(f"evaluate_protocols takes 9 arrays, got {6 + len(transformed)}")
+    given = dict(zip(_TRANSFORMED, transformed))
+    for name in [k for k in _TRANSFORMED if k in fit_kwargs]:
+        if name in given:
+            raise TypeError(f"evaluate_protocols got multiple values for {name!r}")
+        given[name] = fit_kwargs.pop(name)
+    missing = [k for k in _TRANSFORMED if k not in given]
+    if missing:
+        raise TypeError(f"evaluate_protocols is missing the transformed features {missing}")
     feats = {"train": F_train, "val": F_val, "test": F_test,
-             "train_t": F_train_t, "val_t": F_val_t, "test_t": F_test_t}
+             "train_t": given["F_train_t"], "val_t": given["F_val_t"], "test_t": given["F_test_t"]}
     return run_protocols(feats, {"train": y_train, "val": y_val, "test": y_test}, **fit_kwargs)

@@ -21,7 +21,8 @@ from ..devices import model_device, wide_dtype
 from ..groups import Group
 from ..pairs import images_of
 from . import metrics as M
-from .features import SPLITS, is_identity, repeat_element, resolve_view, view_split  # noqa: F401
+from .features import (SPLITS, LatentView, is_identity, repeat_element,  # noqa: F401
+                       resolve_view, view_split)
 
 
 @dataclass
@@ -172,11 +173,13 @@ class _ScoreSums:
         return out
 
 
-def _pair_batch(model, data: ImageSet, idx, group, act, mask, g, z_i, z_v, device) -> PairBatch:
-    gx = images_of(data, idx, group, g, device)                            # T_g x
-    phi = act(z_v, g)                                                      # Phi_g z_v(x)
+def _pair_batch(model, view: LatentView, data: ImageSet, idx, g, z_i, z_v, device) -> PairBatch:
+    """The pairs ``(x, T_g x)`` of images ``idx`` of ``data`` for elements ``g`` (B, ...), read
+    through ``view`` (group, latent action, mask); ``z_i``, ``z_v``: the split latents of ``x``."""
+    gx = images_of(data, idx, view.group, g, device)                       # T_g x
+    phi = view.act(z_v, g)                                                 # Phi_g z_v(x)
     recon = model.decode(z_i + phi)
-    zt_i, zt_v = view_split(model, model.encode(gx), mask)                 # z_i(T_g x), z_v(T_g x)
+    zt_i, zt_v = view_split(model, model.encode(gx), view.mask)            # z_i(T_g x), z_v(T_g x)
     return PairBatch(gx, recon, phi, z_i, zt_i, zt_v)
 
 
@@ -218,7 +221,8 @@ def evaluate_model(model, data: ImageSet | DataSplits, group: Group | str | None
     """
     if isinstance(data, DataSplits):
         data = data.test
-    group, act, mask = resolve_view(model, group, split)
+    view = resolve_view(model, group, split)
+    group, mask = view.group, view.mask
     els, names = group.evaluation_grid(n_eval, seed)
     device, was_training = model_device(model), model.training
     model.eval()
@@ -234,7 +238,7 @@ def evaluate_model(model, data: ImageSet | DataSplits, group: Group | str | None
         z_i, z_v = view_split(model, z, mask)
         totals.add_images(z, z_i)
         for k, el in enumerate(els):
-            b = _pair_batch(model, data, idx, group, act, mask, repeat_element(el, len(idx), device),
+            b = _pair_batch(model, view, data, idx, repeat_element(el, len(idx), device),
                             z_i, z_v, device)
             scores.add(k, b, len(idx))
             if moved[k]:

@@ -3,8 +3,9 @@
 :func:`so2_trainings` is the plan: the paper model with ``group='so2'``, one training per
 (latent action, seed) in ``run_root/<dataset>_<action>_<consistency>[_seed<s>]`` (bilinear
 rotation of the latent map, or :class:`~galib.groups.so2.LearnedSO2Action`), every seed on the
-base seed's data split. :func:`so2_study` loads (or trains) each run and scores it once (the row
-is cached in the run folder, :func:`~galib.experiments.rows.scored_row`), on held-out test images:
+base seed's data split. :func:`so2_study` loads (or trains) each run of an :class:`SO2Study` and
+scores it once (the row is cached in the run folder, :func:`~galib.experiments.rows.scored_row`),
+on held-out test images:
 
 * transformed-reconstruction MSE ``‖D(z_i + Phi_g z_v) − T_g x‖²`` and equivariance error
   ``‖Phi_g z_v(x) − z_v(T_g x)‖ / ‖z_v(T_g x)‖`` on a grid of ``n_angles`` angles (not only
@@ -26,6 +27,7 @@ from pathlib import Path
 import torch
 
 from ..datasets import DataSplits
+from ..evaluation.features import with_options
 from ..evaluation.scores import evaluate_model
 from ..evaluation.tables import markdown_table
 from ..groups import homomorphism_error
@@ -103,21 +105,35 @@ def measure(model, data: DataSplits, n_angles: int = 16, max_images: int | None 
     return out
 
 
-def so2_study(base_cfg: TrainConfig, actions=ACTIONS, run_root: str | Path = "runs/so2_actions",
-              data: DataSplits | None = None, settings: EvalSettings | None = None, seeds=None,
-              n_angles: int = 16, progress: bool = False, verbose: bool = True) -> list[dict]:
+@dataclass(frozen=True)
+class SO2Study:
+    """Which runs :func:`so2_study` loads (or trains) and how finely it scores them."""
+    actions: tuple = ACTIONS                      # latent actions compared (one run each per seed)
+    run_root: str | Path = "runs/so2_actions"     # folder holding the run folders
+    seeds: tuple | None = None                    # training seeds (None: the config's seed only)
+    n_angles: int = 16                            # angles of the per-angle test scores (measure)
+
+
+def so2_study(base_cfg: TrainConfig, study: SO2Study | None = None, data: DataSplits | None = None,
+              settings: EvalSettings | None = None, progress: bool = False, verbose: bool = True,
+              **overrides) -> list[dict]:
     """Load (or train) every run of :func:`so2_trainings` and score it: one row per (action, seed)
     with ``key``, ``action``, ``seed``, ``run_dir``, ``best_epoch``, ``epochs_run``,
     ``val_loss_per_epoch``, ``val_const_per_epoch``, ``train_seconds``, ``wall_seconds`` (training
-    or loading, and scoring, now) and every key of :func:`measure`. ``settings`` (default: the
-    evaluation seed = the config's seed, no probes) holds the evaluation seed and the test caps."""
+    or loading, and scoring, now) and every key of :func:`measure`. ``study`` (:class:`SO2Study`;
+    its fields may also be given as keywords: ``actions``, ``run_root``, ``seeds``, ``n_angles``)
+    names the runs and the test angles; ``data`` defaults to the data of ``base_cfg``;
+    ``settings`` (default: the evaluation seed = the config's seed, no probes) holds the
+    evaluation seed and the test caps."""
+    (study,) = with_options(overrides, study or SO2Study())
+    n_angles = study.n_angles
     base_cfg = replace(base_cfg, group="so2").validate()
     settings = settings or EvalSettings(seed=base_cfg.seed, probe=False)
     request = DataRequest.of(base_cfg, max_test=settings.max_test)
     data = data if data is not None else request.load(verbose=verbose)
     key = {**settings.cache_key(), "so2": {"n_angles": n_angles}}
     rows = []
-    for t in so2_trainings(base_cfg, actions, run_root, seeds, request):
+    for t in so2_trainings(base_cfg, study.actions, study.run_root, study.seeds, request):
         t0 = time.perf_counter()
         res = train_or_load(t, data, progress=progress, verbose=verbose)
         hist = res.history

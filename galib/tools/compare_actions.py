@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 
 from ..experiments.plan import DataRequest
 from ..experiments.rows import EvalSettings
-from ..experiments.so2 import ACTIONS, SO2Comparison, so2_study
+from ..evaluation.features import with_options
+from ..experiments.so2 import ACTIONS, SO2Comparison, SO2Study, so2_study
 from ..io import save_json, write_text
 from ..groups import get_group
 from ..losses import resolve_consistency
@@ -28,7 +30,30 @@ from ..notebook import figures
 from ..notebook.context import relative_paths, source_commit
 from ..train import TrainConfig
 
-__all__ = ["ACTIONS", "main", "plot_comparison", "run"]
+__all__ = ["ACTIONS", "CompareSettings", "main", "plot_comparison", "run"]
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """The comparison's settings, one per command-line option of the same name (every default
+    runs as it is)."""
+    dataset: str = "glyphs"              # dataset name (galib.datasets)
+    epochs: int = 4                      # training epochs of each run
+    max_train: int | None = 5000         # training images (None: all)
+    max_test: int = 1000                 # held-out test images loaded and scored
+    latent_channels: int = 64            # latent channels of the paper model
+    tau: float = 0.5                     # ALD mask threshold
+    seed: int = 42                       # training seed, data split and evaluation seed
+    n_angles: int = 16                   # angles of the per-angle test scores
+    device: str = "auto"                 # torch device ("auto": the best available)
+    consistency: str = "auto"            # L_const form (galib.losses); auto = midpoint for so2
+
+    def train_config(self) -> TrainConfig:
+        """The base config: the paper model with ``group='so2'`` (the study sets each action)."""
+        return TrainConfig(dataset=self.dataset, group="so2", epochs=self.epochs, tau=self.tau,
+                           latent_channels=self.latent_channels, seed=self.seed,
+                           max_train=self.max_train, device=self.device,
+                           consistency=self.consistency)
 
 
 def plot_comparison(actions: dict, title: str, out_path):
@@ -58,21 +83,23 @@ def plot_comparison(actions: dict, title: str, out_path):
         return figures.save(fig, out_path)
 
 
-def run(dataset: str = "glyphs", epochs: int = 4, max_train: int | None = 5000, max_test: int = 1000,
-        out: str | Path = "figures/so2_actions", run_root: str | Path = "runs/so2_actions",
-        latent_channels: int = 64, tau: float = 0.5, seed: int = 42, n_angles: int = 16,
-        device: str = "auto", command: str | None = None, verbose: bool = True,
-        consistency: str = "auto") -> dict:
-    """Run the study and write its three files into ``out``; returns the ``metrics.json`` dict."""
+def run(settings: CompareSettings | None = None, out: str | Path = "figures/so2_actions",
+        run_root: str | Path = "runs/so2_actions", command: str | None = None,
+        verbose: bool = True, **overrides) -> dict:
+    """Run the study and write its three files into ``out``; returns the ``metrics.json`` dict.
+
+    ``settings`` (:class:`CompareSettings`; its fields may also be given as keywords, e.g.
+    ``epochs=1``) says what is trained and scored; the runs live under ``run_root``; ``command``
+    is recorded in ``metrics.json`` and ``table.md``."""
+    (s,) = with_options(overrides, settings or CompareSettings())
     out = Path(out)
-    cfg = TrainConfig(dataset=dataset, group="so2", epochs=epochs, tau=tau,
-                      latent_channels=latent_channels, seed=seed, max_train=max_train, device=device,
-                      consistency=consistency)
-    settings = EvalSettings(seed=seed, probe=False, max_test=max_test)
-    data = DataRequest.of(cfg, max_test=max_test).load(verbose=verbose)
-    rows = so2_study(cfg, ACTIONS, run_root, data=data, settings=settings, n_angles=n_angles,
-                     verbose=verbose)
-    rec = SO2Comparison.from_rows(cfg, rows, data, n_angles, max_test, command, source_commit())
+    dataset, tau, epochs, consistency = s.dataset, s.tau, s.epochs, s.consistency
+    cfg = s.train_config()
+    evaluation = EvalSettings(seed=s.seed, probe=False, max_test=s.max_test)
+    data = DataRequest.of(cfg, max_test=s.max_test).load(verbose=verbose)
+    rows = so2_study(cfg, SO2Study(ACTIONS, run_root, n_angles=s.n_angles), data=data,
+                     settings=evaluation, verbose=verbose)
+    rec = SO2Comparison.from_rows(cfg, rows, data, s.n_angles, s.max_test, command, source_commit())
     metrics = relative_paths(rec.to_json())
     save_json(metrics, out / "metrics.json")
     write_text(out / "table.md", f"# so2: resample vs learned latent action\n\n{dataset}, τ = {tau:g}, "
@@ -106,9 +133,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     words = sys.argv[1:] if argv is None else argv
     command = "python -m galib.tools.compare_actions " + " ".join(map(shlex.quote, words))
-    m = run(args.dataset, args.epochs, args.max_train, args.max_test, args.out, args.run_root,
-            args.latent_channels, args.tau, args.seed, args.n_angles, args.device, command,
-            consistency=args.consistency)
+    settings = CompareSettings(**{f.name: getattr(args, f.name) for f in fields(CompareSettings)})
+    m = run(settings, args.out, args.run_root, command)
     print(m["table_md"])
     return 0
 
