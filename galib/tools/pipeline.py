@@ -263,7 +263,7 @@ def run_pipeline(run: PipelineRun | None = None, **fields_) -> dict[str, float]:
     threads = int(run.threads or prof.get("threads") or 1)
     fig_dir = Path(run.fig_dir).resolve() if run.fig_dir else default_fig_dir(prof)
     run_root = Path(run.run_root).resolve()
-    stems = select_notebooks(run.only)
+    stems = select_notebooks(run.only if run.only is not None else prof.get("only"))
     _check_folder(run_root, "--run-root")
     _check_folder(fig_dir, "--fig-dir")
     overrides = {**run.overrides, **({"dataset": run.dataset} if run.dataset else {})}

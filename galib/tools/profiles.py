@@ -1,8 +1,9 @@
 """Profiles and notebook parameters: what the pipeline and the sweep both read.
 
 A profile (``notebooks/params/<profile>.json``) holds ``common`` parameters, per-notebook
-overrides under ``notebooks``, and optionally ``threads`` and ``fig_dir`` (only the profile whose
-figures are committed names ``figures``; the others write under ``runs/<profile>/figures``).
+overrides under ``notebooks``, and optionally ``threads``, ``fig_dir`` (the profiles whose figures
+are committed name theirs; the others write under ``runs/<profile>/figures``) and ``only`` (the
+notebooks it is meant for, e.g. ``"01,02,04"`` for the 3-D profile; ``--only`` overrides it).
 """
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ def profile_plan(profile: str | dict, run_root: str | Path, fig_dir: str | Path 
     overrides = {**(overrides or {}), **({"dataset": dataset} if dataset else {})}
     os.environ.setdefault(DATA_ENV, str(home() / "data"))
     out = []
-    for stem in select_notebooks(only):
+    for stem in select_notebooks(only if only is not None else prof.get("only")):
         injected = notebook_parameters(prof, stem, Path(fig_dir).resolve(), Path(run_root).resolve(),
                                        overrides)
         params, cfg = notebook_config(stem, injected)
@@ -261,8 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         text, status = summary(sweep(plan, args.executor, options, progress=not args.no_progress))
         print(text)
         return status
-    except PipelineError as err:
-        print(f"[sweep] FAILED: {err}", file=sys.stderr)
+    except (PipelineError, ValueError, KeyError, OSError) as err:   # bad profile, plan or data
+        print(f"[sweep] FAILED: {type(err).__name__}: {err}" if not isinstance(err, PipelineError)
+              else f"[sweep] FAILED: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("[sweep] interrupted: run the same command again to resume", file=sys.stderr)

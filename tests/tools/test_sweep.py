@@ -159,3 +159,12 @@ def test_a_run_folder_of_another_run_is_reported_with_what_to_do(tmp_path):
     (second,) = sweep(merge([Training("b", other, str(tmp_path / "run"), data)]), "local",
                       EngineOptions(jobs=1, threads=1), progress=False)
     assert second.status == "failed" and "move the run folder aside" in second.error
+
+
+def test_a_profile_names_the_notebooks_it_is_for(capsys):
+    """The 3-D profile is meant for 01, 02 and 04 (its "only"); a bad dataset is a one-line error."""
+    plan = profile_plan("o3d", "/nonexistent-galib-runs")
+    assert [t.key for t in plan] == ["02:baselines/ald/seed42"]
+    assert main(["--profile", "smoke", "--dataset", "no-such", "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("[sweep] FAILED: ValueError: unknown dataset 'no-such'") and "Traceback" not in err
