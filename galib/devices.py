@@ -141,12 +141,16 @@ def thread_rule(cores: int, workers: int = 1, busy: float | None = None) -> tupl
     return cores, f"machine idle ({busy:.1f} of {cores} cores busy), one worker"
 
 
-def configure_threads(threads: int | None = None, workers: int = 1, verbose: bool = True) -> int:
+def configure_threads(threads: int | None = None, workers: int = 1, verbose: bool = True,
+                      adaptive: bool = False) -> int:
     """Pick and apply (``torch.set_num_threads``) the intra-op thread count of a training process.
 
-    ``threads`` given: that many (at most ``cores // workers``). Else ``OMP_NUM_THREADS`` if set (torchrun sets
-    it), else :func:`thread_rule` on :func:`machine_load`: 1 per process unless ``workers == 1``
-    and the cores are idle (then all cores). Never more threads than cores in total. Prints the choice.
+    ``threads`` given: that many (at most ``cores // workers``). Else ``OMP_NUM_THREADS`` if set
+    (torchrun sets it). Else 1 — a fixed default, because a training's bits depend on its thread
+    count, so a count chosen by the machine's load would make the same command give different
+    results; one thread per process also never collapses under load. ``adaptive=True`` (the
+    bench's thread study) applies :func:`thread_rule` on :func:`machine_load` instead: all cores
+    for a lone worker on an idle machine. Never more threads than cores in total. Prints the choice.
     """
     cores = os.cpu_count() or 1
     for name, value in (("threads", threads), ("workers", workers)):
@@ -158,8 +162,10 @@ def configure_threads(threads: int | None = None, workers: int = 1, verbose: boo
         n, why = min(threads, cap), f"asked for {threads}" + (f", capped at {cap}" if threads > cap else "")
     elif env.isdigit() and int(env) >= 1:
         n, why = min(int(env), cap), f"OMP_NUM_THREADS={env}"
-    else:
+    elif adaptive:
         n, why = thread_rule(cores, workers, machine_load())
+    else:
+        n, why = 1, "the default: one per training process (reproducible, robust under load)"
     torch.set_num_threads(n)
     if verbose:
         print(f"[galib] torch threads: {n} ({why})", flush=True)

@@ -106,11 +106,13 @@ def test_configure_threads_applies_and_prints(monkeypatch, capsys):
     try:
         assert devices.configure_threads(3) == 3 and torch.get_num_threads() == 3
         assert devices.configure_threads(9, workers=2) == 2          # never more than the cores
-        monkeypatch.setattr(devices, "machine_load", lambda: 3.0)
-        assert devices.configure_threads() == 1
         monkeypatch.setattr(devices, "machine_load", lambda: 0.0)
-        assert devices.configure_threads() == 4
-        assert devices.configure_threads(workers=2) == 1
+        assert devices.configure_threads() == 1                       # fixed default, whatever the load
+        monkeypatch.setattr(devices, "machine_load", lambda: 3.0)
+        assert devices.configure_threads(adaptive=True) == 1
+        monkeypatch.setattr(devices, "machine_load", lambda: 0.0)
+        assert devices.configure_threads(adaptive=True) == 4
+        assert devices.configure_threads(workers=2, adaptive=True) == 1
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
         assert devices.configure_threads() == 1
         out = capsys.readouterr().out

@@ -7,6 +7,7 @@ import sys
 from dataclasses import asdict, fields, replace
 
 import numpy as np
+import torch
 import pytest
 
 from galib.datasets import load_dataset
@@ -27,7 +28,12 @@ def saved_run(tmp_path_factory):
     np.savez(root / "tiny.npz", **{f"{k}_{part}": getattr(getattr(tiny, k), part).numpy()
                                    for k in ("train", "val", "test") for part in ("images", "labels")})
     cfg = replace(CFG, dataset=f"npz:{root / 'tiny.npz'}")
-    train(cfg, root / "run", progress=False, verbose=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)                # as the CLI's default: the bits depend on the threads
+    try:
+        train(cfg, root / "run", progress=False, verbose=False)
+    finally:
+        torch.set_num_threads(before)
     return root / "run", cfg
 
 

@@ -324,7 +324,7 @@ def setup(stem: str, namespace: Mapping, before: set | frozenset, title_with=("t
     the title, which names ``tau`` and any other parameter
     listed in ``title_with``. Seeds torch with ``seed``."""
     check_injected(stem, namespace)
-    configure_threads()                  # 1 per kernel unless the machine is idle (galib.devices)
+    configure_threads()                  # 1 per kernel (OMP_NUM_THREADS or the fixed default)
     params = collect_params(namespace, before)
     if params.get("data_root") is None and not os.environ.get(DATA_ENV):
         os.environ[DATA_ENV] = str(home() / "data")     # this kernel's default: <home>/data

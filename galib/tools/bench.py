@@ -377,7 +377,7 @@ def train_worker(args) -> dict:
     """One quick training (``TrainConfig``, no run dir) with ``--threads`` (0: the galib rule)."""
     from ..devices import configure_threads
     from ..train import train
-    threads = configure_threads(None if args.threads == 0 else args.threads, verbose=False)
+    threads = configure_threads(None if args.threads == 0 else args.threads, verbose=False, adaptive=True)
     cfg = TrainConfig(dataset=args.dataset, max_train=args.n_train, epochs=args.epochs, device="cpu",
                       seed=args.seed)
     t0 = time.perf_counter()

@@ -16,6 +16,8 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+import torch
+
 from ..devices import configure_threads
 from .checkpoints import read_checkpoint
 from .config import LEGACY, TrainConfig, describe_field
@@ -39,8 +41,8 @@ def config_parser(description: str = "Train the ALD model.", run_flags: bool = F
                         "(resumed if it holds this run)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: 1, or all cores on an idle machine; "
-                             "see galib.devices.configure_threads)")
+                        help="torch threads (default: OMP_NUM_THREADS, else 1; results depend on the "
+                             "thread count: see galib.devices.configure_threads)")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback on errors (also GALIB_DEBUG=1)")
     if run_flags:
@@ -138,9 +140,13 @@ def summary(result) -> dict:
 def main(argv=None):
     """``python -m galib.train``: train (or resume, or load) one run and print its summary."""
     args = config_parser(run_flags=True, prog="python -m galib.train").parse_args(argv)
+    before = torch.get_num_threads()
     configure_threads(args.threads)
-    result = train(config_from_args(args), args.run_dir, progress=not args.no_progress,
-                   fresh=args.fresh, repair=args.repair)
+    try:
+        result = train(config_from_args(args), args.run_dir, progress=not args.no_progress,
+                       fresh=args.fresh, repair=args.repair)
+    finally:
+        torch.set_num_threads(before)          # main() called in-process leaves its caller as it was
     print(json.dumps(summary(result), indent=2))
     return result
 
