@@ -16,6 +16,7 @@ checked on every pipeline run.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -23,7 +24,10 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import torch
+
 from ..datasets import DataSplits, load_dataset
+from ..devices import configure_threads
 from ..train import TrainConfig, TrainResult, train
 
 EXPECT_ENV = "GALIB_EXPECT_TRAINED"
@@ -120,14 +124,18 @@ def resolve(training: Training, plan: dict[str, Training] | list[Training],
 
 
 # ----------------------------------------------------------------------------- train or load
-def is_finished(run_dir: str | Path, epochs: int) -> bool:
-    """Whether ``run_dir`` holds a run of at least ``epochs`` epochs (read from ``history.json``,
-    without a lock: the run dir's own checks happen when it is opened)."""
+def epochs_done(run_dir: str | Path) -> int:
+    """Epochs ``run_dir``'s ``history.json`` records (0 when it is missing or unreadable); read
+    without a lock: the run dir's own checks happen when it is opened."""
     try:
-        hist = json.loads((Path(run_dir) / "history.json").read_text()).get("history", [])
+        return len(json.loads((Path(run_dir) / "history.json").read_text()).get("history", []))
     except (OSError, ValueError, AttributeError):
-        return False
-    return len(hist) >= epochs
+        return 0
+
+
+def is_finished(run_dir: str | Path, epochs: int) -> bool:
+    """Whether ``run_dir`` holds a run of at least ``epochs`` epochs (:func:`epochs_done`)."""
+    return epochs_done(run_dir) >= epochs
 
 
 def expect_trained() -> bool:
@@ -153,11 +161,6 @@ def execute(training: Training, plan: dict | None = None, threads: int | None = 
     """Run one training in this process (what a sweep worker calls): set ``threads``
     (:func:`galib.devices.configure_threads`), load the data, complete the config, train or load. Output goes to ``<run_dir>/sweep.log`` when ``log``.
     Returns ``key``, ``epochs``, ``trained`` (epochs run now), ``seconds``."""
-    import contextlib
-
-    import torch
-
-    from ..devices import configure_threads
     run_dir = Path(training.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -166,20 +169,13 @@ def execute(training: Training, plan: dict | None = None, threads: int | None = 
         with (contextlib.redirect_stdout(sink) if sink else contextlib.nullcontext()), \
                 (contextlib.redirect_stderr(sink) if sink else contextlib.nullcontext()):
             configure_threads(int(threads) if threads else None)
-            before = _epochs_done(run_dir)
+            before = epochs_done(run_dir)
             res = train_or_load(training, plan=plan, verbose=True)
     finally:
         if sink:
             sink.close()
     return {"key": training.key, "epochs": len(res.history), "trained": len(res.history) - before,
             "seconds": time.perf_counter() - t0, "threads": torch.get_num_threads()}
-
-
-def _epochs_done(run_dir: Path) -> int:
-    try:
-        return len(json.loads((run_dir / "history.json").read_text()).get("history", []))
-    except (OSError, ValueError, AttributeError):
-        return 0
 
 
 # ----------------------------------------------------------------------------- plans

@@ -22,7 +22,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..experiments.plan import Training, is_finished, merge
+from ..experiments.plan import Training, epochs_done, is_finished, merge
 from ..experiments.registry import notebook_trainings
 from ..notebook.context import DATA_ENV, home, notebook_config
 from .executors import ENGINES, EngineOptions, make_engine, run_plan
@@ -71,7 +71,7 @@ def estimate(plan: list[Training], threads: int) -> dict:
     torch.set_num_threads(threads)
     measured, total, todo = {}, 0.0, 0
     for t in plan:
-        done = _done_epochs(t)
+        done = epochs_done(t.run_dir)
         if done >= t.config.epochs:
             continue
         todo += 1
@@ -88,14 +88,6 @@ def _hm(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
-
-
-def _done_epochs(t: Training) -> int:
-    import json
-    try:
-        return len(json.loads((Path(t.run_dir) / "history.json").read_text()).get("history", []))
-    except (OSError, ValueError, AttributeError):
-        return 0
 
 
 # ----------------------------------------------------------------------------- run
