@@ -33,12 +33,30 @@ def flat_scalars(d: Mapping, prefix: str = "", skip: tuple[str, ...] = ("per_ele
     return out
 
 
+PLATEAU_WINDOW = 5        # epochs looked ahead when asking whether the validation loss still improves
+PLATEAU_GAIN = 0.01       # ... by at least this fraction of the best loss so far
+
+
+def plateau_epoch(history: list[dict], window: int = PLATEAU_WINDOW, gain: float = PLATEAU_GAIN) -> int | None:
+    """The first epoch ``e`` after which the next ``window`` epochs lower the best validation loss
+    by less than ``gain`` (relative): where training has stopped paying. ``None`` when every
+    window still gains that much, or the run is too short to tell."""
+    best = [min(h["val_loss"] for h in history[:i + 1]) for i in range(len(history))]
+    for i in range(len(history) - window):
+        if best[i + window] > best[i] * (1 - gain):
+            return history[i]["epoch"]
+    return None
+
+
 def training_summary(history: list[dict], test_metrics: dict) -> dict:
     """Headline numbers of a training run for ``metrics.json``'s ``summary``: first/last losses,
+    the epoch where the validation loss plateaus (:func:`plateau_epoch`; -1 if it does not yet),
     final variant fraction, seconds per epoch and the scalar test metrics (per-element ones left
     out)."""
     first, last = history[0], history[-1]
-    return {"epochs": len(history), "train_loss_first": first["train_loss"],
+    plateau = plateau_epoch(history)
+    return {"epochs": len(history), "plateau_epoch": -1 if plateau is None else plateau,
+            "train_loss_first": first["train_loss"],
             "train_loss_last": last["train_loss"], "val_loss_first": first["val_loss"],
             "val_loss_last": last["val_loss"], "variant_fraction": last["variant_fraction"],
             "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),

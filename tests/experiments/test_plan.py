@@ -79,3 +79,15 @@ def test_negated_initial_logits_keep_every_weight():
     assert torch.equal(a["mask.logits"], -b["mask.logits"])
     with pytest.raises(ValueError, match="mask_init"):
         replace(CFG, mask_init="flipped").validate()
+
+
+def test_plateau_epoch_known_answers():
+    from galib.experiments.training import plateau_epoch
+    falling = [{"epoch": e, "val_loss": 1.0 * 0.9 ** e} for e in range(1, 21)]     # 10 % an epoch
+    assert plateau_epoch(falling) is None                                        # never settles
+    flat_after_8 = [{"epoch": e, "val_loss": 0.9 ** min(e, 8)} for e in range(1, 21)]
+    assert plateau_epoch(flat_after_8) == 8
+    noisy = [{"epoch": e, "val_loss": v} for e, v in enumerate([1, 0.5, 0.4, 0.41, 0.399, 0.4, 0.402,
+                                                                0.398, 0.4], start=1)]
+    assert plateau_epoch(noisy) == 3                                             # 0.4 → 0.398: < 1 %
+    assert plateau_epoch(noisy[:5]) is None                                      # too short to tell
