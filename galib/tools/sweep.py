@@ -200,7 +200,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--cpus", type=int, default=None, help="slurm/ray: CPUs per training (default: --threads)")
     ap.add_argument("--gpus", type=int, default=0, help="slurm/ray: GPUs per training")
     ap.add_argument("--ray-address", default=None, help="ray: address of a running cluster (default: local)")
-    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--no-progress", action="store_true",
+                    help="no bar on a terminal (a log file gets a line per training anyway)")
     ap.add_argument("--measure-layouts", type=int, metavar="REPEATS", default=0,
                     help="time the plan under 1 worker × 2 threads and 2 workers × 1 thread, "
                          "alternating, REPEATS times each (fresh temporary run folders); train nothing else")
@@ -250,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{jobs} worker(s) × {options.threads} thread(s) here; from one measured batch per "
                   f"kind of model, training only)")
             return 0
-        text, status = summary(sweep(plan, args.executor, options, progress=not args.no_progress))
+        bar = not args.no_progress and sys.stdout.isatty()        # a log file gets a line per training
+        text, status = summary(sweep(plan, args.executor, options, progress=bar))
         print(text)
         return status
     except (PipelineError, ValueError, KeyError, OSError) as err:   # bad profile, plan or data
