@@ -387,6 +387,13 @@ def test_metrics_record_commit_command_and_no_checkout_path(smoke):
     assert {"commit", "command", "params"} <= set(meta) and str(ROOT) not in json.dumps(meta)
 
 
+def test_every_key_the_findings_read_is_written(smoke):
+    from galib.notebook import findings
+    assert set(findings.READS) == set(pipeline.NOTEBOOKS)
+    for stem in pipeline.NOTEBOOKS:
+        assert findings.missing_keys(_metrics(smoke, stem)) == [], stem
+
+
 def test_results_md(smoke):
     text = (smoke / "RESULTS.md").read_text()
     assert "profile **smoke**" in text and "dataset **glyphs**" in text and "git commit" in text

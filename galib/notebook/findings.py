@@ -423,6 +423,24 @@ BUILDERS: dict[str, Callable[[Mapping], list[str]]] = {
 }
 
 
+# The top-level metrics.json keys each builder reads. tests/test_notebooks.py checks that every
+# smoke notebook writes them, so a key renamed in a study cannot silently drop a sentence.
+READS: dict[str, tuple[str, ...]] = {
+    "01_data_pairing": ("summary", "element_counts"),
+    "02_training": ("summary", "history"),
+    "03_mask_sparsity_vs_tau": ("by_tau", "mask_dynamics", "init_test_text"),
+    "04_latent_traversals": ("summary", "orbit_mse", "params"),
+    "05_linear_probe": ("summary", "rows", "best_invariant", "chance", "learned_vs_random",
+                        "learned_vs_random_text"),
+    "06_blocked": ("answer", "table"),
+}
+
+
+def missing_keys(metrics: Mapping) -> list[str]:
+    """The keys :data:`READS` names for ``metrics["notebook"]`` that ``metrics`` lacks."""
+    return [k for k in READS.get(metrics.get("notebook"), ()) if k not in metrics]
+
+
 def check_builders(builders: Mapping = BUILDERS, stems=STEMS) -> None:
     """Every key of ``builders`` is a notebook stem of the registry (a ``ValueError`` names the
     others: a renamed notebook must not silently lose its findings)."""

@@ -302,3 +302,9 @@ def test_blocked_says_when_every_split_routes_the_block_alike():
     apart = findings.blocked({"table": [row("ald", 0.93), row("random", 0.20), row("recon", 0.10)]})
     assert any("no other model does the same" in s for s in apart)
     assert not any("neither the learned choice" in s for s in apart)
+
+
+def test_missing_keys_names_what_a_builder_would_lack():
+    assert findings.missing_keys({"notebook": "06_blocked", "answer": [], "table": []}) == []
+    assert findings.missing_keys({"notebook": "06_blocked", "answer": []}) == ["table"]
+    assert findings.missing_keys({"notebook": "not-a-notebook"}) == []
