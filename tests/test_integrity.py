@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from galib.datasets import DataError, load_dataset
+from galib.datasets import DataError
 from galib.io import FolderLock, WriteError, atomic_write, write_bytes
 from galib.train import (CheckpointError, NonFiniteError, RunError, TrainConfig, load_checkpoint,
                          train)
@@ -25,11 +25,6 @@ from galib.train.runs import RunState, history_up_to
 
 CFG = TrainConfig(dataset="glyphs", max_train=256, epochs=3, latent_channels=8, device="cpu")
 QUIET = {"progress": False, "verbose": False}
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return load_dataset("glyphs", seed=0, glyphs_sizes=(400, 64), max_train=256, verbose=False)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from galib.datasets import load_dataset
 from galib.io import FolderLock, FolderLocked
 from galib.train import RunError, TrainConfig, train
 from galib.train import loop, runs
@@ -24,11 +23,6 @@ CFG = TrainConfig(dataset="glyphs", max_train=256, epochs=2, latent_channels=8, 
 QUIET = {"progress": False, "verbose": False}
 GUARD_S = 120                 # a barrier or join that takes longer is a hang: fail
 MP = multiprocessing.get_context("fork")
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return load_dataset("glyphs", seed=0, glyphs_sizes=(400, 64), max_train=256, verbose=False)
 
 
 @pytest.fixture(scope="module")

@@ -74,10 +74,6 @@ class Training:
     needs: tuple[str, ...] = ()   # keys of trainings that must finish first
     derive: str | None = None     # how the config is completed from ``needs`` (see DERIVE)
 
-    def describe(self) -> dict:
-        return {"key": self.key, "run_dir": self.run_dir, "needs": list(self.needs),
-                "derive": self.derive, "data": asdict(self.data), "config": asdict(self.config)}
-
 
 def run_folder(root: str | Path, name: str, seed: int | None = None, base_seed: int | None = None) -> Path:
     """Where the run ``name`` of training seed ``seed`` lives: ``root/name`` for the base seed (or
@@ -146,7 +142,7 @@ def train_or_load(training: Training, data: DataSplits | None = None, plan=None,
                   progress: bool = False, verbose: bool = False) -> TrainResult:
     """Load the finished run of ``training`` or train it (resuming what is there). ``data`` is
     used when given (it must be what ``training.data`` loads), else loaded. Needs in ``plan``."""
-    cfg = resolve(training, plan or {}, data) if training.derive else training.config
+    cfg = resolve(training, plan or {}, data)
     if expect_trained() and not is_finished(training.run_dir, cfg.epochs):
         raise NotSweptError(
             f"run {training.key} ({training.run_dir}) is not finished and {EXPECT_ENV} is set: the "

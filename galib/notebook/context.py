@@ -210,31 +210,33 @@ def injected_and_declared(history) -> tuple[set[str] | None, set[str] | None]:
     return injected, declared
 
 
-def declared_in_notebook(path: str | os.PathLike) -> set[str] | None:
-    """Names assigned by the cell tagged ``parameters`` of the notebook file at ``path``."""
-    try:
-        nb = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+def parameters_source(nb: Mapping) -> str | None:
+    """The source of the cell tagged ``parameters`` of a notebook (its JSON), or ``None``."""
     for cell in nb.get("cells", []):
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             src = cell["source"]
-            return assigned_names("".join(src) if isinstance(src, list) else src)
+            return "".join(src) if isinstance(src, list) else src
     return None
+
+
+def declared_in_notebook(path: str | os.PathLike) -> set[str] | None:
+    """Names assigned by the cell tagged ``parameters`` of the notebook file at ``path``."""
+    try:
+        src = parameters_source(json.loads(Path(path).read_text()))
+    except (OSError, ValueError):
+        return None
+    return None if src is None else assigned_names(src)
 
 
 def notebook_defaults(stem: str) -> dict:
     """The literal values the ``parameters`` cell of ``notebooks/<stem>.ipynb`` assigns (what the
     notebook runs with when nothing is injected)."""
     path = home() / "notebooks" / f"{stem}.ipynb"
-    nb = json.loads(path.read_text())
-    for cell in nb.get("cells", []):
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            src = cell["source"]
-            tree = ast.parse("".join(src) if isinstance(src, list) else src)
-            return {t.id: ast.literal_eval(s.value) for s in tree.body if isinstance(s, ast.Assign)
-                    for t in s.targets if isinstance(t, ast.Name)}
-    raise ValueError(f"{path} has no cell tagged 'parameters'")
+    src = parameters_source(json.loads(path.read_text()))
+    if src is None:
+        raise ValueError(f"{path} has no cell tagged 'parameters'")
+    return {t.id: ast.literal_eval(s.value) for s in ast.parse(src).body if isinstance(s, ast.Assign)
+            for t in s.targets if isinstance(t, ast.Name)}
 
 
 def notebook_config(stem: str, params: Mapping) -> tuple[dict, TrainConfig]:
