@@ -141,6 +141,12 @@ def thread_rule(cores: int, workers: int = 1, busy: float | None = None) -> tupl
     return cores, f"machine idle ({busy:.1f} of {cores} cores busy), one worker"
 
 
+def worker_slots() -> int:
+    """How many processes of this process's torch thread count fit the cores side by side
+    (at least 1): what a study that scores its runs in parallel may start."""
+    return max(1, (os.cpu_count() or 1) // max(1, torch.get_num_threads()))
+
+
 def configure_threads(threads: int | None = None, workers: int = 1, verbose: bool = True,
                       adaptive: bool = False) -> int:
     """Pick and apply (``torch.set_num_threads``) the intra-op thread count of a training process.

@@ -96,7 +96,45 @@ def split_latent(z: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tens
     return (1 - m) * z, m * z
 
 
-INVARIANTS = ("paper", "pooled", "orbit")
+INVARIANTS = ("paper", "pooled", "orbit", "spectrum")
+
+
+class OrbitSpectrum(nn.Module):
+    """The ``spectrum`` design of the invariant part: per latent cell, the invariants of the values
+    that cell takes along the orbit, mapped back to ``channels`` by one learned linear map shared by
+    every cell (so the code is a symmetric map, exactly invariant when the orbit is).
+
+    ``kind='fourier'`` (a cyclic group ordered by powers of a generator): the orbit mean and the
+    DFT magnitudes ``|X_k| / G`` for ``k = 1 .. G//2`` (the mean keeps its sign, a magnitude would
+    not). ``kind='moments'`` (any other group): mean, standard deviation and maximum along the
+    orbit. The map starts as the identity on the mean and zero elsewhere, i.e. as the ``orbit``
+    design, and learns how much of the rest of the spectrum to use.
+    """
+
+    def __init__(self, channels: int, orbit_size: int, kind: str = "fourier"):
+        super().__init__()
+        if kind not in ("fourier", "moments"):
+            raise ValueError(f"unknown orbit spectrum kind {kind!r}; choose 'fourier' or 'moments'")
+        self.kind = kind
+        n_inv = orbit_size // 2 + 1 if kind == "fourier" else 3
+        self.map = nn.Linear(n_inv * channels, channels)
+        with torch.no_grad():
+            self.map.weight.zero_()
+            self.map.bias.zero_()
+            self.map.weight[:, :channels] = torch.eye(channels)     # the mean comes first
+
+    def invariants(self, orbit: torch.Tensor) -> torch.Tensor:
+        """``(B, K, C, *S)`` per-cell invariants of an orbit stack ``(B, G, C, *S)``."""
+        mean = orbit.mean(1, keepdim=True)
+        if self.kind == "fourier":
+            mags = torch.fft.rfft(orbit.float(), dim=1).abs()[:, 1:] / orbit.shape[1]
+            return torch.cat([mean, mags.to(orbit.dtype)], 1)
+        return torch.cat([mean, orbit.std(1, unbiased=False, keepdim=True),
+                          orbit.amax(1, keepdim=True)], 1)
+
+    def forward(self, orbit: torch.Tensor) -> torch.Tensor:
+        inv = self.invariants(orbit).flatten(1, 2)                  # (B, K*C, *S)
+        return self.map(inv.movedim(1, -1)).movedim(-1, 1)          # (B, C, *S)
 
 
 class GroupLatentAutoencoder(nn.Module):
@@ -108,8 +146,11 @@ class GroupLatentAutoencoder(nn.Module):
     ``invariant`` chooses what the invariant part is (:meth:`invariant_code`): ``paper`` — the
     masked map ``(1 − M)⊙z`` itself; ``pooled`` — its mean over the latent grid, per channel,
     broadcast back to the grid; ``orbit`` — its average over the group orbit
-    ``mean_g Phi_g((1 − M)⊙z)`` (a symmetric map). The last two are exactly invariant whenever
-    the encoder is exactly equivariant; ``L_inv`` and the decoder see the code.
+    ``mean_g Phi_g((1 − M)⊙z)`` (a symmetric map); ``spectrum`` — a learned per-cell linear map
+    (:class:`OrbitSpectrum`) of the orbit's invariant spectrum at each latent cell (the orbit mean
+    and the DFT magnitudes along a cyclic orbit, or the mean, std and max along any other), which
+    starts as the orbit mean. The last three are exactly invariant whenever the encoder is exactly
+    equivariant; ``L_inv`` and the decoder see the code.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, group: Group | str,
@@ -121,6 +162,9 @@ class GroupLatentAutoencoder(nn.Module):
         self.invariant = invariant
         self.encoder, self.decoder = encoder, decoder
         self.group = get_group(group)
+        if invariant == "spectrum":
+            self.spectrum = OrbitSpectrum(latent_channels, len(self.group.evaluation_grid()[0]),
+                                          getattr(self.group, "orbit_kind", lambda: "moments")())
         self.latent_channels = latent_channels
         self.mask = mask if mask is not None else ALDMask(latent_channels, tau)
         if isinstance(latent_action, nn.Module):
@@ -160,9 +204,11 @@ class GroupLatentAutoencoder(nn.Module):
         if self.invariant == "pooled":
             return z_i.mean(dim=tuple(range(2, z_i.dim())), keepdim=True).expand_as(z_i)
         els, _ = self.group.evaluation_grid()
-        orbit = [self.group.act_latent(z_i, e.unsqueeze(0).expand(len(z_i), *e.shape).to(z_i.device))
-                 for e in els]
-        return torch.stack(orbit).mean(0)                       # (B, C, h, w) symmetric map
+        orbit = torch.stack([self.group.act_latent(z_i, e.unsqueeze(0).expand(len(z_i), *e.shape)
+                                                   .to(z_i.device)) for e in els], 1)  # (B, G, C, h, w)
+        if self.invariant == "spectrum":
+            return self.spectrum(orbit)
+        return orbit.mean(1)                                    # (B, C, h, w) symmetric map
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
         """Encode ``x``, act on its variant part with ``g`` and decode the prediction of ``T_g x``."""

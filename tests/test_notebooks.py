@@ -24,7 +24,7 @@ NB_DIR = ROOT / "notebooks"
 SHARED = {"dataset", "data_root", "group", "tau", "epochs", "batch_size", "lr", "latent_channels",
           "lambda_inv", "lambda_const", "seed", "max_train", "device", "run_dir", "fig_dir",
           "latent_action", "consistency"}
-PROFILES = ("smoke", "quick", "paper", "evidence", "o3d")
+PROFILES = ("smoke", "quick", "paper", "evidence", "o3d", "designs")
 
 
 def _parameters_cells(nb):

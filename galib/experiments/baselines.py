@@ -19,9 +19,13 @@ name            what                                         config overrides
 ``random``      fixed random mask, as many variant channels  ``mask='random'``, ``mask_variant`` =
                 as the same seed's learned mask (a control)  the ``ald`` run's ``n_variant``
 ``random2/3``   two more draws of that random mask           ``mask_seed`` = seed + 1000·k
+``random-mask-  a design of ``z_i`` with a random mask of its    ``mask='random'``, the design's fields;
+*-norm``        learned size (the design's control)          size from ``ald-*-norm``
 ``all-variant`` fixed mask, every channel variant            ``mask='manual'``, ``mask_variant=C``
 ``ald-pooled``  learned mask, ``z_i`` pooled over the grid      ``invariant='pooled'``
 ``ald-orbit``   learned mask, ``z_i`` averaged over the orbit   ``invariant='orbit'``
+``ald-spectrum`` learned mask, ``z_i`` a learned map of the     ``invariant='spectrum'``
+``-norm``       orbit's invariant spectrum                   (with the normalised ``L_inv``)
 ``ald-*-norm``  the same with the normalised ``L_inv``           ``invariance='normalised'``
 ``recon+inv``   ablation ``L_recon + L_inv``                 ``lambda_const=0``
 ``recon+const`` ablation ``L_recon + L_const``               ``lambda_inv=0``
@@ -31,15 +35,22 @@ name            what                                         config overrides
 :func:`baseline_trainings` is the plan: one :class:`~galib.experiments.plan.Training` per
 (baseline, training seed), in ``run_root/<name>`` (the base config's seed) or
 ``run_root/<name>_seed<s>`` (:func:`~galib.experiments.plan.run_folder`); ``random`` needs the same
-seed's ``ald`` run (its size is derived when that run has finished). :func:`run_baselines` loads (or trains) each, scores it through
-:mod:`galib.evaluation` and caches the row (:mod:`galib.experiments.rows`).
+seed's ``ald`` run (its size is derived when that run has finished). :func:`run_baselines` loads
+(or trains) each, scores it through :mod:`galib.evaluation` and caches the row
+(:mod:`galib.experiments.rows`); with ``EvalSettings.jobs > 1`` the rows not yet cached are scored
+first in that many processes, one training seed per task (scores do not depend on which process
+computes them: each runs the same code at the same thread count).
 :func:`results_table` / :func:`write_table` turn rows into a markdown + JSON table, mean ± sd over
 seeds. The command line is :mod:`galib.tools.baselines`.
 """
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import torch
 
 from ..datasets import DataSplits
 from ..evaluation.features import DEFAULT_FEATURES, FEATURES, PROTOCOLS, probe_model
@@ -83,6 +94,15 @@ BASELINES: dict[str, Baseline] = {
     "ald-orbit-norm": Baseline("ALD, orbit-mean z_i, normalised L_inv",
                                {**_GROUP, "mask": "learned", "invariant": "orbit", "invariance": "normalised"},
                                features=DESIGN_FEATURES),
+    "ald-spectrum-norm": Baseline("ALD, orbit-spectrum z_i, normalised L_inv",
+                                  {**_GROUP, "mask": "learned", "invariant": "spectrum",
+                                   "invariance": "normalised"}, features=DESIGN_FEATURES),
+    "random-mask-spectrum-norm": Baseline("random mask, orbit-spectrum z_i, normalised L_inv",
+                                     {**_GROUP, "mask": "random", "invariant": "spectrum",
+                                      "invariance": "normalised"}, features=DESIGN_FEATURES),
+    "random-mask-orbit-norm": Baseline("random mask, orbit-mean z_i, normalised L_inv",
+                                  {**_GROUP, "mask": "random", "invariant": "orbit",
+                                   "invariance": "normalised"}, features=DESIGN_FEATURES),
     "ald-pooled-norm": Baseline("ALD, pooled z_i, normalised L_inv",
                                 {**_GROUP, "mask": "learned", "invariant": "pooled", "invariance": "normalised"},
                                 features=DESIGN_FEATURES),
@@ -92,22 +112,25 @@ BASELINES: dict[str, Baseline] = {
                                        "lambda_const": 0.0}),
 }
 DEFAULT_NAMES = ("pixels", "ae", "manual", "ald", "recon+inv", "recon+const")
-# random-mask controls: name → draw; draw k uses mask_seed = seed + 1000·k (draw 0: the seed itself)
-RANDOM_DRAWS = {"random": 0, "random2": 1, "random3": 2}
+# random-mask controls: name → (the learned-mask baseline whose size it takes, draw); draw k uses
+# mask_seed = seed + 1000·k (draw 0: the seed itself)
+RANDOM_CONTROLS = {"random": ("ald", 0), "random2": ("ald", 1), "random3": ("ald", 2),
+                   "random-mask-orbit-norm": ("ald-orbit-norm", 0),
+                   "random-mask-spectrum-norm": ("ald-spectrum-norm", 0)}
 
 
 def baseline_config(base_cfg: TrainConfig, name: str, n_variant: int | None = None) -> TrainConfig | None:
     """The ``TrainConfig`` of baseline ``name`` (``None`` for ``pixels``). ``random`` takes
-    ``n_variant`` (the learned mask's count; ``None``: filled in by the plan from the ``ald`` run)
-    and draws its mask from the config's seed."""
+    ``n_variant`` (the learned mask's count; ``None``: filled in by the plan from the learned
+    run it controls for, :data:`RANDOM_CONTROLS`) and draws its mask from the config's seed."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose from {list(BASELINES)}")
     over = BASELINES[name].overrides
     if over is None:
         return None
-    if name in RANDOM_DRAWS:               # mask_variant None: the plan derives it from the ald run
+    if name in RANDOM_CONTROLS:            # mask_variant None: the plan derives it from the learned run
         over = {**over, "mask_variant": None if n_variant is None else int(n_variant),
-                "mask_seed": base_cfg.seed + 1000 * RANDOM_DRAWS[name]}
+                "mask_seed": base_cfg.seed + 1000 * RANDOM_CONTROLS[name][1]}
     if name == "all-variant":
         over = {**over, "mask_variant": base_cfg.latent_channels}
     return replace(base_cfg, **over)
@@ -121,15 +144,17 @@ def run_dir_of(run_root: str | Path, name: str, seed: int, base_seed: int) -> Pa
 def baseline_trainings(base_cfg: TrainConfig, names, run_root: str | Path, seeds=None,
                        data: DataRequest | None = None, prefix: str = "baselines") -> list[Training]:
     """The plan: one training per (trained baseline, seed) — ``pixels`` trains nothing. Keys are
-    ``<prefix>/<name>/seed<s>``; ``random`` needs the same seed's ``ald`` (listed before it)."""
+    ``<prefix>/<name>/seed<s>``; a random-mask control needs the same seed's learned run
+    (:data:`RANDOM_CONTROLS`; listed before it)."""
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
     names = list(names)
-    for r in [n for n in names if n in RANDOM_DRAWS]:
-        if "ald" not in names or names.index("ald") > names.index(r):
+    for r in [n for n in names if n in RANDOM_CONTROLS]:
+        learned = RANDOM_CONTROLS[r][0]
+        if learned not in names or names.index(learned) > names.index(r):
             raise ValueError(f"baseline {r!r} takes as many variant channels as the learned mask: "
-                             f"list 'ald' before {r!r}")
+                             f"list {learned!r} before {r!r}")
     base_cfg = base_cfg.validate()
     seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
     data = data or DataRequest.of(base_cfg)
@@ -139,10 +164,10 @@ def baseline_trainings(base_cfg: TrainConfig, names, run_root: str | Path, seeds
             cfg = baseline_config(replace(base_cfg, seed=s), name)
             if cfg is None:
                 continue
-            random = name in RANDOM_DRAWS
+            random = name in RANDOM_CONTROLS
             out.append(Training(f"{prefix}/{name}/seed{s}", cfg,
                                 str(run_dir_of(run_root, name, s, base_cfg.seed)), data,
-                                needs=(f"{prefix}/ald/seed{s}",) if random else (),
+                                needs=(f"{prefix}/{RANDOM_CONTROLS[name][0]}/seed{s}",) if random else (),
                                 derive="random-mask-size" if random else None))
     return out
 
@@ -169,6 +194,8 @@ def run_baselines(base_cfg: TrainConfig, names=DEFAULT_NAMES, run_root: str | Pa
     data = data if data is not None else request.load(verbose=verbose)
     study = _Study({t.key: t for t in baseline_trainings(base_cfg, names, run_root, seeds, request)},
                    data, base_cfg.group, settings, progress, verbose)
+    if settings.jobs > 1:
+        _score_in_processes(base_cfg, names, run_root, data, settings, seeds, verbose)
     seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
     rows, untrained = [], {}
     for s in seeds:
@@ -182,6 +209,39 @@ def run_baselines(base_cfg: TrainConfig, names=DEFAULT_NAMES, run_root: str | Pa
             untrained.update({name: row} if t is None else {})
             rows.append(row)
     return rows
+
+
+def _score_in_processes(base_cfg: TrainConfig, names, run_root, data: DataSplits,
+                        settings: EvalSettings, seeds, verbose: bool) -> None:
+    """Score the rows whose ``row.json`` is missing in ``settings.jobs`` processes, one task per
+    training seed (the untrained baselines in a task of their own), so that the caller's serial
+    pass reads them from the cache. Tasks never share a run folder; a row that still misses or is
+    stale afterwards is simply scored by the serial pass."""
+    seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
+    untrained = [n for n in names if BASELINES[n].overrides is None]
+    trained = [n for n in names if n not in untrained]
+    tasks = [(untrained, seeds[0])] if untrained else []
+    tasks += [(trained, s) for s in seeds if trained]
+    todo = [(n, s) for n, s in tasks
+            if any(not (run_dir_of(run_root, m, s, base_cfg.seed) / "row.json").is_file() for m in n)]
+    if len(todo) < 2:
+        return
+    jobs = min(settings.jobs, len(todo))
+    if verbose:
+        print(f"[galib] scoring {len(todo)} tasks (seeds) in {jobs} processes", flush=True)
+    one = replace(settings, jobs=1)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+        futures = [pool.submit(_score_task, base_cfg, n, run_root, data, one, s, torch.get_num_threads())
+                   for n, s in todo]
+        for f in futures:
+            f.result()                                  # a worker's error surfaces here, named
+
+
+def _score_task(base_cfg: TrainConfig, names, run_root, data: DataSplits, settings: EvalSettings,
+                seed: int, threads: int) -> None:
+    torch.set_num_threads(threads)
+    run_baselines(base_cfg, names, run_root, data=data, settings=settings, seeds=[seed], verbose=False)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from ..evaluation.stats import paired_comparison
 from ..evaluation.swap import swap_scores
 from ..groups import get_group
 from ..train import TrainConfig
-from .baselines import BASELINES, RANDOM_DRAWS, baseline_trainings
+from .baselines import BASELINES, RANDOM_CONTROLS, baseline_trainings
 from .plan import Training, train_or_load
 
 INVARIANT_FEATURES = ("z_i", "orbit")     # features meant not to change under the group
@@ -157,24 +157,33 @@ def paired_values(rows: list[dict], a: str, b: str | tuple, key: str) -> tuple[l
     return seeds, va, vb
 
 
-def learned_vs_random(rows: list[dict], keys=CONTROL_KEYS) -> list[dict]:
-    """The learned mask (``ald``) against random masks of the same size (``random``,
+def compare_rows(rows: list[dict], a: str, b: str | tuple, keys) -> list[dict]:
+    """Baseline ``a`` against ``b`` (or the mean of several ``b`` baselines per seed), paired by
+    seed: per key with ≥ 2 shared seeds, the means ``a_mean``/``b_mean``, ``n_seeds`` and
+    :func:`galib.evaluation.stats.paired_comparison` (difference a − b, 95 % t interval, margin,
+    verdict)."""
+    out = []
+    for key in keys:
+        seeds, va, vb = paired_values(rows, a, b, key)
+        if len(seeds) >= 2:
+            out.append({"key": key, "a_mean": sum(va) / len(va), "b_mean": sum(vb) / len(vb),
+                        "n_seeds": len(seeds), **paired_comparison(va, vb, key)})
+    return out
+
+
+def learned_vs_random(rows: list[dict], keys=CONTROL_KEYS, learned: str = "ald") -> list[dict]:
+    """The learned mask (baseline ``learned``, default ``ald``) against random masks of the same
+    size (its controls in :data:`~galib.experiments.baselines.RANDOM_CONTROLS`, e.g. ``random``,
     ``random2``, ``random3``: their mean per seed), paired by seed (same initial weights and batch
     order): per key, the means, the paired difference with its 95 % t interval, the equivalence
     margin and the verdict of :func:`galib.evaluation.stats.paired_comparison` (better, worse,
-    equivalent within the margin, inconclusive). Empty without ``ald`` and ``random``."""
-    draws = tuple(n for n in RANDOM_DRAWS if any(r["name"] == n for r in rows))
-    if "random" not in draws or not any(r["name"] == "ald" for r in rows):
+    equivalent within the margin, inconclusive). Empty without ``learned`` and a control."""
+    draws = tuple(n for n, (of, _) in RANDOM_CONTROLS.items()
+                  if of == learned and any(r["name"] == n for r in rows))
+    if not draws or not any(r["name"] == learned for r in rows):
         return []
-    out = []
-    for key in keys:
-        seeds, a, b = paired_values(rows, "ald", draws, key)
-        if len(seeds) < 2:
-            continue
-        c = paired_comparison(a, b, key)
-        out.append({"key": key, "learned": sum(a) / len(a), "random": sum(b) / len(b),
-                    "n_seeds": len(seeds), "n_draws": len(draws), **c})
-    return out
+    return [{**c, "model": learned, "learned": c["a_mean"], "random": c["b_mean"],
+             "n_draws": len(draws)} for c in compare_rows(rows, learned, draws, keys)]
 
 
 def control_sentence(comparisons: list[dict]) -> str:
@@ -196,7 +205,7 @@ def control_sentence(comparisons: list[dict]) -> str:
 def load_baseline(base_cfg: TrainConfig, name: str, run_root: str | Path, data: DataSplits,
                   rows: list[dict] | None = None):
     """The base seed's model of baseline ``name`` under ``run_root`` (loaded; trained if missing)."""
-    names = ("ald", name) if name in RANDOM_DRAWS else (name,)
+    names = (RANDOM_CONTROLS[name][0], name) if name in RANDOM_CONTROLS else (name,)
     plan = {t.key: t for t in baseline_trainings(base_cfg, names, run_root)}
     key = f"baselines/{name}/seed{base_cfg.seed}"
     if key not in plan:
@@ -280,7 +289,8 @@ def probe_budget(model, data: DataSplits, features=("z", "orbit"), split: str = 
 
 # ----------------------------------------------------------------------------- invariant designs
 DESIGNS = {"ald": "paper", "ald-pooled": "pooled", "ald-orbit": "orbit",            # baseline → design
-           "ald-pooled-norm": "pooled + normalised L_inv", "ald-orbit-norm": "orbit + normalised L_inv"}
+           "ald-pooled-norm": "pooled + normalised L_inv", "ald-orbit-norm": "orbit + normalised L_inv",
+           "ald-spectrum-norm": "orbit spectrum + normalised L_inv"}
 GOAL_INVARIANCE = 0.2   # goal: centred invariance error ≤ this fraction of its shuffled reference
 DESIGN_KEYS = ("probe/z_i/a", "probe/z_i/b", "probe/z_i/c", "invariance_error_centred",
                "invariance_error_centred_shuffled",
@@ -329,6 +339,27 @@ def design_sentence(table: list[dict]) -> str:
                f"invariance error ≤ {GOAL_INVARIANCE:g} of unrelated pairs', recon MSE ≤ 1.2× the "
                f"paper's).")
     return "; ".join(parts) + ". " + verdict
+
+
+DESIGN_DECISION_KEYS = ("probe/z_i/a", "probe/z_i/b", "invariance_error_centred", "recon_mse")
+
+
+def design_comparison(rows: list[dict], a: str = "ald-spectrum-norm", b: str = "ald-orbit-norm",
+                      keys=DESIGN_DECISION_KEYS) -> list[dict]:
+    """Two designs of the invariant part paired by seed (:func:`compare_rows`): ``a`` − ``b`` on
+    what decides between them (the z_i probes upright and rotated, the centred invariance error,
+    the reconstruction). Empty unless both are among the rows with ≥ 2 shared seeds."""
+    return compare_rows(rows, a, b, keys)
+
+
+def comparison_sentence(comparisons: list[dict], a: str, b: str) -> str:
+    """A paired comparison of ``a`` against ``b`` in words, one clause per key."""
+    if not comparisons:
+        return f"No paired comparison of {a} against {b} (both need ≥ 2 shared seeds)."
+    parts = [f"{c['key']} {c['a_mean']:.4f} vs {c['b_mean']:.4f}, difference {c['diff']:+.4f} "
+             f"[{c['low']:+.4f}, {c['high']:+.4f}] → {c['verdict']}" for c in comparisons]
+    return (f"{a} against {b}, paired over {comparisons[0]['n_seeds']} seeds (95 % t intervals, "
+            f"'better' and 'worse' are {a}'s): " + "; ".join(parts) + ".")
 
 
 # run_baselines(extra_scores=SWAP_SCORES): the latent-swap numbers for every model with a split

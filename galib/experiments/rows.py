@@ -30,6 +30,11 @@ class EvalSettings:
     probe_iters: int | None = None         # L-BFGS iterations per l2 (None: the probe's default)
     probe_l2: tuple | None = None          # the probe's l2 grid (None: the probe's default)
     extra: Callable | None = None          # extra(model, data) -> dict: more scores per split model
+    jobs: int = 1                          # processes that score uncached rows side by side (not a score)
+
+    def __post_init__(self):
+        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
+            raise ValueError(f"EvalSettings.jobs must be a positive integer; got {self.jobs!r}")
 
     def probe_kwargs(self) -> dict:
         """Keywords of :func:`galib.evaluation.features.probe_model`."""

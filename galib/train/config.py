@@ -59,7 +59,8 @@ class TrainConfig:
     mask_variant: int | None = _f(None, "variant channels of a manual/random mask; None = half")
     mask_seed: int = _f(0, "which random mask (mask=random)")
     invariant: str = _f("paper", "the invariant part: paper (masked map) | pooled (grid mean) | "
-                        "orbit (orbit mean)", INVARIANTS)
+                        "orbit (orbit mean) | spectrum (learned map of the orbit's invariant "
+                        "spectrum)", INVARIANTS)
     objective: str = _f("group", "group (the paper's losses) | ae (plain autoencoder baseline)",
                         tuple(OBJECTIVES))
     latent_action: str = _f("exact", "exact (the group's own Phi_g) | a learned kind the group offers "

@@ -147,7 +147,43 @@ def test_the_plan_names_each_run_once_and_random_needs_ald(tmp_path):
     assert rnd.run_dir == str(tmp_path / "random_seed1") and rnd.data.seed == 0   # base seed's split
 
 
+def test_a_designs_random_mask_control_needs_that_design(tmp_path):
+    names = ["ald-spectrum-norm", "random-mask-spectrum-norm"]
+    plan = baseline_trainings(tiny_cfg(), names, tmp_path, seeds=[0])
+    rnd = plan[1]
+    assert rnd.needs == ("baselines/ald-spectrum-norm/seed0",) and rnd.derive == "random-mask-size"
+    assert (rnd.config.mask, rnd.config.invariant, rnd.config.invariance) == ("random", "spectrum", "normalised")
+    with pytest.raises(ValueError, match="list 'ald-spectrum-norm' before 'random-mask-spectrum-norm'"):
+        baseline_trainings(tiny_cfg(), names[::-1], tmp_path)
+    with pytest.raises(ValueError, match="list 'ald-orbit-norm' before"):
+        baseline_trainings(tiny_cfg(), ["ald", "random-mask-orbit-norm"], tmp_path)
+
+
 def test_probe_rows_record_the_budget(tmp_path):
     rows = run_baselines(tiny_cfg(), ["pixels"], tmp_path / "runs", data=synthetic_splits(), verbose=False,
                          **FAST)
     assert rows[0]["probe/pixels/iters"] >= 1 and rows[0]["probe/pixels/grad_norm"] >= 0
+
+
+def test_scoring_in_processes_gives_the_serial_rows(tmp_path, capsys):
+    """jobs=2 scores the uncached rows in two spawned processes (one task per seed, the untrained
+    baselines in a task of their own); the caller then reads them from the cache, and every score
+    equals the serial run's."""
+    import shutil
+    from dataclasses import replace
+    data = synthetic_splits(n_test=64)
+    names, seeds = ["pixels", "ald", "random"], [0, 1]
+    serial = run_baselines(tiny_cfg(), names, tmp_path / "a", data=data, seeds=seeds, verbose=False, **FAST)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for row in (tmp_path / "b").rglob("row.json"):
+        row.unlink()
+    capsys.readouterr()
+    par = run_baselines(tiny_cfg(), names, tmp_path / "b", data=data, seeds=seeds,
+                        settings=replace(FAST["settings"], jobs=2))
+    out = capsys.readouterr().out
+    assert "scoring 3 tasks (seeds) in 2 processes" in out and out.count("reusing") == 5
+    assert "evaluated in" not in out                     # nothing left for the serial pass
+    strip = [{k: v for k, v in r.items() if k != "eval_seconds"} for r in serial]
+    assert [{k: v for k, v in r.items() if k != "eval_seconds"} for r in par] == strip
+    with pytest.raises(ValueError, match="jobs must be a positive integer; got 0"):
+        EvalSettings(jobs=0)

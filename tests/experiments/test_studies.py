@@ -44,6 +44,24 @@ def test_best_invariant_and_probe_dict():
     assert d["ALD"]["orbit inv. of z_v"] == {"b": 0.8, "a": 0.85}
 
 
+def test_design_comparison_known_answers():
+    """Spectrum − orbit: a steady gain of 0.1 in the rotated z_i probe is 'better'; equal values are
+    'equivalent'; a lower invariance error is 'better' too (lower is better there)."""
+    def rows(gains, err_gap=0.0):
+        return [r for s, g in enumerate(gains) for r in (
+            {"name": "ald-spectrum-norm", "seed": s, "probe/z_i/b": 0.6 + g,
+             "invariance_error_centred": 0.3 - err_gap},
+            {"name": "ald-orbit-norm", "seed": s, "probe/z_i/b": 0.6, "invariance_error_centred": 0.3})]
+    got = {c["key"]: c for c in analysis.design_comparison(rows([0.1, 0.11, 0.09], err_gap=0.1))}
+    assert got["probe/z_i/b"]["verdict"] == "better" and got["invariance_error_centred"]["verdict"] == "better"
+    assert set(got) == {"probe/z_i/b", "invariance_error_centred"}        # keys missing from the rows
+    (c, _) = analysis.design_comparison(rows([0.0, 0.0, 0.0]))
+    assert c["verdict"] == "equivalent" and c["diff"] == 0.0
+    assert "ald-spectrum-norm against ald-orbit-norm, paired over 3 seeds" in analysis.comparison_sentence(
+        [c], "ald-spectrum-norm", "ald-orbit-norm")
+    assert analysis.design_comparison(rows([0.1])) == []                   # one seed: no interval
+
+
 def test_learned_vs_random_is_paired_with_verdicts():
     """Known answers: a constant gap of 0.1 in a probe accuracy over 4 seeds is 'better'; the same
     values on both sides (up to 1e-4) are 'equivalent'; a gap that flips sign is 'inconclusive'."""
@@ -62,6 +80,11 @@ def test_learned_vs_random_is_paired_with_verdicts():
     text = analysis.control_sentence([c])
     assert "inconclusive on probe/z/a" in text and "of the same size" in text
     assert analysis.learned_vs_random([r for r in rows([0.1]) if r["name"] == "ald"]) == []
+    spectrum = [{**r, "name": {"ald": "ald-spectrum-norm", "random": "random-mask-spectrum-norm"}
+                 .get(r["name"], r["name"])} for r in rows([0.1, 0.1001, 0.0999, 0.1])]
+    (c,) = analysis.learned_vs_random(spectrum, keys=("probe/z/a",), learned="ald-spectrum-norm")
+    assert c["verdict"] == "better" and c["n_draws"] == 1       # only its own control, not random2
+    assert analysis.learned_vs_random(spectrum, keys=("probe/z/a",)) == []   # no ald among them
     md = tau.sweep_table_md([{"tau": 0.5, "variant_fraction": 0.5, "recon_mse": 0.1,
                                    "energy_share_zi": 0.3, "probe_b_zi": math.nan,
                                    "probe_b_zv_orbit": 0.7}])
