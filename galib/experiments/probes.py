@@ -267,15 +267,22 @@ def probe_metrics(rows: list[dict], conf: dict | None, table_md: str, data: Data
 
 
 def probe_budget(model, data: DataSplits, features=("z", "orbit"), split: str = "mask", seed: int = 0,
-                 max_train: int | None = 2000, probe_iters: int = 50) -> dict:
+                 max_train: int | None = 2000, probe_iters: int = 50, base: dict | None = None) -> dict:
     """Is the probe limited by its budget? Refit with twice the L-BFGS iterations and with twice
-    the training images; per feature and protocol the accuracies of the three fits, the probe's
-    iterations and final gradient norm, and ``max_change`` (largest absolute change over all)."""
-    budgets = {"base": (max_train, probe_iters), "2x iterations": (max_train, 2 * probe_iters),
-               "2x images": (None if max_train is None else 2 * max_train, probe_iters)}
+    the training images (not when ``max_train`` is ``None``: every image is used already); per
+    feature and protocol the accuracies of the fits, the probe's iterations and final gradient
+    norm, and ``max_change`` (largest absolute change over all). ``base``: a scored row of this
+    model with the same seed and budget (``probe/<feature>/<key>``), whose fits are reused instead
+    of being refitted (the probe is deterministic, so they are the same numbers)."""
+    budgets = {"base": (max_train, probe_iters), "2x iterations": (max_train, 2 * probe_iters)}
+    if max_train is not None:
+        budgets["2x images"] = (2 * max_train, probe_iters)
     fits = {name: probe_model(model, data, features=list(features), seed=seed, max_train=n,
                               split=split, fit_kwargs={"max_iter": it})
-            for name, (n, it) in budgets.items()}
+            for name, (n, it) in budgets.items() if not (name == "base" and base is not None)}
+    if base is not None:
+        keys = ("a", "b", "c", "iters", "grad_norm")
+        fits = {"base": {f: {k: base[f"probe/{f}/{k}"] for k in keys} for f in features}, **fits}
     out, worst = {}, 0.0
     for f in fits["base"]:
         out[f] = {name: {p: fit[f][p] for p in ("a", "b", "c")} | {"iters": fit[f]["iters"],
@@ -284,7 +291,7 @@ def probe_budget(model, data: DataSplits, features=("z", "orbit"), split: str = 
         worst = max([worst] + [abs(fit[f][p] - fits["base"][f][p]) for fit in fits.values()
                                for p in ("a", "b", "c")])
     return {"budgets": {k: {"max_train": n, "max_iter": it} for k, (n, it) in budgets.items()},
-            "features": out, "max_change": worst}
+            "features": out, "max_change": worst, "base_reused": base is not None}
 
 
 # ----------------------------------------------------------------------------- invariant designs

@@ -187,3 +187,19 @@ def test_scoring_in_processes_gives_the_serial_rows(tmp_path, capsys):
     assert [{k: v for k, v in r.items() if k != "eval_seconds"} for r in par] == strip
     with pytest.raises(ValueError, match="jobs must be a positive integer; got 0"):
         EvalSettings(jobs=0)
+
+
+def test_probe_budget_reuses_the_rows_fits_exactly(tmp_path):
+    """The budget check's base fit is the scored row's probe (same model, seed and budget), so
+    reusing the row gives the numbers a refit gives; with every image in use, no '2x images' fit."""
+    from galib.experiments.plan import train_or_load
+    from galib.experiments.probes import probe_budget
+    data = synthetic_splits(n_test=64)
+    settings = EvalSettings(probe_max_train=None, probe_iters=15)
+    (row,) = run_baselines(tiny_cfg(), ["ald"], tmp_path, data=data, verbose=False, settings=settings)
+    (t,) = baseline_trainings(tiny_cfg(), ["ald"], tmp_path)
+    model = train_or_load(t, data, verbose=False).model
+    fresh = probe_budget(model, data, max_train=None, probe_iters=15)
+    reused = probe_budget(model, data, max_train=None, probe_iters=15, base=row)
+    assert set(fresh["budgets"]) == {"base", "2x iterations"} and reused["base_reused"]
+    assert fresh["features"] == reused["features"] and fresh["max_change"] == reused["max_change"]
