@@ -57,6 +57,7 @@ from torch import nn
 
 from ..datasets import DatasetUnavailable, ImageSet, load_dataset
 from ..devices import amp_problem, cpu_bf16_support
+from ..groups import get_group
 from ..losses import PairLoss
 from ..models import GroupLatentAutoencoder
 from ..train import TrainConfig, epoch_generator, make_optimizer, model_from_config, run_epoch
@@ -494,43 +495,55 @@ def epoch_parts(args) -> dict:
     return {"n_train": len(data.train), "n_val": len(data.val), "cpu_s": parts}
 
 
-STEP_VARIANTS = {"fp32, foreach Adam": (False, "foreach"), "fp32, fused Adam": (False, "fused"),
-                 "bf16, foreach Adam": (True, "foreach"), "bf16, fused Adam": (True, "fused")}
+STEP_VARIANTS = {"fp32, foreach Adam": (False, "foreach", ""), "fp32, fused Adam": (False, "fused", ""),
+                 "bf16, foreach Adam": (True, "foreach", ""), "bf16, fused Adam": (True, "fused", ""),
+                 "fp32, fused, channels_last": (False, "fused", "channels_last"),
+                 "bf16, fused, channels_last": (True, "fused", "channels_last")}
+COMPILED_VARIANTS = {"fp32, fused, torch.compile": (False, "fused", "compile"),
+                     "bf16, fused, torch.compile": (True, "fused", "compile")}
 
 
 def step_ab(args, steps: int = 15) -> dict:
-    """CPU ms per galib training step (batch 64) for each of ``STEP_VARIANTS``, interleaved
+    """CPU ms per galib training step (batch 64) for each of ``STEP_VARIANTS`` (and, with
+    ``--compile``, ``COMPILED_VARIANTS``: inductor, compiled once before the timing), interleaved
     ``--repeats`` times in this process; best of the repeats."""
     torch.set_num_threads(args.threads)
     cfg, x = bench_config(args.seed), torch.rand(BATCH, 1, 28, 28) * 2 - 1
-    variants = {k: v for k, v in STEP_VARIANTS.items() if not v[0] or amp_problem("cpu") is None}
+    table = {**STEP_VARIANTS, **(COMPILED_VARIANTS if getattr(args, "compile", False) else {})}
+    variants = {k: v for k, v in table.items() if not v[0] or amp_problem("cpu") is None}
     states = {}
-    for name, (amp, kind) in variants.items():
+    for name, (amp, kind, layout) in variants.items():
         model, _ = build("galib", (28, 28), args.seed)
+        if layout == "channels_last":
+            model = model.to(memory_format=torch.channels_last)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=cfg.lr, **{kind: True})
-        states[name] = (amp, PairLoss(model), opt)
+        step = PairLoss(model)
+        states[name] = (amp, torch.compile(step) if layout == "compile" else step, opt, layout)
     g = torch.arange(BATCH) % 4
-    gx = states[next(iter(states))][1].model.group.act_image(x, g)
+    gx = get_group("c4").act_image(x, g)
+    last = {"channels_last": (x.contiguous(memory_format=torch.channels_last),
+                              gx.contiguous(memory_format=torch.channels_last))}
 
     def run(name: str) -> float:
-        amp, step, opt = states[name]
+        amp, step, opt, layout = states[name]
+        xx, gg = last.get(layout, (x, gx))
         c0 = time.process_time()
         for _ in range(steps):
             with torch.autocast("cpu", torch.bfloat16, enabled=amp):
-                loss = step(x, gx, g)["loss"]
+                loss = step(xx, gg, g)["loss"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         return (time.process_time() - c0) / steps * 1e3
-    for name in states:                                            # warm-up, discarded
+    for name in states:                                            # warm-up (and compile), discarded
         run(name)
     best = dict.fromkeys(states, float("inf"))
     for r in range(args.repeats + 1):
         for name in (list(states) if r % 2 == 0 else list(states)[::-1]):
             best[name] = min(best[name], run(name))
     for name, ms in best.items():
-        print(f"[bench] {name:22s} {ms:7.2f} CPU ms / step")
+        print(f"[bench] {name:28s} {ms:7.2f} CPU ms / step")
     return {"threads": args.threads, "cpu_ms_per_step": best}
 
 
@@ -564,6 +577,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--amp-check", action="store_true",
                     help="fp32 vs bf16 autocast: best validation loss and mask, seeds 42 and 7 "
                          "(--n-train images, --epochs)")
+    ap.add_argument("--compile", action="store_true",
+                    help="with --step-ab: also time torch.compile'd steps (compiling takes a minute)")
     ap.add_argument("--step-ab", action="store_true",
                     help="CPU ms per training step: fp32/bf16 x foreach/fused Adam, interleaved")
     ap.add_argument("--epoch-parts", action="store_true",
