@@ -48,6 +48,42 @@ def plateau_epoch(history: list[dict], window: int = PLATEAU_WINDOW, gain: float
     return None
 
 
+DIVERGENCE_FACTOR = 2.0  # an epoch whose validation loss exceeds this multiple of the best so far
+
+
+def divergence_epoch(history: list[dict], factor: float = DIVERGENCE_FACTOR) -> int | None:
+    """The first epoch whose validation loss exceeds ``factor`` × the best of the epochs before
+    it: where a run blew up (its best checkpoint, the paper's rule, is then from before). ``None``
+    when no epoch does."""
+    best = float("inf")
+    for h in history:
+        if h["val_loss"] > factor * best:
+            return h["epoch"]
+        best = min(best, h["val_loss"])
+    return None
+
+
+TERMS = ("val_recon", "val_inv", "val_const")
+
+
+def stability(history: list[dict], factor: float = DIVERGENCE_FACTOR) -> dict:
+    """How a run's validation loss behaved: ``epochs``, ``best_epoch``, ``best_val_loss``,
+    ``last_val_loss``, ``max_val_loss``, ``diverged_epoch`` (:func:`divergence_epoch`, ``None`` if
+    it did not) and ``first_term`` — the loss term (recon, inv, const) that first exceeded
+    ``factor`` × its own best so far at or before that epoch."""
+    vals = [h["val_loss"] for h in history]
+    best_i = min(range(len(vals)), key=vals.__getitem__)
+    out = {"epochs": len(history), "best_epoch": history[best_i]["epoch"], "best_val_loss": vals[best_i],
+           "last_val_loss": vals[-1], "max_val_loss": max(vals),
+           "diverged_epoch": divergence_epoch(history, factor), "first_term": None}
+    if out["diverged_epoch"] is not None:
+        firsts = {t[4:]: divergence_epoch([{"epoch": h["epoch"], "val_loss": h[t]} for h in history], factor)
+                  for t in TERMS if all(t in h for h in history)}
+        firsts = {t: e for t, e in firsts.items() if e is not None}
+        out["first_term"] = min(firsts, key=firsts.get) if firsts else None
+    return out
+
+
 def training_summary(history: list[dict], test_metrics: dict) -> dict:
     """Headline numbers of a training run for ``metrics.json``'s ``summary``: first/last losses,
     the epoch where the validation loss plateaus (:func:`plateau_epoch`; -1 if it does not yet),

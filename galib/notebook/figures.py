@@ -267,6 +267,27 @@ def plot_loss_curves(history: Sequence[Mapping], out_path=None, title: str = "")
     return save(fig, out_path)
 
 
+def plot_val_curves(histories: Mapping[str, Sequence[Mapping]], diverged: Mapping[str, int | None],
+                    out_path=None, title: str = "") -> Figure:
+    """Validation loss per epoch of several runs on one log axis; runs that diverged dashed, with a
+    marker at their best epoch (the checkpoint kept)."""
+    with rc_style():
+        fig = Figure(figsize=(8, 4.5), layout="constrained")
+        ax = fig.subplots()
+        for name, hist in histories.items():
+            vals = [h["val_loss"] for h in hist]
+            line, = ax.plot([h["epoch"] for h in hist], vals, "--" if diverged.get(name) else "-",
+                            lw=1.4, label=name + (f" (diverged at {diverged[name]})" if diverged.get(name) else ""))
+            b = min(range(len(vals)), key=vals.__getitem__)
+            ax.plot([hist[b]["epoch"]], [vals[b]], "o", color=line.get_color(), ms=5)
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation loss")
+        ax.legend(fontsize=8, ncol=2)
+        fig.suptitle(f"Validation loss per run (dot: best epoch, the checkpoint kept)\n{title}".strip())
+    return save(fig, out_path)
+
+
 def plot_mask_evolution(history: Sequence[Mapping], tau: float, out_path=None, title: str = "",
                         sort: bool = True) -> Figure:
     """Heatmap epochs × channels of ``sigmoid(alpha)``; dots (up to 15 epochs) and a black contour

@@ -1,0 +1,76 @@
+"""How the runs under a folder trained: best epoch, divergence, and the loss term that blew up first.
+
+    python -m galib.tools.stability runs/evidence/fashion-mnist --out figures/evidence/stability
+
+Reads the ``history.json`` of every run folder directly below ``ROOT`` and writes into ``--out``
+``stability.json`` (the commit, the command and one record per run from
+:func:`galib.experiments.training.stability`), ``stability.md`` (a table) and ``val_loss.png``
+(the validation loss of every run on a log axis).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from ..experiments.training import DIVERGENCE_FACTOR, stability
+from ..io import save_json, write_text
+from ..notebook import figures
+from ..notebook.context import relative_paths, source_commit
+
+
+def histories(root: Path) -> dict[str, list[dict]]:
+    """``{run folder name: its history}`` for the run folders directly below ``root``, sorted."""
+    out = {}
+    for path in sorted(Path(root).glob("*/history.json")):
+        hist = json.loads(path.read_text()).get("history", [])
+        if hist:
+            out[path.parent.name] = hist
+    if not out:
+        raise SystemExit(f"stability: no run folder with a history.json below {root}")
+    return out
+
+
+def table_md(records: dict[str, dict]) -> str:
+    rows = ["| run | epochs | best epoch | best val loss | last val loss | max val loss | diverged at | first term |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for name, r in records.items():
+        rows.append(f"| {name} | {r['epochs']} | {r['best_epoch']} | {r['best_val_loss']:.5f} | "
+                    f"{r['last_val_loss']:.4g} | {r['max_val_loss']:.4g} | {r['diverged_epoch'] or '—'} | "
+                    f"{r['first_term'] or '—'} |")
+    return "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("root", help="folder holding the run folders (each with history.json)")
+    ap.add_argument("--out", required=True, help="folder for stability.json, stability.md, val_loss.png")
+    ap.add_argument("--factor", type=float, default=DIVERGENCE_FACTOR,
+                    help="a run diverged at the first epoch whose validation loss exceeds this "
+                         "multiple of its best so far")
+    args = ap.parse_args(argv)
+    if args.factor <= 1:
+        raise SystemExit(f"stability: --factor must be above 1; got {args.factor}")
+    hist = histories(Path(args.root))
+    records = {name: stability(h, args.factor) for name, h in hist.items()}
+    n_div = sum(r["diverged_epoch"] is not None for r in records.values())
+    out = Path(args.out)
+    command = "python -m galib.tools.stability " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    meta = relative_paths({"commit": source_commit(), "command": command, "root": str(Path(args.root).resolve()),
+                           "factor": args.factor, "n_runs": len(records), "n_diverged": n_div,
+                           "runs": records})
+    save_json(meta, out / "stability.json")
+    write_text(out / "stability.md", table_md(records))
+    figures.plot_val_curves(hist, {n: r["diverged_epoch"] for n, r in records.items()},
+                            out / "val_loss.png", str(args.root))
+    print(table_md(records))
+    print(f"[stability] {n_div} of {len(records)} runs diverged (validation loss above "
+          f"{args.factor:g}× its best so far); wrote {out}/stability.json, stability.md, val_loss.png")
+    return meta
+
+
+if __name__ == "__main__":
+    main()
