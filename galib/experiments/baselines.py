@@ -61,6 +61,7 @@ from ..io import save_json, write_text
 from ..train import TrainConfig
 from .plan import DataRequest, Training, run_folder, train_or_load
 from .rows import EvalSettings, scored_row
+from .training import divergence_epoch
 
 
 MODEL_FEATURES = tuple(f for f in DEFAULT_FEATURES if f != "pixels")   # pixels: a row of its own
@@ -276,8 +277,11 @@ class _Study:
             if extra is not None and model is not None and spec.split == "mask":
                 out.update(extra(model, data))
             return out
-        return scored_row(run_dir, row, cfg, data, self.settings.cache_key(), score,
-                          f"{name} (seed {seed})", self.verbose)
+        scored = scored_row(run_dir, row, cfg, data, self.settings.cache_key(), score,
+                            f"{name} (seed {seed})", self.verbose)
+        if training is not None:              # read from the history, not a score: not in the key
+            scored = {**scored, "diverged_epoch": divergence_epoch(res.history)}
+        return scored
 
 
 def _score(model, data: DataSplits, spec: Baseline, group: str, settings: EvalSettings) -> dict:

@@ -182,8 +182,11 @@ def learned_vs_random(rows: list[dict], keys=CONTROL_KEYS, learned: str = "ald")
                   if of == learned and any(r["name"] == n for r in rows))
     if not draws or not any(r["name"] == learned for r in rows):
         return []
+    diverged = {side: sorted(r["seed"] for r in rows if r["name"] in names and r.get("diverged_epoch"))
+                for side, names in (("learned", (learned,)), ("random", draws))}
     return [{**c, "model": learned, "learned": c["a_mean"], "random": c["b_mean"],
-             "n_draws": len(draws)} for c in compare_rows(rows, learned, draws, keys)]
+             "n_draws": len(draws), "diverged_seeds": diverged}
+            for c in compare_rows(rows, learned, draws, keys)]
 
 
 def control_sentence(comparisons: list[dict]) -> str:
@@ -199,6 +202,11 @@ def control_sentence(comparisons: list[dict]) -> str:
             f"{', '.join(by['worse']) or 'nothing'}; equivalent within the margin on "
             f"{', '.join(by['equivalent']) or 'nothing'}; inconclusive on "
             f"{', '.join(by['inconclusive']) or 'nothing'}.")
+    div = c0.get("diverged_seeds") or {}
+    if any(div.values()):
+        text += (f" Runs that diverged (validation loss above twice its best so far; the best "
+                 f"checkpoint, from before, is what is scored): learned mask seeds "
+                 f"{div.get('learned') or 'none'}, random masks seeds {div.get('random') or 'none'}.")
     return text
 
 

@@ -126,6 +126,7 @@ def test_seeds_and_the_random_mask_control(tmp_path):
     for s in (0, 1):
         ald, rnd = rows[2 * s], rows[2 * s + 1]
         assert rnd["n_variant"] == ald["n_variant"] and rnd["mask"] == "random"
+        assert ald["diverged_epoch"] is None                   # one epoch: nothing to diverge from
     assert (tmp_path / "runs" / "ald").is_dir() and (tmp_path / "runs" / "random_seed1").is_dir()
     table = results_table(rows)
     assert [t["model"] for t in table] == ["ALD (all three)", "random mask"]

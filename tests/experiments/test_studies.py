@@ -80,6 +80,12 @@ def test_learned_vs_random_is_paired_with_verdicts():
     text = analysis.control_sentence([c])
     assert "inconclusive on probe/z/a" in text and "of the same size" in text
     assert analysis.learned_vs_random([r for r in rows([0.1]) if r["name"] == "ald"]) == []
+    assert "diverged" not in text
+    marked = [{**r, "diverged_epoch": 8 if (r["name"], r["seed"]) in (("ald", 1), ("random2", 3)) else None}
+              for r in rows([0.2, -0.2, 0.1, -0.1])]
+    (c,) = analysis.learned_vs_random(marked, keys=("probe/z/a",))
+    assert c["diverged_seeds"] == {"learned": [1], "random": [3]}
+    assert "learned mask seeds [1], random masks seeds [3]" in analysis.control_sentence([c])
     spectrum = [{**r, "name": {"ald": "ald-spectrum-norm", "random": "random-mask-spectrum-norm"}
                  .get(r["name"], r["name"])} for r in rows([0.1, 0.1001, 0.0999, 0.1])]
     (c,) = analysis.learned_vs_random(spectrum, keys=("probe/z/a",), learned="ald-spectrum-norm")
