@@ -51,7 +51,7 @@ def test_every_field_has_help_and_its_choices():
         assert "--" + f.name.replace("_", "-") in text
         if choices:
             assert all(c in text for c in choices), f.name
-    assert "{learned,manual,random}" in text and "{paper,pooled,orbit}" in text
+    assert "{learned,manual,random}" in text and "{paper,pooled,orbit,spectrum}" in text
     assert "fashion-mnist" in text and "c4" in text and "(default: 0.001)" in text
     with pytest.raises(SystemExit):
         config_parser().parse_args(["--mask", "bogus"])
