@@ -164,7 +164,7 @@ class GroupLatentAutoencoder(nn.Module):
         self.group = get_group(group)
         if invariant == "spectrum":
             self.spectrum = OrbitSpectrum(latent_channels, len(self.group.evaluation_grid()[0]),
-                                          getattr(self.group, "orbit_kind", lambda: "moments")())
+                                          self.group.orbit_kind())
         self.latent_channels = latent_channels
         self.mask = mask if mask is not None else ALDMask(latent_channels, tau)
         if isinstance(latent_action, nn.Module):

@@ -98,12 +98,6 @@ BASELINES: dict[str, Baseline] = {
     "ald-spectrum-norm": Baseline("ALD, orbit-spectrum z_i, normalised L_inv",
                                   {**_GROUP, "mask": "learned", "invariant": "spectrum",
                                    "invariance": "normalised"}, features=DESIGN_FEATURES),
-    "random-mask-spectrum-norm": Baseline("random mask, orbit-spectrum z_i, normalised L_inv",
-                                     {**_GROUP, "mask": "random", "invariant": "spectrum",
-                                      "invariance": "normalised"}, features=DESIGN_FEATURES),
-    "random-mask-orbit-norm": Baseline("random mask, orbit-mean z_i, normalised L_inv",
-                                  {**_GROUP, "mask": "random", "invariant": "orbit",
-                                   "invariance": "normalised"}, features=DESIGN_FEATURES),
     "ald-pooled-norm": Baseline("ALD, pooled z_i, normalised L_inv",
                                 {**_GROUP, "mask": "learned", "invariant": "pooled", "invariance": "normalised"},
                                 features=DESIGN_FEATURES),
@@ -115,9 +109,20 @@ BASELINES: dict[str, Baseline] = {
 DEFAULT_NAMES = ("pixels", "ae", "manual", "ald", "recon+inv", "recon+const")
 # random-mask controls: name → (the learned-mask baseline whose size it takes, draw); draw k uses
 # mask_seed = seed + 1000·k (draw 0: the seed itself)
-RANDOM_CONTROLS = {"random": ("ald", 0), "random2": ("ald", 1), "random3": ("ald", 2),
-                   "random-mask-orbit-norm": ("ald-orbit-norm", 0),
-                   "random-mask-spectrum-norm": ("ald-spectrum-norm", 0)}
+RANDOM_CONTROLS = {"random": ("ald", 0), "random2": ("ald", 1), "random3": ("ald", 2)}
+
+
+def _random_mask_of(learned: str) -> Baseline:
+    """Baseline ``learned`` (a design of ``z_i``) with a random mask instead of its learned one."""
+    spec = BASELINES[learned]
+    return Baseline(spec.label.replace("ALD", "random mask", 1), {**spec.overrides, "mask": "random"},
+                    spec.split, spec.features)
+
+
+for _design in ("ald-orbit-norm", "ald-spectrum-norm"):       # each design's random-mask control
+    BASELINES[_design.replace("ald-", "random-mask-", 1)] = _random_mask_of(_design)
+    RANDOM_CONTROLS[_design.replace("ald-", "random-mask-", 1)] = (_design, 0)
+del _design
 
 
 def baseline_config(base_cfg: TrainConfig, name: str, n_variant: int | None = None) -> TrainConfig | None:
@@ -195,9 +200,9 @@ def run_baselines(base_cfg: TrainConfig, names=DEFAULT_NAMES, run_root: str | Pa
     data = data if data is not None else request.load(verbose=verbose)
     study = _Study({t.key: t for t in baseline_trainings(base_cfg, names, run_root, seeds, request)},
                    data, base_cfg.group, settings, progress, verbose)
+    seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
     if settings.jobs > 1:
         _score_in_processes(base_cfg, names, run_root, data, settings, seeds, verbose)
-    seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
     rows, untrained = [], {}
     for s in seeds:
         for name in names:
@@ -217,8 +222,7 @@ def _score_in_processes(base_cfg: TrainConfig, names, run_root, data: DataSplits
     """Score the rows whose ``row.json`` is missing in ``settings.jobs`` processes, one task per
     training seed (the untrained baselines in a task of their own), so that the caller's serial
     pass reads them from the cache. Tasks never share a run folder; a row that still misses or is
-    stale afterwards is simply scored by the serial pass."""
-    seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
+    stale afterwards is simply scored by the serial pass. ``seeds``: the training seeds, a list."""
     untrained = [n for n in names if BASELINES[n].overrides is None]
     trained = [n for n in names if n not in untrained]
     tasks = [(untrained, seeds[0])] if untrained else []

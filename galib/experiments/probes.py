@@ -29,6 +29,7 @@ from ..groups import get_group
 from ..train import TrainConfig
 from .baselines import BASELINES, RANDOM_CONTROLS, baseline_trainings
 from .plan import Training, train_or_load
+from .training import DIVERGENCE_FACTOR
 
 INVARIANT_FEATURES = ("z_i", "orbit")     # features meant not to change under the group
 FEATURE_LABELS = {"orbit": "orbit inv. of z_v"}   # how figures name a probe feature
@@ -204,7 +205,7 @@ def control_sentence(comparisons: list[dict]) -> str:
             f"{', '.join(by['inconclusive']) or 'nothing'}.")
     div = c0.get("diverged_seeds") or {}
     if any(div.values()):
-        text += (f" Runs that diverged (validation loss above twice its best so far; the best "
+        text += (f" Runs that diverged (validation loss above {DIVERGENCE_FACTOR:g}× its best so far; the best "
                  f"checkpoint, from before, is what is scored): learned mask seeds "
                  f"{div.get('learned') or 'none'}, random masks seeds {div.get('random') or 'none'}.")
     return text

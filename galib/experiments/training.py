@@ -1,6 +1,7 @@
 """Notebook 02's study: the one ALD run that 02, 04 and 05 share, and its summary."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Mapping
 
@@ -41,7 +42,7 @@ def plateau_epoch(history: list[dict], window: int = PLATEAU_WINDOW, gain: float
     """The first epoch ``e`` after which the next ``window`` epochs lower the best validation loss
     by less than ``gain`` (relative): where training has stopped paying. ``None`` when every
     window still gains that much, or the run is too short to tell."""
-    best = [min(h["val_loss"] for h in history[:i + 1]) for i in range(len(history))]
+    best = list(itertools.accumulate((h["val_loss"] for h in history), min))   # best so far
     for i in range(len(history) - window):
         if best[i + window] > best[i] * (1 - gain):
             return history[i]["epoch"]
