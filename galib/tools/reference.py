@@ -1,0 +1,177 @@
+"""Run the authors' released training script as a reference, from its own checkout.
+
+    python -m galib.tools.reference PATH/TO/rotated_mnist.py --seeds 42 43 44 45 46 --epochs 16 \\
+        --out ~/galib-runs/reference/fashion-mnist
+
+The script (``rotated_mnist.py`` of github.com/farhanaswarnali/Learning-Group-Actions-In-
+Disentangled-Latent-Image-Representations) carries no licence, so galib never holds a copy: this
+tool reads it from wherever the user's checkout is and runs it in memory with a few exact text
+patches, each of which must match (a changed script is refused, naming the patch):
+
+- its seeds (``torch``, ``numpy``, ``random``: 42) become ``--seed``;
+- ``torchvision.datasets.MNIST(...)`` becomes galib's copy of ``--dataset`` (all 60,000 training
+  and 10,000 test images, as float tensors in [-1, 1] — what its ``ToTensor`` + ``Normalize(0.5,
+  0.5)`` gives), so it needs no download; its own 80/20 ``random_split`` and pairing stay;
+- ``epochs = 50`` becomes ``--epochs``; its best-model ``torch.save`` writes into the run folder;
+- the unused ``sklearn`` import is dropped;
+- after each epoch's validation one line records the epoch: its printed train and validation
+  losses, the seconds, and galib's latent diagnostics (:mod:`galib.train.diagnostics`) of its
+  model on the first 2,048 images of its validation split.
+
+Everything else (model, losses, optimiser, batch order, the per-sample rotation loop) runs as
+the authors wrote it. Each seed writes ``<out>/seed<S>/history.json`` after every epoch (the
+commit, the command, the script's SHA-1); a seed whose
+history already holds ``--epochs`` rows is skipped, an unfinished one starts over (the script has
+no resume). ``python -m galib.tools.stability <out>`` then reads the folders like galib's runs.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shlex
+import sys
+import time
+import types
+from pathlib import Path
+
+import torch
+
+from ..datasets import DatasetUnavailable
+from ..datasets.base import resolve_root, to_float
+from ..datasets.idx import load_idx_dataset
+from ..groups import get_group
+from ..io import save_json
+from ..notebook.context import relative_paths, source_commit
+from ..train.diagnostics import DIAGNOSTIC_PAIRS, diagnostic_pairs, latent_diagnostics
+
+SEEDS = "torch.manual_seed(42)\nnp.random.seed(42)\nrandom.seed(42)"
+PATCHES = (   # (what the script says, what runs instead)
+    (SEEDS, "torch.manual_seed(_galib.seed)\nnp.random.seed(_galib.seed)\nrandom.seed(_galib.seed)"),
+    ("from sklearn.metrics import accuracy_score\n", ""),
+    ("torchvision.datasets.MNIST(root='./data', train=True, download=True, transform=transform)",
+     "_galib.dataset(train=True)"),
+    ("torchvision.datasets.MNIST(root='./data', train=False, download=True, transform=transform)",
+     "_galib.dataset(train=False)"),
+    ("epochs = 50\n", "epochs = _galib.epochs\n"),
+    ("torch.save(model.state_dict(), 'rotated_model.pth')", "_galib.save(model)"),
+    ("    val_loss = validate_epoch(model, val_loader, epoch)\n",
+     "    val_loss = validate_epoch(model, val_loader, epoch)\n"
+     "    _galib.record(epoch, model, train_losses[-1], val_loss, val_data)\n"),
+)
+
+
+def patched_source(text: str) -> str:
+    """The script with every patch applied; a ``ValueError`` naming a patch that does not match
+    exactly once."""
+    for old, new in PATCHES:
+        n = text.count(old)
+        if n != 1:
+            raise ValueError(f"the script does not contain exactly one {old.strip()!r} (found {n}): "
+                             f"it is not the released rotated_mnist.py this tool was written for")
+        text = text.replace(old, new)
+    return text
+
+
+class TensorDataset(torch.utils.data.Dataset):
+    """``(image (1, H, W) float in [-1, 1], label int)`` pairs, as the script's dataset yields."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = to_float(images), labels.tolist()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.images[i], self.labels[i]
+
+
+class Recorder:
+    """What the patched script calls (``_galib`` in its namespace)."""
+
+    def __init__(self, seed: int, epochs: int, splits, run_dir: Path, meta: dict):
+        self.seed, self.epochs, self.splits, self.run_dir, self.meta = seed, epochs, splits, run_dir, meta
+        self.history: list[dict] = []
+        self.group = get_group("c4")
+        self.t0 = time.perf_counter()
+
+    def dataset(self, train: bool) -> TensorDataset:
+        part = self.splits.train if train else self.splits.test
+        return TensorDataset(part.images, part.labels)
+
+    def save(self, model) -> None:
+        torch.save(model.state_dict(), self.run_dir / "best.pt")
+
+    def record(self, epoch: int, model, train_loss: float, val_loss: float, val_data) -> None:
+        images = torch.stack([val_data[i][0] for i in range(min(DIAGNOSTIC_PAIRS, len(val_data)))])
+        x, g = diagnostic_pairs(images, self.group, self.seed + 2)
+        mask = (torch.sigmoid(model.mask_module.logits) > model.mask_module.threshold).float()
+        with torch.no_grad():
+            diag = latent_diagnostics(model.encoder, mask.detach().cpu(), self.group, x, g)
+        self.history.append({"epoch": epoch + 1, "train_loss": float(train_loss),
+                             "val_loss": float(val_loss), "variant_fraction": mask.mean().item(),
+                             "seconds": time.perf_counter() - self.t0, **diag})
+        self.t0 = time.perf_counter()
+        save_json({**self.meta, "history": self.history}, self.run_dir / "history.json")
+
+
+def _finished(run_dir: Path, epochs: int) -> bool:
+    import json
+    try:
+        return len(json.loads((run_dir / "history.json").read_text())["history"]) >= epochs
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def run_seed(script: Path, seed: int, epochs: int, splits, run_dir: Path, meta: dict) -> list[dict]:
+    """Run the patched script once; returns its history."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    recorder = Recorder(seed, epochs, splits, run_dir, {**meta, "seed": seed, "epochs": epochs})
+    code = compile(patched_source(script.read_text()), str(script), "exec")
+    module = types.ModuleType("rotated_mnist_reference")
+    module.__dict__["_galib"] = recorder
+    exec(code, module.__dict__)                                  # noqa: S102 (the user's script)
+    return recorder.history
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("script", help="path to the authors' rotated_mnist.py (in their checkout)")
+    ap.add_argument("--out", required=True, help="folder for seed<S>/history.json")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44, 45, 46])
+    ap.add_argument("--epochs", type=int, default=16)
+    ap.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as a sweep worker)")
+    args = ap.parse_args(argv)
+    script = Path(args.script).expanduser()
+    if not script.is_file():
+        raise SystemExit(f"reference: no script at {script}")
+    if args.epochs < 1 or args.threads < 1 or any(s < 0 for s in args.seeds):
+        raise SystemExit(f"reference: --epochs and --threads must be >= 1 and seeds >= 0; got "
+                         f"{args.epochs}, {args.threads}, {args.seeds}")
+    try:
+        patched_source(script.read_text())
+    except ValueError as err:
+        raise SystemExit(f"reference: {err}") from None
+    try:
+        splits = load_idx_dataset(args.dataset, resolve_root(args.data_root), download=False)
+    except DatasetUnavailable as err:
+        raise SystemExit(f"reference: {err}") from None
+    torch.set_num_threads(args.threads)
+    command = "python -m galib.tools.reference " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    meta = relative_paths({"commit": source_commit(), "command": command, "dataset": args.dataset,
+                           "script_sha1": hashlib.sha1(script.read_bytes()).hexdigest(),
+                           "threads": args.threads})
+    out = Path(args.out).expanduser()
+    for seed in args.seeds:
+        run_dir = out / f"seed{seed}"
+        if _finished(run_dir, args.epochs):
+            print(f"[reference] seed {seed}: finished ({run_dir})")
+            continue
+        print(f"[reference] seed {seed}: {args.epochs} epochs → {run_dir}", flush=True)
+        run_seed(script, seed, args.epochs, splits, run_dir, meta)
+
+
+if __name__ == "__main__":
+    main()
