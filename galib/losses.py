@@ -22,6 +22,16 @@ Consistency forms (``consistency=``):
   the loss balanced there is no such drift; at quarter turns it equals the direct form.
 - ``auto`` — ``midpoint`` for groups that offer a balanced split (``group.has_balanced_split``:
   ``so2``), else ``direct``.
+
+Targets (``targets=``):
+
+- ``detached`` — the paper's: ``T_g x`` is encoded without gradient (``sg`` above).
+- ``both-ways`` — ``T_g x`` is encoded with gradient, so ``L_inv`` and ``L_const`` pull both
+  sides together (the sum of the loss taken from ``x`` to ``T_g x`` and back, halved: the same
+  value, and the gradient of the undetached loss). A detached target grows with the encoder that
+  chases it: when ``r² = E‖z_v(T_g x)‖² / E‖z_v(x)‖²`` exceeds ``1 + e`` (``e`` the relative
+  consistency error) each step scales ``z_v`` up (``galib.train.diagnostics``, ``const_drive``);
+  with both sides trained, scaling ``z_v`` only ever raises the loss.
 """
 from __future__ import annotations
 
@@ -47,6 +57,7 @@ def resolve_consistency(consistency: str, group) -> str:
 
 
 INVARIANCE = ("mse", "normalised")
+TARGETS = ("detached", "both-ways")
 
 
 def invariance_loss(z_i: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
@@ -66,12 +77,16 @@ def invariance_loss(z_i: torch.Tensor, target: torch.Tensor, kind: str = "mse") 
 
 def ald_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor, g: torch.Tensor,
                lambda_inv: float = 1.0, lambda_const: float = 1.0,
-               consistency: str = "auto", invariance: str = "mse") -> dict[str, torch.Tensor]:
+               consistency: str = "auto", invariance: str = "mse",
+               targets: str = "detached") -> dict[str, torch.Tensor]:
     """Total loss and each term for a batch of pairs; ``x, gx``: (B, C, H, W), ``g``: (B,)."""
+    if targets not in TARGETS:
+        raise ValueError(f"unknown targets {targets!r}; choose one of {list(TARGETS)}")
     out = model(x, g)                                         # recon, z_i, phi_z_v: grad flows
     midpoint = resolve_consistency(consistency, model.group) == "midpoint"
-    with torch.no_grad():
-        zt_i, zt_v = model.split(model.encode(gx), hard=True)  # sg[z_i(T_g x)], sg[z_v(T_g x)]
+    detached = targets == "detached"
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not detached):
+        zt_i, zt_v = model.split(model.encode(gx), hard=detached)  # [sg] z_i(T_g x), z_v(T_g x)
         if midpoint:
             h1, h2 = model.group.balanced_split(g)             # h2⁻¹ h1 = g
             zt_v = model.act(zt_v, h2)                         # sg[Phi_h2 z_v(T_g x)]
@@ -84,7 +99,8 @@ def ald_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor,
 
 def ae_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor, g: torch.Tensor,
               lambda_inv: float = 0.0, lambda_const: float = 0.0,
-              consistency: str = "auto", invariance: str = "mse") -> dict[str, torch.Tensor]:
+              consistency: str = "auto", invariance: str = "mse",
+              targets: str = "detached") -> dict[str, torch.Tensor]:
     """Plain autoencoder baseline: reconstruct ``x`` from the whole latent; no group, no mask."""
     recon = F.mse_loss(model.decode(model.encode(x)), x)
     zero = recon.new_zeros(())
@@ -104,19 +120,19 @@ class PairLoss(nn.Module):
 
     def __init__(self, model: GroupLatentAutoencoder, objective: str = "group",
                  lambda_inv: float = 1.0, lambda_const: float = 1.0, consistency: str = "auto",
-                 invariance: str = "mse"):
+                 invariance: str = "mse", targets: str = "detached"):
         super().__init__()
         self.model, self.loss_fn = model, OBJECTIVES[objective]
         self.lambda_inv, self.lambda_const = lambda_inv, lambda_const
         self.consistency = resolve_consistency(consistency, model.group)
-        self.invariance = invariance
+        self.invariance, self.targets = invariance, targets
 
     @classmethod
     def from_config(cls, model: GroupLatentAutoencoder, cfg) -> "PairLoss":
         """The step a ``TrainConfig`` asks for."""
         return cls(model, cfg.objective, cfg.lambda_inv, cfg.lambda_const, cfg.consistency,
-                   getattr(cfg, "invariance", "mse"))
+                   getattr(cfg, "invariance", "mse"), getattr(cfg, "targets", "detached"))
 
     def forward(self, x: torch.Tensor, gx: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.loss_fn(self.model, x, gx, g, self.lambda_inv, self.lambda_const, self.consistency,
-                            self.invariance)
+                            self.invariance, self.targets)

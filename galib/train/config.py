@@ -17,7 +17,7 @@ import torch
 from ..datasets import available_datasets
 from ..devices import amp_problem, resolve_device
 from ..groups import available_groups, get_group
-from ..losses import CONSISTENCY, INVARIANCE, OBJECTIVES, resolve_consistency
+from ..losses import CONSISTENCY, INVARIANCE, OBJECTIVES, TARGETS, resolve_consistency
 from ..models import INVARIANTS, MASKS, GroupLatentAutoencoder, build_model, fixed_mask_channels
 
 # Fields that define the model's weights: a checkpoint only loads into a config that agrees on them.
@@ -27,8 +27,10 @@ MODEL_FIELDS = ("group", "latent_channels", "mask", "objective", "latent_action"
 RESUME_FREE = ("epochs", "device", "data_root", "amp")
 # Fields added after checkpoints were first written, with the behaviour the code had before them.
 LEGACY = {"consistency": "direct", "mask_variant": None, "mask_seed": 0, "invariant": "paper",
-          "invariance": "mse", "mask_init": "normal"}
+          "invariance": "mse", "mask_init": "normal", "pose": "upright", "targets": "detached",
+          "weight_decay": 0.0}
 MASK_INITS = ("normal", "negated")   # the initialisation test: same network seed, logits negated
+POSES = ("upright", "random")        # the pose of x in each training pair
 
 
 def _f(default, help: str, choices=None, strict: bool = True):
@@ -74,6 +76,13 @@ class TrainConfig:
     mask_init: str = _f("normal", "initial mask logits: normal (N(0, 0.1²), the paper) | negated (the "
                         "same draw with the sign flipped: same weights, opposite initial sides)",
                         MASK_INITS)
+    pose: str = _f("upright", "pose of x in each training pair: upright (the paper: the stored image) | "
+                   "random (T_h x for a random h, so both images of a pair are alike in "
+                   "distribution; see docs/stability.md)", POSES)
+    targets: str = _f("detached", "targets of L_inv and L_const: detached (the paper: T_g x encoded "
+                      "without gradient) | both-ways (both sides trained; see galib.losses)", TARGETS)
+    weight_decay: float = _f(0.0, "decoupled weight decay (AdamW) per step, finite and >= 0; 0 = Adam "
+                             "(the paper)")
 
     def validate(self) -> "TrainConfig":
         """Raise ``ValueError`` naming the first bad value and what is allowed; return ``self``."""
@@ -82,8 +91,9 @@ class TrainConfig:
                     "consistency"):
             if not isinstance(getattr(self, key), str) or not getattr(self, key):
                 raise ValueError(f"{key} must be a non-empty string; got {getattr(self, key)!r}")
-        if self.mask_init not in MASK_INITS:
-            raise ValueError(f"mask_init must be one of {list(MASK_INITS)}; got {self.mask_init!r}")
+        for key, allowed in (("mask_init", MASK_INITS), ("pose", POSES), ("targets", TARGETS)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {list(allowed)}; got {getattr(self, key)!r}")
         if self.data_root is not None and not isinstance(self.data_root, str):
             raise ValueError(f"data_root must be a folder path or None; got {self.data_root!r}")
         if self.objective not in OBJECTIVES:
@@ -116,7 +126,7 @@ class TrainConfig:
                 _require_int(key, getattr(self, key), low=1 if key == "max_train" else 0, none=True)
         _require_float("tau", self.tau, "lie in the open interval (0, 1)", lambda v: 0.0 < v < 1.0)
         _require_float("lr", self.lr, "be positive", lambda v: v > 0)
-        for key in ("lambda_inv", "lambda_const"):
+        for key in ("lambda_inv", "lambda_const", "weight_decay"):
             _require_float(key, getattr(self, key), "be >= 0", lambda v: v >= 0)
         _require_float("val_fraction", self.val_fraction, "lie in the open interval (0, 1)",
                        lambda v: 0.0 < v < 1.0)
