@@ -142,12 +142,20 @@ CONTROL_KEYS = ("recon_mse", "equivariance_error", "equivariance_error_centred",
                 "probe/orbit/b", "swap_content_a")
 
 
+def diverged_seeds(rows: list[dict], names) -> list[int]:
+    """Seeds at which a run of any of ``names`` diverged (its row carries ``diverged_epoch``)."""
+    return sorted({r["seed"] for r in rows if r["name"] in tuple(names) and r.get("diverged_epoch")})
+
+
 def paired_values(rows: list[dict], a: str, b: str | tuple, key: str) -> tuple[list, list, list]:
     """Per seed held by both: the value of ``a`` and the mean over the ``b`` baselines (several
-    random draws) — ``(seeds, a values, b values)``, seeds whose values are missing left out."""
+    random draws) — ``(seeds, a values, b values)``, seeds whose values are missing left out, and
+    so are seeds where a run of either side diverged (a divergence is a finding, not a data
+    point: :func:`compare_rows` counts them)."""
     names = (b,) if isinstance(b, str) else tuple(b)
+    skip = set(diverged_seeds(rows, (a, *names)))
     seeds, va, vb = [], [], []
-    for s in sorted({r["seed"] for r in rows if r["name"] == a}):
+    for s in sorted({r["seed"] for r in rows if r["name"] == a} - skip):
         x = [r.get(key) for r in rows if r["name"] == a and r["seed"] == s]
         ys = [r.get(key) for r in rows if r["name"] in names and r["seed"] == s]
         ys = [y for y in ys if isinstance(y, (int, float)) and not math.isnan(y)]
@@ -160,15 +168,18 @@ def paired_values(rows: list[dict], a: str, b: str | tuple, key: str) -> tuple[l
 
 def compare_rows(rows: list[dict], a: str, b: str | tuple, keys) -> list[dict]:
     """Baseline ``a`` against ``b`` (or the mean of several ``b`` baselines per seed), paired by
-    seed: per key with ≥ 2 shared seeds, the means ``a_mean``/``b_mean``, ``n_seeds`` and
+    seed: per key with ≥ 2 shared seeds whose runs did not diverge, the means ``a_mean``/``b_mean``,
+    ``n_seeds``, ``excluded_seeds`` (pairs left out because a run diverged) and
     :func:`galib.evaluation.stats.paired_comparison` (difference a − b, 95 % t interval, margin,
     verdict)."""
     out = []
+    excluded = diverged_seeds(rows, (a, *((b,) if isinstance(b, str) else b)))
     for key in keys:
         seeds, va, vb = paired_values(rows, a, b, key)
         if len(seeds) >= 2:
             out.append({"key": key, "a_mean": sum(va) / len(va), "b_mean": sum(vb) / len(vb),
-                        "n_seeds": len(seeds), **paired_comparison(va, vb, key)})
+                        "n_seeds": len(seeds), "seeds": seeds, "excluded_seeds": excluded,
+                        **paired_comparison(va, vb, key)})
     return out
 
 
@@ -183,8 +194,7 @@ def learned_vs_random(rows: list[dict], keys=CONTROL_KEYS, learned: str = "ald")
                   if of == learned and any(r["name"] == n for r in rows))
     if not draws or not any(r["name"] == learned for r in rows):
         return []
-    diverged = {side: sorted(r["seed"] for r in rows if r["name"] in names and r.get("diverged_epoch"))
-                for side, names in (("learned", (learned,)), ("random", draws))}
+    diverged = {side: diverged_seeds(rows, names) for side, names in (("learned", (learned,)), ("random", draws))}
     return [{**c, "model": learned, "learned": c["a_mean"], "random": c["b_mean"],
              "n_draws": len(draws), "diverged_seeds": diverged}
             for c in compare_rows(rows, learned, draws, keys)]
@@ -193,11 +203,12 @@ def learned_vs_random(rows: list[dict], keys=CONTROL_KEYS, learned: str = "ald")
 def control_sentence(comparisons: list[dict]) -> str:
     """The learned-vs-random comparison in words (computed from :func:`learned_vs_random`)."""
     if not comparisons:
-        return "No random-mask control with at least 2 seeds in these baselines."
+        return ("No random-mask control with at least 2 seeds (whose runs did not diverge) in these "
+                "baselines.")
     by = {v: [c["key"] for c in comparisons if c["verdict"] == v]
           for v in ("better", "worse", "equivalent", "inconclusive")}
     c0 = comparisons[0]
-    text = (f"Paired over {c0['n_seeds']} seeds (learned mask against the mean of {c0['n_draws']} "
+    text = (f"Paired over {c0['n_seeds']} seeds {c0['seeds']} (learned mask against the mean of {c0['n_draws']} "
             f"random mask draw{'s' if c0['n_draws'] > 1 else ''} of the same size, 95 % t intervals): "
             f"better on {', '.join(by['better']) or 'nothing'}; worse on "
             f"{', '.join(by['worse']) or 'nothing'}; equivalent within the margin on "
@@ -205,9 +216,10 @@ def control_sentence(comparisons: list[dict]) -> str:
             f"{', '.join(by['inconclusive']) or 'nothing'}.")
     div = c0.get("diverged_seeds") or {}
     if any(div.values()):
-        text += (f" Runs that diverged (validation loss above {DIVERGENCE_FACTOR:g}× its best so far; the best "
-                 f"checkpoint, from before, is what is scored): learned mask seeds "
-                 f"{div.get('learned') or 'none'}, random masks seeds {div.get('random') or 'none'}.")
+        n = len(c0.get("excluded_seeds") or [])
+        text += (f" {n} seed pair{'s' if n != 1 else ''} left out of every interval because a run diverged "
+                 f"(validation loss above {DIVERGENCE_FACTOR:g}× its best so far or not finite): learned "
+                 f"mask seeds {div.get('learned') or 'none'}, random masks seeds {div.get('random') or 'none'}.")
     return text
 
 

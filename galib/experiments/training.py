@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import Mapping
 
@@ -52,36 +53,96 @@ def plateau_epoch(history: list[dict], window: int = PLATEAU_WINDOW, gain: float
 DIVERGENCE_FACTOR = 2.0  # an epoch whose validation loss exceeds this multiple of the best so far
 
 
-def divergence_epoch(history: list[dict], factor: float = DIVERGENCE_FACTOR) -> int | None:
-    """The first epoch whose validation loss exceeds ``factor`` × the best of the epochs before
-    it: where a run blew up (its best checkpoint, the paper's rule, is then from before). ``None``
-    when no epoch does."""
-    best = float("inf")
+def divergence_epoch(history: list[dict], factor: float = DIVERGENCE_FACTOR, key: str = "val_loss") -> int | None:
+    """The first epoch whose ``key`` (validation loss) exceeds ``factor`` × the best of the epochs
+    before it, or is not finite: where a run blew up (its best checkpoint, the paper's rule, is then
+    from before). ``None`` when no epoch does."""
+    best = math.inf
     for h in history:
-        if h["val_loss"] > factor * best:
+        v = h[key]
+        if not math.isfinite(v) or v > factor * best:
             return h["epoch"]
-        best = min(best, h["val_loss"])
+        best = min(best, v)
     return None
 
 
 TERMS = ("val_recon", "val_inv", "val_const")
+# Signals read for the first departure: the loss terms and the latent diagnostics of every history
+# row (galib.train.diagnostics); const_drive is signed and departs when it turns positive. (Mask
+# flips are recorded and drawn, not read here: a count that starts at 0 has no trend to leave.)
+SIGNALS = TERMS + ("zv_offset", "zv_varying", "zi_offset", "zi_varying")
+DEPARTURE_FACTOR = 2.0    # a signal departs when it passes this multiple of its lowest value so far
+DEPARTURE_PERSIST = 3     # ... and stays above it this many epochs (or to the end of the run)
+
+
+def departure_epoch(values: list[float], factor: float = DEPARTURE_FACTOR,
+                    persist: int = DEPARTURE_PERSIST) -> int | None:
+    """1-based index of the first value above ``factor`` × the lowest value before it that stays
+    above that level for ``persist`` values (fewer only where the series ends); a transient that
+    falls back is not a departure. Non-finite values count as above. ``None`` if none departs."""
+    low = math.inf
+    for i, v in enumerate(values):
+        if 0 < low < math.inf and _above(v, factor * low):
+            ahead = values[i:i + persist]
+            if all(_above(w, factor * low) for w in ahead):
+                return i + 1
+        if math.isfinite(v):
+            low = min(low, v)
+    return None
+
+
+def _above(v: float, level: float) -> bool:
+    return not math.isfinite(v) or v > level
+
+
+def positive_epoch(values: list[float], persist: int = DEPARTURE_PERSIST) -> int | None:
+    """1-based index of the first value > 0 that stays > 0 for ``persist`` values (or to the end)."""
+    for i in range(len(values)):
+        if all(_above(w, 0.0) for w in values[i:i + persist]):
+            return i + 1
+    return None
+
+
+def first_signal(history: list[dict], factor: float = DEPARTURE_FACTOR,
+                 persist: int = DEPARTURE_PERSIST) -> tuple[str | None, int | None, dict]:
+    """``(signal, epoch, {signal: epoch})``: which of :data:`SIGNALS` (and ``const_drive`` turning
+    positive) leaves its own early trend first (:func:`departure_epoch`), ties going to the order
+    of ``SIGNALS``; signals a history does not carry are skipped."""
+    epochs = [h["epoch"] for h in history]
+    found = {}
+    for s in SIGNALS + ("const_drive",):
+        if not history or not all(s in h for h in history):
+            continue
+        vals = [float(h[s]) for h in history]
+        i = positive_epoch(vals, persist) if s == "const_drive" else departure_epoch(vals, factor, persist)
+        if i is not None:
+            found[s] = epochs[i - 1]
+    if not found:
+        return None, None, found
+    name = min(found, key=lambda s: (found[s], (SIGNALS + ("const_drive",)).index(s)))
+    return name, found[name], found
 
 
 def stability(history: list[dict], factor: float = DIVERGENCE_FACTOR) -> dict:
     """How a run's validation loss behaved: ``epochs``, ``best_epoch``, ``best_val_loss``,
-    ``last_val_loss``, ``max_val_loss``, ``diverged_epoch`` (:func:`divergence_epoch`, ``None`` if
-    it did not) and ``first_term`` — the loss term (recon, inv, const) that first exceeded
-    ``factor`` × its own best so far at or before that epoch."""
+    ``last_val_loss``, ``max_val_loss`` (NaN if any is not finite), ``diverged_epoch``
+    (:func:`divergence_epoch`, ``None`` if it did not), ``first_term`` — the loss term (recon, inv,
+    const) that first exceeded ``factor`` × its own best so far at or before that epoch — and, for
+    a diverged run, ``first_signal`` / ``first_signal_epoch`` / ``departures``: the loss term or
+    latent diagnostic that first left its own early trend for good (:func:`first_signal`)."""
     vals = [h["val_loss"] for h in history]
-    best_i = min(range(len(vals)), key=vals.__getitem__)
+    finite = [i for i, v in enumerate(vals) if math.isfinite(v)] or [0]
+    best_i = min(finite, key=vals.__getitem__)
     out = {"epochs": len(history), "best_epoch": history[best_i]["epoch"], "best_val_loss": vals[best_i],
-           "last_val_loss": vals[-1], "max_val_loss": max(vals),
-           "diverged_epoch": divergence_epoch(history, factor), "first_term": None}
+           "last_val_loss": vals[-1], "max_val_loss": max(vals) if all(map(math.isfinite, vals)) else math.nan,
+           "diverged_epoch": divergence_epoch(history, factor), "first_term": None,
+           "first_signal": None, "first_signal_epoch": None, "departures": {}}
     if out["diverged_epoch"] is not None:
-        firsts = {t[4:]: divergence_epoch([{"epoch": h["epoch"], "val_loss": h[t]} for h in history], factor)
-                  for t in TERMS if all(t in h for h in history)}
+        firsts = {t[4:]: divergence_epoch(history, factor, key=t) for t in TERMS if all(t in h for h in history)}
         firsts = {t: e for t, e in firsts.items() if e is not None}
         out["first_term"] = min(firsts, key=firsts.get) if firsts else None
+        name, epoch, found = first_signal(history)
+        out.update(first_signal=name, first_signal_epoch=epoch, departures=found)
     return out
 
 
@@ -91,8 +152,9 @@ def training_summary(history: list[dict], test_metrics: dict) -> dict:
     final variant fraction, seconds per epoch and the scalar test metrics (per-element ones left
     out)."""
     first, last = history[0], history[-1]
-    plateau = plateau_epoch(history)
+    plateau, diverged = plateau_epoch(history), divergence_epoch(history)
     return {"epochs": len(history), "plateau_epoch": -1 if plateau is None else plateau,
+            "diverged_epoch": -1 if diverged is None else diverged,
             "train_loss_first": first["train_loss"],
             "train_loss_last": last["train_loss"], "val_loss_first": first["val_loss"],
             "val_loss_last": last["val_loss"], "variant_fraction": last["variant_fraction"],

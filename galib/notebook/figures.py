@@ -288,6 +288,33 @@ def plot_val_curves(histories: Mapping[str, Sequence[Mapping]], diverged: Mappin
     return save(fig, out_path)
 
 
+DIAGNOSTIC_PANELS = (("zv_offset", "offset of z_v (RMS)", "log"), ("zv_varying", "varying part of z_v (RMS)", "log"),
+                     ("const_drive", "drive of L_const (r² − 1 − e; > 0 grows z_v)", "linear"),
+                     ("zi_offset", "offset of z_i (RMS)", "log"), ("zi_varying", "varying part of z_i (RMS)", "log"),
+                     ("mask_flips", "mask flips per epoch", "symlog"))
+
+
+def plot_diagnostics(histories: Mapping[str, Sequence[Mapping]], out_path=None, title: str = "") -> Figure:
+    """The latent diagnostics of each run per epoch (:mod:`galib.train.diagnostics`), one panel
+    each: the offsets and varying parts of ``z_v`` and ``z_i``, the drive of ``L_const`` and the
+    mask flips; rows without a diagnostic are skipped."""
+    with rc_style():
+        fig = Figure(figsize=(12, 6.5), layout="constrained")
+        axes = fig.subplots(2, 3).ravel()
+        for ax, (key, label, scale) in zip(axes, DIAGNOSTIC_PANELS):
+            for name, hist in histories.items():
+                rows = [h for h in hist if key in h]
+                ax.plot([h["epoch"] for h in rows], [h[key] for h in rows], lw=1.3, label=name)
+            if key == "const_drive":
+                ax.axhline(0, color="0.5", lw=0.8)
+            ax.set_yscale(scale)
+            ax.set_title(label, fontsize=9)
+            ax.set_xlabel("epoch")
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"Latent diagnostics per epoch (fixed validation pairs)\n{title}".strip())
+    return save(fig, out_path)
+
+
 def plot_mask_evolution(history: Sequence[Mapping], tau: float, out_path=None, title: str = "",
                         sort: bool = True) -> Figure:
     """Heatmap epochs × channels of ``sigmoid(alpha)``; dots (up to 15 epochs) and a black contour

@@ -85,7 +85,13 @@ def test_learned_vs_random_is_paired_with_verdicts():
               for r in rows([0.2, -0.2, 0.1, -0.1])]
     (c,) = analysis.learned_vs_random(marked, keys=("probe/z/a",))
     assert c["diverged_seeds"] == {"learned": [1], "random": [3]}
-    assert "learned mask seeds [1], random masks seeds [3]" in analysis.control_sentence([c])
+    assert c["n_seeds"] == 2 and c["seeds"] == [0, 2] and c["excluded_seeds"] == [1, 3]
+    assert c["diff"] == pytest.approx(0.15)                     # the mean of 0.2 and 0.1 only
+    text = analysis.control_sentence([c])
+    assert "learned mask seeds [1], random masks seeds [3]" in text and "2 seed pairs left out" in text
+    # a divergence on one side only drops that pair; with fewer than 2 clean pairs, no verdict
+    assert analysis.learned_vs_random([{**r, "diverged_epoch": 5 if r["seed"] else None}
+                                       for r in rows([0.1, 0.1, 0.1])], keys=("probe/z/a",)) == []
     spectrum = [{**r, "name": {"ald": "ald-spectrum-norm", "random": "random-mask-spectrum-norm"}
                  .get(r["name"], r["name"])} for r in rows([0.1, 0.1001, 0.0999, 0.1])]
     (c,) = analysis.learned_vs_random(spectrum, keys=("probe/z/a",), learned="ald-spectrum-norm")
