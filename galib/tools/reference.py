@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import math
 import shlex
 import sys
 import time
@@ -133,6 +135,125 @@ def run_seed(script: Path, seed: int, epochs: int, splits, run_dir: Path, meta: 
     return recorder.history
 
 
+# galib's parameter names → the script's (same shapes; the script nests its Sequentials one deeper)
+PARAMETER_NAMES = {"encoder.": "encoder.encoder.", "decoder.": "decoder.decoder.", "mask.logits": "mask_module.logits"}
+
+
+def script_module(script: Path, splits) -> types.ModuleType:
+    """The patched script run with 0 epochs: its model, optimiser and functions, nothing trained."""
+    recorder = Recorder(0, 0, splits, Path("."), {})
+    code = compile(patched_source(script.read_text()), str(script), "exec")
+    module = types.ModuleType("rotated_mnist_reference")
+    module.__dict__["_galib"] = recorder
+    exec(code, module.__dict__)                                  # noqa: S102 (the user's script)
+    return module
+
+
+def check_steps(script: Path, splits, seed: int = 0, steps: int = 50, fused: bool = True) -> dict:
+    """Whether galib's objective *is* the script's: both start from galib's initial weights (copied
+    into the script's model) and take ``steps`` Adam steps on the same batches of galib's pairs
+    (the script's ``train_epoch`` on a list of batches, galib's ``PairLoss``) — galib with its own
+    optimiser (``fused``: fused Adam) or with the script's (plain ``torch.optim.Adam``). Returns the
+    first step's losses and the largest parameter difference after 1 and ``steps`` steps, absolute
+    and relative to the parameter's scale."""
+    from ..losses import PairLoss
+    from ..models import build_model
+    from ..pairs import iterate_pairs
+    from ..train import TrainConfig, make_optimizer
+    mod = script_module(script, splits)
+    torch.manual_seed(seed)
+    kit = build_model("c4", 64)
+    theirs = mod.model
+    mapped = {_their_name(k): v.clone() for k, v in kit.state_dict().items()}
+    theirs.load_state_dict(mapped)
+    batches = list(iterate_pairs(splits.train.head(64 * steps), kit.group, 64, torch.Generator().manual_seed(seed)))
+    step = PairLoss(kit)
+    opt = make_optimizer(kit, TrainConfig()) if fused else torch.optim.Adam(kit.parameters(), lr=1e-3)
+    out = {"steps": steps, "seed": seed, "galib_optimiser": "fused Adam (galib)" if fused else "Adam (the script's)"}
+    for i, (x, gx, g, y) in enumerate(batches):
+        terms = step(x, gx, g)
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        opt.step()
+        mod.train_losses.clear()
+        mod.train_epoch(theirs, [(x, gx, (g * 90).float(), y)], mod.optimizer, 0)
+        if i == 0:
+            out["first_loss_galib"], out["first_loss_script"] = terms["loss"].item(), mod.train_losses[-1]
+        if i in (0, steps - 1):
+            out[f"max_abs_diff_after_{i + 1}"], out[f"max_rel_diff_after_{i + 1}"] = _differences(kit, theirs)
+    return out
+
+
+def replay_seed(script: Path, seed: int, epochs: int, run_dir: Path, meta: dict, factor: float = 2.0) -> list[dict]:
+    """The script's own training step (its ``train_epoch``, model class and plain Adam) run on
+    galib's seed ``seed``: galib's initial weights, training images (the evidence split, base seed
+    42), batch order and group elements epoch by epoch (:func:`galib.train.epoch_generator`). Each
+    epoch is validated as galib validates (its fixed validation pairs, the script's weights loaded
+    into galib's model), so the history reads against galib's run of the same seed. Stops
+    ``2`` epochs after a divergence (validation loss above ``factor`` × its best so far)."""
+    from ..datasets import load_dataset
+    from ..experiments.training import divergence_epoch
+    from ..models import build_model
+    from ..pairs import iterate_pairs
+    from ..train import TrainConfig, epoch_generator, run_epoch
+    data = load_dataset("fashion-mnist", seed=42, verbose=False)
+    mod = script_module(script, data)
+    torch.manual_seed(seed)
+    kit = build_model("c4", 64)
+    mod.model.load_state_dict({_their_name(k): v.clone() for k, v in kit.state_dict().items()})
+    mod.optimizer = torch.optim.Adam(mod.model.parameters(), lr=1e-3)   # the script's, on its model
+    cfg = TrainConfig(dataset="fashion-mnist", seed=seed, device="cpu")
+    diag_x, diag_g = diagnostic_pairs(to_float(data.val.images), kit.group, seed + 2)
+    history: list[dict] = []
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        batches = _Batches(iterate_pairs(data.train, kit.group, 64, epoch_generator(seed, epoch)),
+                           math.ceil(len(data.train) / 64))
+        mod.train_losses.clear()
+        mod.train_epoch(mod.model, batches, mod.optimizer, epoch)
+        kit.load_state_dict({k: v for k, v in ((k, mod.model.state_dict()[_their_name(k)]) for k in kit.state_dict())})
+        va = run_epoch(kit, data.val, cfg, torch.Generator().manual_seed(seed + 1), torch.device("cpu"))
+        diag = latent_diagnostics(kit.encode, kit.hard_mask(), kit.group, diag_x, diag_g)
+        history.append({"epoch": epoch + 1, "train_loss": mod.train_losses[-1],
+                        **{f"val_{k}": v for k, v in va.items()}, "variant_fraction": kit.variant_fraction(),
+                        "seconds": time.perf_counter() - t0, **diag})
+        save_json({**meta, "replay_of_galib_seed": seed, "history": history}, run_dir / "history.json")
+        div = divergence_epoch(history, factor)
+        if div is not None and epoch + 1 >= div + 2:
+            break
+    return history
+
+
+class _Batches:
+    """galib's batches as the script's loader yields them (angles in degrees), with a length."""
+
+    def __init__(self, pairs, n: int):
+        self.pairs, self.n = pairs, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return ((x, gx, (g * 90).float(), y) for x, gx, g, y in self.pairs)
+
+
+def _their_name(name: str) -> str:
+    for ours, script_name in PARAMETER_NAMES.items():
+        if name.startswith(ours):
+            return script_name + name[len(ours):]
+    raise KeyError(f"no counterpart in the script for galib parameter {name!r}")
+
+
+def _differences(kit, theirs) -> tuple[float, float]:
+    theirs_sd = theirs.state_dict()
+    absd = rel = 0.0
+    for k, v in kit.state_dict().items():
+        d = (v - theirs_sd[_their_name(k)]).abs().max().item()
+        absd, rel = max(absd, d), max(rel, d / max(v.abs().max().item(), 1e-12))
+    return absd, rel
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("script", help="path to the authors' rotated_mnist.py (in their checkout)")
@@ -142,6 +263,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as a sweep worker)")
+    ap.add_argument("--replay", action="store_true",
+                    help="instead of the script's own data and seeding: run its training step on galib's "
+                         "seeds (initial weights, batches, pairs) into <out>/galib_seed<S>/history.json")
+    ap.add_argument("--check-steps", type=int, default=0, metavar="N",
+                    help="instead of training: start the script's model from galib's initial weights, take "
+                         "N steps of both on the same batches, print the parameter differences and "
+                         "write them to <out>/check_steps.json")
     args = ap.parse_args(argv)
     script = Path(args.script).expanduser()
     if not script.is_file():
@@ -164,6 +292,21 @@ def main(argv: list[str] | None = None) -> None:
                            "script_sha1": hashlib.sha1(script.read_bytes()).hexdigest(),
                            "threads": args.threads})
     out = Path(args.out).expanduser()
+    if args.check_steps:
+        res = [{**meta, **check_steps(script, splits, seed, args.check_steps, fused)}
+               for seed in args.seeds for fused in (True, False)]
+        save_json(res, out / "check_steps.json")
+        print(json.dumps(res, indent=1))
+        return
+    if args.replay:
+        for seed in args.seeds:
+            run_dir = out / f"galib_seed{seed}"
+            if _finished(run_dir, args.epochs):
+                print(f"[reference] replay of galib seed {seed}: finished ({run_dir})")
+                continue
+            print(f"[reference] replay of galib seed {seed}: up to {args.epochs} epochs → {run_dir}", flush=True)
+            replay_seed(script, seed, args.epochs, run_dir, meta)
+        return
     for seed in args.seeds:
         run_dir = out / f"seed{seed}"
         if _finished(run_dir, args.epochs):

@@ -9,7 +9,10 @@ killed run resumes where it stopped). ``report`` reads every run folder that has
 its best-validation checkpoint once (cached in ``<run>/remedy_scores.json``, keyed by its epochs)
 and writes ``remedies.json`` (commit, command, one record per run), ``remedies.md`` (the table:
 seed × remedy, diverged epoch, recon MSE, equivariance errors, probes of ``z``) and
-``remedies.png`` (validation loss and the variant part's offset per epoch, one panel per case).
+``remedies.png`` (validation loss and the variant part's offset per epoch, one panel per case);
+with ``--reference DIR`` (the folder of :mod:`galib.tools.reference`) also the authors' script's
+runs, recorded in ``remedies.json`` and drawn beside the kit's paper objective in
+``reference_vs_kit.png``.
 """
 from __future__ import annotations
 
@@ -113,6 +116,50 @@ def plot(records: list[dict], path: Path):
     return fig
 
 
+def reference_records(folder: Path, factor: float) -> list[dict]:
+    """One record per ``seed<S>/history.json`` of :mod:`galib.tools.reference` under ``folder``."""
+    from ..experiments.training import stability
+    out = []
+    for path in sorted(Path(folder).expanduser().glob("seed*/history.json")):
+        hist = json.loads(path.read_text()).get("history", [])
+        if hist:
+            rest = {k: v for k, v in stability(hist, factor).items() if k != "departures"}
+            out.append({"run": path.parent.name, **rest, "val_loss": [h["val_loss"] for h in hist],
+                        "max_ratio_to_best": max(h["val_loss"] / min(x["val_loss"] for x in hist[:i + 1])
+                                                 for i, h in enumerate(hist)),
+                        "zv_offset": [h.get("zv_offset") for h in hist],
+                        "const_drive": [h.get("const_drive") for h in hist]})
+    return out
+
+
+def plot_reference(kit: list[dict], ref: list[dict], path: Path):
+    """The authors' script (grey) beside the kit's paper objective (one colour per seed): validation
+    loss, the offset of z_v and the drive of L_const per epoch."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for r in ref:
+        for ax, key in zip(axes, ("val_loss", "zv_offset", "const_drive")):
+            ax.plot(range(1, len(r[key]) + 1), r[key], color="0.6", lw=1,
+                    label="authors' script" if r is ref[0] and key == "val_loss" else None)
+    for r in kit:
+        for ax, key in zip(axes, ("val_loss", "zv_offset", "const_drive")):
+            ax.plot(range(1, len(r[key]) + 1), [math.nan if v is None else v for v in r[key]], lw=1.4,
+                    label=f"galib paper {r['case']}" if key == "val_loss" else None)
+    for ax, (title, scale) in zip(axes, (("validation loss", "log"), ("offset of z_v (RMS)", "log"),
+                                         ("drive of L_const (r² − 1 − e)", "linear"))):
+        ax.set_yscale(scale)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+    axes[2].axhline(0, color="k", lw=0.6)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _select(args) -> list:
     plan = remedy_trainings(args.root, args.remedies or tuple(REMEDIES))
     if args.cases:
@@ -128,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cases", nargs="+", choices=[c.name for c in CASES])
     ap.add_argument("--jobs", type=int, default=1, help="local workers of 1 thread each (train)")
     ap.add_argument("--out", help="folder for remedies.json, remedies.md, remedies.png (report)")
+    ap.add_argument("--reference", help="(report) the --out folder of galib.tools.reference: its runs "
+                    "are recorded and drawn beside the kit's paper objective (reference_vs_kit.png)")
     args = ap.parse_args(argv)
     if args.jobs < 1:
         raise SystemExit(f"remedies: --jobs must be >= 1; got {args.jobs}")
@@ -144,10 +193,13 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     command = "python -m galib.tools.remedies " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    ref = reference_records(Path(args.reference), DIVERGENCE_FACTOR) if args.reference else []
     save_json(relative_paths({"commit": source_commit(), "command": command, "factor": DIVERGENCE_FACTOR,
-                              "remedies": REMEDIES, "runs": records}), out / "remedies.json")
+                              "remedies": REMEDIES, "runs": records, "reference": ref}), out / "remedies.json")
     write_text(out / "remedies.md", table_md(records))
     plot(records, out / "remedies.png")
+    if ref:
+        plot_reference([r for r in records if r["remedy"] == "paper"], ref, out / "reference_vs_kit.png")
     print(table_md(records))
 
 
