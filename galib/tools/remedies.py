@@ -6,7 +6,8 @@
 
 ``train`` runs the selected remedy × case trainings on local sweep workers (1 thread each; a
 killed run resumes where it stopped). ``report`` reads every run folder that has a history, scores
-its best-validation checkpoint once (cached in ``<run>/remedy_scores.json``, keyed by its epochs)
+its best-validation checkpoint once (cached in ``<run>/remedy_scores.json``, keyed by its epochs
+and the image counts: the first 5,000 test images, a probe fitted on 5,000 training images)
 and writes ``remedies.json`` (commit, command, one record per run), ``remedies.md`` (the table:
 seed × remedy, diverged epoch, recon MSE, equivariance errors, probes of ``z``) and
 ``remedies.png`` (validation loss and the variant part's offset per epoch, one panel per case);
@@ -31,7 +32,8 @@ from ..notebook.context import relative_paths, source_commit
 from .executors import EngineOptions
 from .sweep import sweep
 
-PROBE_IMAGES = 10_000        # training images of the probe of z (its validation takes a quarter)
+PROBE_IMAGES = 5_000         # training images of the probe of z (its validation takes a quarter)
+TEST_IMAGES = 5_000          # test images scored (recon, equivariance) and probed
 SCORE_KEYS = ("recon_mse", "equivariance_error", "equivariance_error_centred", "probe_z_a", "probe_z_b")
 
 
@@ -41,14 +43,16 @@ def score_run(training) -> dict:
     from ..evaluation.scores import evaluate_model
     cache = Path(training.run_dir) / "remedy_scores.json"
     done = epochs_done(training.run_dir)
+    sizes = {"probe_images": PROBE_IMAGES, "test_images": TEST_IMAGES}
     if cache.exists():
         cached = json.loads(cache.read_text())
-        if cached.get("epochs") == done:
+        if cached.get("epochs") == done and all(cached.get(k) == v for k, v in sizes.items()):
             return cached
     res = train_or_load(replace_epochs(training, done))
-    ev = evaluate_model(res.model, res.data.test)
-    probe = probe_model(res.model, res.data, features=("z",), max_train=PROBE_IMAGES)["z"]
-    out = {"epochs": done, "best_epoch": res.best["epoch"],
+    ev = evaluate_model(res.model, res.data.test, max_images=TEST_IMAGES)
+    probe = probe_model(res.model, res.data, features=("z",), max_train=PROBE_IMAGES,
+                        max_test=TEST_IMAGES)["z"]
+    out = {"epochs": done, "best_epoch": res.best["epoch"], **sizes,
            **{k: float(ev[k]) for k in SCORE_KEYS[:3]}, "probe_z_a": probe["a"], "probe_z_b": probe["b"]}
     save_json(out, cache)
     return out
