@@ -46,8 +46,8 @@ class Case:
 CASES = (
     Case("learned", 43, 18, diverged_at=8),
     Case("learned", 44, 18, diverged_at=8),
-    Case("learned", 45, 18),
-    Case("learned", 46, 18),
+    Case("learned", 45, 10),          # clean seeds: the remedy against the paper at equal epochs
+    Case("learned", 46, 10),
     Case("random", 42, 43, mask_variant=43, diverged_at=33),
     Case("random", 43, 45, mask_variant=38, diverged_at=35),
 )
