@@ -147,32 +147,72 @@ def worker_slots() -> int:
     return max(1, (os.cpu_count() or 1) // max(1, torch.get_num_threads()))
 
 
+def available_cores() -> int:
+    """Cores this process may run on: its CPU affinity (``os.sched_getaffinity``) where the
+    platform has one, else ``os.cpu_count()``."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _omp_threads() -> int | None:
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) >= 1 else None
+
+
+_PROCESS_THREADS: list[int] = []      # what configure_threads last chose in this process
+
+
 def configure_threads(threads: int | None = None, workers: int = 1, verbose: bool = True,
                       adaptive: bool = False) -> int:
-    """Pick and apply (``torch.set_num_threads``) the intra-op thread count of a training process.
+    """Pick and apply (``torch.set_num_threads``) the intra-op thread count of a process.
 
     ``threads`` given: that many (at most ``cores // workers``). Else ``OMP_NUM_THREADS`` if set
-    (torchrun sets it). Else 1 — a fixed default, because a training's bits depend on its thread
-    count, so a count chosen by the machine's load would make the same command give different
-    results; one thread per process also never collapses under load. ``adaptive=True`` (the
-    bench's thread study) applies :func:`thread_rule` on :func:`machine_load` instead: all cores
-    for a lone worker on an idle machine. Never more threads than cores in total. Prints the choice.
+    (torchrun and the pipeline's kernels set it). Else the cores available to the process (its
+    CPU affinity) shared by ``workers``: a lone training uses the machine, as torch does; a sweep
+    passes ``threads=1`` to each of its workers (measured faster here, and robust under load).
+    ``adaptive=True`` (the bench's thread study) applies :func:`thread_rule` on
+    :func:`machine_load` instead. Never more threads than cores in total. A training records the
+    count it ran at and a resume or replay reuses it (:func:`training_threads`), so the default
+    never changes a run's bits. Prints the choice.
     """
-    cores = os.cpu_count() or 1
+    cores = available_cores()
     for name, value in (("threads", threads), ("workers", workers)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{name} must be a positive integer or None; got {value!r}")
-    env = os.environ.get("OMP_NUM_THREADS", "")
+    env = _omp_threads()
     cap = max(1, cores // workers)                           # never more threads than cores in total
     if threads is not None:
         n, why = min(threads, cap), f"asked for {threads}" + (f", capped at {cap}" if threads > cap else "")
-    elif env.isdigit() and int(env) >= 1:
-        n, why = min(int(env), cap), f"OMP_NUM_THREADS={env}"
+    elif env is not None:
+        n, why = min(env, cap), f"OMP_NUM_THREADS={env}"
     elif adaptive:
         n, why = thread_rule(cores, workers, machine_load())
     else:
-        n, why = 1, "the default: one per training process (reproducible, robust under load)"
+        n, why = cap, f"the cores available to this process ({cores}" + (
+            f", shared by {workers} workers)" if workers > 1 else ")")
     torch.set_num_threads(n)
+    _PROCESS_THREADS[:] = [n]
     if verbose:
         print(f"[galib] torch threads: {n} ({why})", flush=True)
     return n
+
+
+def training_threads(requested: int | None, recorded: int | None) -> tuple[int, str | None]:
+    """``(threads, note)`` a training runs at: ``requested`` (its config's ``threads``) when given,
+    else the count its run recorded (a resume or ``--config`` replay: the same bits), else what
+    :func:`configure_threads` chose in this process (a sweep worker: 1), else the cores available
+    (capped by ``OMP_NUM_THREADS``). ``note`` is one line when a resume changes the recorded count."""
+    if requested is not None:
+        note = None
+        if recorded is not None and recorded != requested:
+            note = (f"[galib] resuming at {requested} threads; the run's earlier epochs ran at {recorded}, "
+                    f"so its weights will not match an uninterrupted run bit for bit")
+        return requested, note
+    if recorded is not None:
+        return recorded, None
+    if _PROCESS_THREADS:
+        return _PROCESS_THREADS[0], None
+    omp = _omp_threads()
+    return min(omp, available_cores()) if omp else available_cores(), None

@@ -29,9 +29,9 @@ def saved_run(tmp_path_factory):
                                    for k in ("train", "val", "test") for part in ("images", "labels")})
     cfg = replace(CFG, dataset=f"npz:{root / 'tiny.npz'}")
     before = torch.get_num_threads()
-    torch.set_num_threads(1)                # as the CLI's default: the bits depend on the threads
+    torch.set_num_threads(1)                # the count is recorded in the run (cfg.threads=1)
     try:
-        train(cfg, root / "run", progress=False, verbose=False)
+        train(replace(cfg, threads=1), root / "run", progress=False, verbose=False)
     finally:
         torch.set_num_threads(before)
     return root / "run", cfg
@@ -62,7 +62,9 @@ def test_config_replays_a_saved_run_and_flags_override_it(saved_run, source):
     run_dir, saved = saved_run
     path = run_dir if source == "dir" else run_dir / source
     args = config_parser().parse_args(["--config", str(path), "--epochs", "4"])
-    assert config_from_args(args) == replace(saved, epochs=4)
+    replayed = config_from_args(args)
+    assert replace(replayed, threads=None) == replace(saved, epochs=4)
+    assert isinstance(replayed.threads, int) and replayed.threads >= 1   # the count it trained at
     plain = config_from_args(config_parser().parse_args(["--epochs", "4"]))
     assert plain == TrainConfig(epochs=4)                      # without --config: the defaults
 
@@ -82,7 +84,7 @@ def test_config_of_a_run_dir_with_a_bad_history_json_falls_back_to_last_pt(saved
         (tmp_path / "run" / "history.json").mkdir()
     before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
     args = config_parser().parse_args(["--config", str(tmp_path / "run")])
-    assert config_from_args(args) == saved
+    assert replace(config_from_args(args), threads=None) == saved
     if damage != "folder":                                     # a folder is skipped like a missing file
         assert f"using the configuration in {tmp_path / 'run' / 'last.pt'}" in capsys.readouterr().err
     assert before == {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
@@ -109,7 +111,8 @@ def test_replay_trains_the_same_run(saved_run, tmp_path, capsys):
     again = json.loads((tmp_path / "again" / "history.json").read_text())
     first = json.loads((saved_run / "history.json").read_text())
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
-    assert strip(again["history"]) == strip(first["history"]) and res.config == saved
+    assert strip(again["history"]) == strip(first["history"])
+    assert replace(res.config, threads=None) == saved and res.config.threads == first["config"]["threads"]
     out = capsys.readouterr().out
     assert json.loads(out[out.index("{"):])["best_epoch"] == 1
 
@@ -161,3 +164,50 @@ def test_module_entry_points_without_runpy_warning_and_with_exit_status(tmp_path
     assert bad.returncode == 1 and len(lines) == 1 and "lr must be positive" in lines[0], bad.stderr
     debug = _python("-m", "galib.train", "--lr", "inf", "--device", "cpu", env={"GALIB_DEBUG": "1"})
     assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--seed", "1099511627776000"], "argument --seed: must be an integer in [0, 1099511627775]; got 1099511627776000"),
+    (["--mask-seed", "1e23"], "argument --mask-seed: must be an integer in [0, 9223372036854775807]; got '1e23'"),
+    (["--seed", "-1"], "argument --seed: must be an integer in [0, 1099511627775]; got -1"),
+])
+def test_huge_seeds_are_refused_up_front_naming_the_flag(argv, match, capsys):
+    """Issue 27, 10: "Overflow when unpacking long long", naming no field, after loading the data.
+    Now argparse's error, the error line first and a one-line pointer to --help."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv + ["--device", "cpu"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and match in err[0] and "--help" in err[1], err
+
+
+def test_a_replayed_config_with_a_huge_seed_is_refused_before_the_data(tmp_path, capsys):
+    (tmp_path / "c.json").write_text(json.dumps({"config": {"seed": 2 ** 50, "dataset": "npz:/no/such.npz"}}))
+    with pytest.raises(SystemExit):
+        run_cli(main, ["--config", str(tmp_path / "c.json")], prog="galib.train")
+    err = capsys.readouterr().err
+    assert f"seed must be an integer in [0, 1099511627775]; got {2 ** 50}" in err and "such.npz" not in err
+
+
+def test_the_largest_seeds_are_usable():
+    from galib.train import epoch_generator
+    from galib.train.limits import MAX_MASK_SEED, MAX_SEED, check_seeds
+    check_seeds(replace(CFG, seed=MAX_SEED, mask_seed=MAX_MASK_SEED))
+    epoch_generator(MAX_SEED, 10 ** 9)                              # seed × 1_000_003 + epoch fits
+    torch.Generator().manual_seed(MAX_MASK_SEED)
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--epochs", "100000000000000000000000"], "epochs must be at most 100000"),
+    (["--latent-channels", "4000000"], "latent_channels must be at most 4096"),
+])
+def test_absurd_sizes_are_refused_unless_asked_for(argv, match, capsys, monkeypatch):
+    """Issue 27, 13: no bounds (a typo trained for ever or grew past 2.5 GB); GALIB_NO_LIMITS=1
+    lifts them for someone who means it."""
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(main, argv + ["--device", "cpu", "--dataset", "npz:/no/such.npz"], prog="galib.train")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 1 and len(err) == 1 and match in err[0] and "GALIB_NO_LIMITS=1" in err[0]
+    monkeypatch.setenv("GALIB_NO_LIMITS", "1")
+    args = config_parser().parse_args(argv)
+    assert config_from_args(args)                                  # checked, then allowed

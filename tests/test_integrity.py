@@ -138,8 +138,34 @@ def test_2_best_pt_of_another_run_is_caught(run, tiny, tmp_path):
     other = train(replace(CFG, epochs=1, tau=0.3), tmp_path / "other", data=tiny, **QUIET)
     assert other.config.tau == 0.3
     shutil.copy(tmp_path / "other" / "best.pt", run / "best.pt")
-    msg = refused(run, CFG, tiny, match="belongs to another run")
+    msg = refused(run, CFG, tiny, match="best.pt is another run's file")
     assert str(run / "best.pt") in msg and "tau" in msg
+
+
+def test_2_best_pt_of_another_seed_is_rebuilt_by_repair_when_last_pt_holds_the_best_epoch(
+        run, tiny, finished, tmp_path, capsys):
+    """Issue 27, 12: --repair refused this and offered only --fresh, though a damaged best.pt in
+    the same position is rebuilt from last.pt."""
+    train(replace(CFG, epochs=1, seed=7), tmp_path / "other", data=tiny, **QUIET)
+    foreign = (tmp_path / "other" / "best.pt").read_bytes()
+    (run / "best.pt").write_bytes(foreign)
+    msg = refused(run, CFG, tiny, match="best.pt is another run's file \\(seed: checkpoint 7 vs config 42")
+    assert "--repair (repair=True) rebuilds it from last.pt, which holds the best epoch (3)" in msg
+    res = train(CFG, run, data=tiny, repair=True, progress=False)
+    out = capsys.readouterr().out
+    assert "best.pt was another run's file (seed" in out and "rebuilt from last.pt (epoch 3)" in out
+    assert (run / "best.pt").read_bytes() == (run / "last.pt").read_bytes()
+    assert (run / "best.pt.damaged").read_bytes() == foreign          # set aside, not overwritten
+    assert same_weights(res.model.state_dict(), finished[1].model.state_dict())
+
+
+def test_2_best_pt_of_another_run_whose_best_epoch_is_kept_nowhere_is_refused(run, tiny, finished,
+                                                                              tmp_path):
+    _best_at_epoch_2(run, finished[0])
+    train(replace(CFG, epochs=1, seed=7), tmp_path / "other", data=tiny, **QUIET)
+    shutil.copy(tmp_path / "other" / "best.pt", run / "best.pt")
+    msg = refused(run, CFG, tiny, match="another run's file .*kept nowhere else", repair=True)
+    assert "--fresh" in msg
 
 
 def _best_at_epoch_2(run: Path, root: Path) -> None:

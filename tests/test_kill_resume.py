@@ -27,7 +27,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 from galib.datasets import load_dataset
 from galib.train import TrainConfig, train
 
-CFG = TrainConfig(dataset="glyphs", max_train=256, epochs=10, latent_channels=8, device="cpu")
+CFG = TrainConfig(dataset="glyphs", max_train=256, epochs=10, latent_channels=8, device="cpu", threads=1)
 STALL_S = 300                 # a child silent this long is hung: fail (a guard, not a schedule)
 
 

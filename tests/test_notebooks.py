@@ -112,10 +112,11 @@ def test_unknown_profile_and_parameter_are_errors(tmp_path):
         pipeline.load_profile("no-such-profile")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"common": {"epoch": 1}}))                # typo of "epochs"
-    prof = pipeline.load_profile(str(bad))
-    params = pipeline.notebook_parameters(prof, "01_data_pairing", tmp_path, tmp_path)
-    with pytest.raises(pipeline.PipelineError, match="epoch"):
-        pipeline.check_parameters(NB_DIR / "01_data_pairing.ipynb", params)
+    with pytest.raises(pipeline.PipelineError, match=r"common: unknown parameter\(s\) \['epoch'\] "
+                                                     r"\('epoch': did you mean 'epochs'\?\)"):
+        pipeline.load_profile(str(bad))                                 # refused on load (issue 27)
+    with pytest.raises(pipeline.PipelineError, match="epoch"):          # and by the kernel's check
+        pipeline.check_parameters(NB_DIR / "01_data_pairing.ipynb", {"epoch": 1, "interactive": False})
 
 
 # ----------------------------------------------------------------------------- smoke run

@@ -19,7 +19,8 @@ from galib.io import FolderLock, FolderLocked
 from galib.train import RunError, TrainConfig, train
 from galib.train import loop, runs
 
-CFG = TrainConfig(dataset="glyphs", max_train=256, epochs=2, latent_channels=8, device="cpu")
+CFG = TrainConfig(dataset="glyphs", max_train=256, epochs=2, latent_channels=8, device="cpu",
+                  threads=1)     # forked children train at one thread (OpenMP does not survive fork)
 QUIET = {"progress": False, "verbose": False}
 GUARD_S = 120                 # a barrier or join that takes longer is a hang: fail
 MP = multiprocessing.get_context("fork")

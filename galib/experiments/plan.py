@@ -28,7 +28,7 @@ import torch
 
 from ..datasets import DataSplits, load_dataset
 from ..devices import configure_threads
-from ..train import TrainConfig, TrainResult, train
+from ..train import TrainConfig, TrainResult, runs, train
 
 EXPECT_ENV = "GALIB_EXPECT_TRAINED"
 
@@ -129,9 +129,30 @@ def epochs_done(run_dir: str | Path) -> int:
         return 0
 
 
-def is_finished(run_dir: str | Path, epochs: int) -> bool:
-    """Whether ``run_dir`` holds a run of at least ``epochs`` epochs (:func:`epochs_done`)."""
-    return epochs_done(run_dir) >= epochs
+# The config fields each ``derive`` fills in (taken from the run's own files when it is checked).
+DERIVED_FIELDS = {"random-mask-size": ("mask_variant",)}
+
+
+def run_status(training: Training, config: TrainConfig | None = None) -> tuple[str, str]:
+    """``(status, why)`` of ``training``'s run folder (:func:`galib.train.runs.run_status`: its
+    checkpoints and history.json checked as the trainer checks them on load) for ``config`` (the
+    resolved config), else for ``training.config`` with the fields its ``derive`` fills in taken
+    from the run's files."""
+    free = () if config is not None or training.derive is None else DERIVED_FIELDS[training.derive]
+    return runs.run_status(training.run_dir, config or training.config, free=free)
+
+
+def is_finished(run: Training | str | Path, epochs: int | None = None) -> bool:
+    """Whether ``run`` (a :class:`Training`, or a run folder checked against the run its files
+    record) holds a finished run of ``epochs`` epochs (default: the training's) that opens as it
+    is: last.pt loads, agrees with best.pt and history.json, and holds every epoch
+    (:func:`run_status`). A count of history.json's rows is not enough: a truncated last.pt or
+    another run's history.json would pass it."""
+    if isinstance(run, Training):
+        if epochs is not None:
+            run = replace(run, config=replace(run.config, epochs=int(epochs)))
+        return run_status(run)[0] == "finished"
+    return runs.run_status(run, None, epochs)[0] == "finished"
 
 
 def expect_trained() -> bool:
@@ -143,11 +164,13 @@ def train_or_load(training: Training, data: DataSplits | None = None, plan=None,
     """Load the finished run of ``training`` or train it (resuming what is there). ``data`` is
     used when given (it must be what ``training.data`` loads), else loaded. Needs in ``plan``."""
     cfg = resolve(training, plan or {}, data)
-    if expect_trained() and not is_finished(training.run_dir, cfg.epochs):
-        raise NotSweptError(
-            f"run {training.key} ({training.run_dir}) is not finished and {EXPECT_ENV} is set: the "
-            f"sweep should have trained it (python -m galib.tools.sweep --profile ...). The plan and "
-            f"the runs this notebook opens disagree")
+    if expect_trained():
+        status, why = run_status(training, cfg)
+        if status in ("new", "unfinished"):        # a damaged run: train() names the file and the fix
+            raise NotSweptError(
+                f"run {training.key} ({training.run_dir}) is not finished ({why}) and {EXPECT_ENV} "
+                f"is set: the sweep should have trained it (python -m galib.tools.sweep --profile "
+                f"...). The plan and the runs this notebook opens disagree")
     data = data if data is not None else training.data.load(verbose=verbose)
     return train(cfg, run_dir=training.run_dir, data=data, progress=progress, verbose=verbose)
 
@@ -196,7 +219,7 @@ def merge(trainings) -> list[Training]:
 
 def _identity(t: Training) -> tuple:
     c = asdict(t.config)
-    for k in ("device", "data_root", "amp"):
+    for k in ("device", "data_root", "amp", "threads"):
         c.pop(k, None)
     return json.dumps(c, sort_keys=True), replace(t.data, max_test=None, data_root=None), t.derive
 

@@ -42,6 +42,7 @@ from ..experiments.training import flat_scalars  # noqa: F401  (notebooks and te
 from ..groups import Group, get_group
 from ..io import jsonable, save_json
 from ..train import TrainConfig
+from ..train.limits import MAX_SEED, check_limits, seed_problem
 from .figures import tag
 
 _LITERALS = (int, float, str, bool, type(None), list, tuple, dict)
@@ -173,11 +174,54 @@ def collect_params(namespace: Mapping, before: set | frozenset) -> dict:
 
 
 def train_config(params: Mapping, **overrides) -> TrainConfig:
-    """``TrainConfig`` from the notebook parameters that are config fields (plus ``overrides``)."""
+    """``TrainConfig`` from the notebook parameters that are config fields (plus ``overrides``),
+    validated (seeds and sizes within :mod:`galib.train.limits` too); the notebooks' own parameters are
+    checked first (:func:`check_notebook_params`)."""
+    check_notebook_params(params)
     names = {f.name for f in fields(TrainConfig)}
     d = {k: v for k, v in params.items() if k in names}
     d.update(overrides)
-    return TrainConfig.from_dict(d).validate()
+    return check_limits(TrainConfig.from_dict(d).validate())
+
+
+def _positive(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _list_of(ok, empty: bool = True, none: bool = False):
+    return lambda v: (none and v is None) or (isinstance(v, (list, tuple)) and (empty or len(v) > 0)
+                                              and all(ok(x) for x in v))
+
+
+def _in_unit(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 < v < 1.0
+
+
+# The notebooks' parameters that are not TrainConfig fields: (what is allowed, check).
+NOTEBOOK_PARAMS = {
+    "seeds": (f"a list of training seeds, integers in [0, {MAX_SEED}], e.g. [42, 43], or None",
+              _list_of(lambda x: seed_problem("seed", x) is None, none=True)),
+    "taus": ("a non-empty list of thresholds in (0, 1), e.g. [0.3, 0.5]", _list_of(_in_unit, empty=False)),
+    "init_test_taus": ("a list of thresholds in (0, 1), e.g. [0.5] (or [] or None: no test)",
+                       _list_of(_in_unit, none=True)),
+    "max_test": ("a positive integer or None (all)", lambda v: v is None or _positive(v)),
+    "probe_max_train": ("a positive integer or None (all)", lambda v: v is None or _positive(v)),
+    "probe_iters": ("a positive integer", _positive),
+    "n_images": ("a positive integer", _positive),
+    "baselines": ("a non-empty list of baseline names", _list_of(lambda x: isinstance(x, str), empty=False)),
+    "designs": ("a list of design names or None", _list_of(lambda x: isinstance(x, str), none=True)),
+    "datasets": ("a non-empty list of dataset names", _list_of(lambda x: isinstance(x, str), empty=False)),
+    "models": ("a list of model names or None", _list_of(lambda x: isinstance(x, str), none=True)),
+    "interactive": ("True or False", lambda v: isinstance(v, bool)),
+}
+
+
+def check_notebook_params(params: Mapping) -> None:
+    """Raise ``ValueError`` naming the first notebook parameter (:data:`NOTEBOOK_PARAMS`) whose
+    value is not allowed, and what is (e.g. ``-p taus 0.5``: a list is needed)."""
+    for key, (allowed, ok) in NOTEBOOK_PARAMS.items():
+        if key in params and not ok(params[key]):
+            raise ValueError(f"{key} must be {allowed}; got {params[key]!r}")
 
 
 def assigned_names(source: str) -> set[str]:

@@ -15,6 +15,7 @@ from ..experiments.baselines import (BASELINES, DEFAULT_NAMES, format_markdown, 
                                      run_baselines, write_table)
 from ..experiments.rows import EvalSettings
 from ..train import config_from_args, config_parser, run_cli
+from ..train.limits import seed_arg
 
 
 def _parser():
@@ -23,10 +24,10 @@ def _parser():
     parser.add_argument("--run-root", default=None, help="folder for the runs (default OUT/runs)")
     parser.add_argument("--names", nargs="+", default=list(DEFAULT_NAMES), choices=list(BASELINES),
                         help="baselines to run, in order ('random' needs 'ald' before it)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+    parser.add_argument("--seeds", nargs="+", type=seed_arg("seed"), default=None,
                         help="training seeds (default: --seed); the table reports mean ± sd")
     parser.add_argument("--no-probe", action="store_true", help="skip the linear probes")
-    parser.add_argument("--eval-seed", type=int, default=0)
+    parser.add_argument("--eval-seed", type=seed_arg("seed"), default=0)
     parser.add_argument("--eval-max-images", type=int, default=None, help="test images for the scores")
     parser.add_argument("--probe-max-train", type=int, default=None, help="training images per probe")
     parser.add_argument("--probe-max-test", type=int, default=None, help="test images per probe")

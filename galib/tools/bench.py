@@ -33,9 +33,20 @@ side by side with one thread each, one alone with all cores / one thread / the g
 (:func:`galib.devices.configure_threads`), quiet and beside ``--load`` busy processes.
 ``--quick`` is a few batches of glyphs for tests (its figures mean nothing).
 
+Scoring: after the epochs, ``make bench`` also times one linear-probe fit
+(:func:`galib.evaluation.probe.fit_probe`: 4 l2 values, ``--probe-iters`` L-BFGS iterations each,
+default ``PROBE_FIT``) on ``--probe-train`` images (12,000; validation a quarter) of the 3136
+features of the paper encoder at initialisation, at one thread: the autograd fit it replaced
+(:func:`reference_fit_probe`), the written-out gradient on plain matmuls, and galib's (written-out
+gradient on the MKL-packed design), alternating order over ``--probe-repeats``. It prints CPU
+seconds, loss evaluations, the products' GFLOP/s against a square fp32 matmul on the same core,
+speed-ups within the run, each fit's validation accuracies against the autograd fit's, and one
+galib fit against one galib training epoch. ``--probe`` runs only this section.
+
     python -m galib.tools.bench                       # full 48k + 12k epoch of Fashion-MNIST, 3 repeats
     python -m galib.tools.bench --epochs-fraction 0.25 --threads 1 --out /tmp/bench.json
     python -m galib.tools.bench --thread-study --n-train 3000 --epochs 3 --load 1
+    python -m galib.tools.bench --probe                  # the probe fit alone, ~1.5 min
 """
 from __future__ import annotations
 
@@ -55,12 +66,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..datasets import DatasetUnavailable, ImageSet, load_dataset
+from ..datasets import DatasetUnavailable, ImageSet, load_dataset, to_float
 from ..devices import amp_problem, cpu_bf16_support
+from ..evaluation import probe
+from ..evaluation.features import PROBE_FIT, random_encoder
 from ..groups import get_group
 from ..losses import PairLoss
 from ..models import GroupLatentAutoencoder
 from ..train import TrainConfig, epoch_generator, make_optimizer, model_from_config, run_epoch
+from ..train.cli import ShortUsageParser, int_at_least
+from ..train.limits import seed_arg
 
 PIPELINES = ("galib", "galib-bf16", "naive")
 GALIB = ("galib", "galib-bf16")              # galib's epoch in fp32 and under bf16 autocast (cfg.amp)
@@ -357,6 +372,167 @@ def format_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- probe fit (scoring)
+PROBE_SIZE = (12_000, 3_000)          # training / validation images of the probe benchmark
+PROBE_CHANNELS = 64                   # the paper encoder's latent: F = 64 x 7 x 7 = 3136 features
+PROBE_VARIANTS = ("autograd (before)", "written-out gradient", "packed Z, Z^T (galib)")
+PROBE_BEFORE, PROBE_GALIB = PROBE_VARIANTS[0], PROBE_VARIANTS[-1]
+
+
+def reference_fit_probe(X_train, y_train, X_val, y_val, l2_grid=probe.DEFAULT_L2_GRID,
+                        max_iter: int = 50, dtype=torch.float32, calls: list | None = None):
+    """:func:`galib.evaluation.probe.fit_probe` as it was before the packed design (issue 24):
+    the same protocol with an autograd closure on ``Z @ W.T + b`` and one more evaluation per l2
+    for the final gradient. Kept as the reference of the benchmark and of the agreement tests;
+    ``calls`` (a one-element list) counts loss evaluations."""
+    X_train, X_val = X_train.flatten(1), X_val.flatten(1)
+    y_train, y_val = y_train.reshape(-1), y_val.reshape(-1)
+    classes, yt = torch.unique(y_train, sorted=True, return_inverse=True)  # (K,), (N,)
+    Xf = X_train.to(dtype)
+    mean, std = Xf.mean(0), Xf.std(0, unbiased=False)                  # (F,), (F,)
+    tol = 1e-6 * mean.abs().clamp(min=1.0)
+    inv_std = torch.where(std > tol, 1.0 / std.clamp(min=1e-30), torch.zeros_like(std))
+    Z = probe._standardise(Xf, mean, inv_std)                          # (N, F)
+    W = torch.zeros(classes.numel(), Z.shape[1], dtype=dtype, requires_grad=True)  # (K, F)
+    b = torch.zeros(classes.numel(), dtype=dtype, requires_grad=True)              # (K,)
+    calls = [0] if calls is None else calls
+    best, scores = None, {}
+    for l2 in sorted(l2_grid, reverse=True):
+        opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=max_iter, history_size=20,
+                                line_search_fn="strong_wolfe", tolerance_grad=1e-6,
+                                tolerance_change=1e-10)
+
+        def closure():
+            calls[0] += 1
+            opt.zero_grad()
+            loss = F.cross_entropy(Z @ W.T + b, yt) + l2 * W.pow(2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        with torch.enable_grad():
+            closure()
+        grad = torch.cat([W.grad.flatten(), b.grad.flatten()]).norm()
+        res = probe.ProbeResult(W.detach().clone(), b.detach().clone(), mean, inv_std, classes,
+                                float(l2), 0.0, n_iter=int(opt.state[W].get("n_iter", 0)),
+                                grad_norm=float(grad))
+        res.val_accuracy = res.accuracy(X_val, y_val)
+        scores[float(l2)] = res.val_accuracy
+        if best is None or res.val_accuracy > best.val_accuracy:
+            best = res
+    best.val_scores = scores
+    return best
+
+
+@torch.no_grad()
+def probe_features(dataset: str, n_train: int, n_val: int, seed: int = 42):
+    """``(X_train (n_train, 3136), y_train, X_val, y_val, dataset name, note)``: the latent of the
+    paper encoder at initialisation (:func:`galib.evaluation.features.random_encoder`)."""
+    data, note = load_bench_data(dataset, n_train, n_val, seed)
+    enc = random_encoder(PROBE_CHANNELS)
+
+    def feats(s: ImageSet) -> torch.Tensor:                            # (N, 3136)
+        return torch.cat([enc(to_float(s.images[i:i + 1000])).flatten(1)
+                          for i in range(0, len(s), 1000)])
+    return feats(data.train), data.train.labels, feats(data.val), data.val.labels, data.name, note
+
+
+def _probe_fit(variant: str, feats, max_iter: int):
+    """``(ProbeResult, CPU seconds, loss evaluations)`` of one fit by ``variant``."""
+    Xtr, ytr, Xva, yva = feats[:4]
+    calls, c0 = [0], time.process_time()
+    if variant == PROBE_BEFORE:
+        res = reference_fit_probe(Xtr, ytr, Xva, yva, max_iter=max_iter, calls=calls)
+        return res, time.process_time() - c0, calls[0]
+    inner, pack = probe._loss_and_grad, probe._PACK
+
+    def counted(*a):
+        calls[0] += 1
+        return inner(*a)
+    probe._loss_and_grad, probe._PACK = counted, variant == PROBE_GALIB
+    try:
+        res = probe.fit_probe(Xtr, ytr, Xva, yva, max_iter=max_iter)
+    finally:
+        probe._loss_and_grad, probe._PACK = inner, pack
+    return res, time.process_time() - c0, calls[0]
+
+
+def probe_bench(args) -> dict:
+    """CPU seconds of one probe fit (4 l2 values, ``--probe-iters`` L-BFGS iterations each) on
+    ``--probe-train`` images of 3136 random-encoder features, at one thread, by each of
+    ``PROBE_VARIANTS`` — alternating order over ``--probe-repeats`` — with the products' GFLOP/s
+    (4 N F K per loss evaluation) against a square fp32 matmul on the same core, and each
+    variant's accuracies against the autograd fit's."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        n_train = args.probe_train
+        feats = probe_features(args.dataset, n_train, max(1, n_train // 4), args.seed)
+        load_before, mm = os.getloadavg(), matmul_gflops()
+        for v in PROBE_VARIANTS:                                       # warm-up, discarded
+            _probe_fit(v, [x[:256] for x in feats[:4]], 2)
+        runs = {v: [] for v in PROBE_VARIANTS}
+        for r in range(args.probe_repeats):
+            for v in (PROBE_VARIANTS if r % 2 == 0 else PROBE_VARIANTS[::-1]):
+                runs[v].append(_probe_fit(v, feats, args.probe_iters))
+                print(f"[bench] probe repeat {r + 1}/{args.probe_repeats} {v}: "
+                      f"{runs[v][-1][1]:.2f} CPU s, {runs[v][-1][2]} loss evaluations", flush=True)
+    finally:
+        torch.set_num_threads(threads)
+    meta = {"dataset": feats[4], "note": feats[5], "n_train": n_train, "n_val": len(feats[3]),
+            "features": feats[0].shape[1], "classes": int(feats[1].unique().numel()),
+            "max_iter": args.probe_iters, "repeats": args.probe_repeats, "threads": 1,
+            "loadavg_before": [round(v, 2) for v in load_before],
+            "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
+    return summarise_probe(runs, mm, meta)
+
+
+def summarise_probe(runs: dict, mm: dict, meta: dict) -> dict:
+    """Per variant: min CPU s, evaluations, GFLOP/s, % of the matmul peak, speed-up over the
+    autograd fit and the largest accuracy difference from it (validation, every l2)."""
+    peak = max(mm["1024"], mm["2048"])
+    flops_per_eval = 4 * meta["n_train"] * meta["features"] * meta["classes"]
+    ref = runs[PROBE_BEFORE][0][0]
+    out = {"meta": meta, "matmul_gflops": {**mm, "peak": peak}, "variants": {}}
+    for v, rs in runs.items():
+        cpu = min(r[1] for r in rs)
+        res, evals = rs[0][0], rs[0][2]
+        gflops = flops_per_eval * evals / cpu / 1e9
+        out["variants"][v] = {
+            "cpu_s": cpu, "cpu_s_runs": [r[1] for r in rs], "evals": evals, "gflops": gflops,
+            "pct_of_matmul_peak": 100 * gflops / peak,
+            "speedup": min(r[1] for r in runs[PROBE_BEFORE]) / cpu,
+            "paired_speedups": [a[1] / b[1] for a, b in zip(runs[PROBE_BEFORE], rs)],
+            "l2": res.l2, "val_accuracy": res.val_accuracy, "val_scores": res.val_scores,
+            "same_l2": res.l2 == ref.l2,
+            "max_val_diff": max(abs(res.val_scores[k] - ref.val_scores[k]) for k in ref.val_scores)}
+    return out
+
+
+def format_probe(res: dict) -> str:
+    m = res["meta"]
+    lines = [f"probe fit — {m['dataset']}: {m['n_train']} train + {m['n_val']} val images, "
+             f"F = {m['features']} random-encoder features, K = {m['classes']}, 4 l2 values x "
+             f"{m['max_iter']} L-BFGS iterations, 1 thread, {m['repeats']} repeat(s), alternating"
+             + (f"\nnote: {m['note']}" if m["note"] else ""),
+             f"load average before/after: {m['loadavg_before']} / {m['loadavg_after']} "
+             f"(a loaded machine moves CPU seconds too: compare ratios within this run)",
+             f"fp32 matmul on the same core: {res['matmul_gflops']['peak']:.1f} GFLOP/s "
+             f"(best 1024²/2048²)", "",
+             f"{'':24s}{'CPU s':>9s}{'evals':>7s}{'GFLOP/s':>9s}{'% peak':>8s}{'speed-up':>10s}"
+             f"{'l2':>8s}{'val acc':>9s}{'max |Δ val|':>13s}"]
+    for v, d in res["variants"].items():
+        lines.append(f"{v:24s}{d['cpu_s']:9.2f}{d['evals']:7d}{d['gflops']:9.1f}"
+                     f"{d['pct_of_matmul_peak']:7.0f}%{d['speedup']:9.2f}x{d['l2']:8.0e}"
+                     f"{d['val_accuracy']:9.4f}{d['max_val_diff']:13.4f}")
+    g = res["variants"][PROBE_GALIB]
+    lines.append(f"galib probe fit over the autograd fit: {g['speedup']:.2f}x (min CPU s); per "
+                 f"repeat {', '.join(f'{x:.2f}' for x in g['paired_speedups'])}; same l2: "
+                 f"{g['same_l2']}; largest validation-accuracy difference over the l2 grid "
+                 f"{g['max_val_diff']:.4f}")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- background load
 LOAD_LIMIT_S = 1800                           # a background spinner ends by itself after this
 
@@ -554,25 +730,27 @@ def _timed(f) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = ShortUsageParser(prog="python -m galib.tools.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default="fashion-mnist", help="falls back to glyphs if unavailable")
-    ap.add_argument("--n-train", type=int, default=None, help=f"training pairs (default {FULL[0]})")
-    ap.add_argument("--n-val", type=int, default=None, help=f"validation pairs (default {FULL[1]})")
+    ap.add_argument("--n-train", type=int_at_least(1), default=None,
+                    help=f"training pairs (default {FULL[0]})")
+    ap.add_argument("--n-val", type=int_at_least(1), default=None,
+                    help=f"validation pairs (default {FULL[1]})")
     ap.add_argument("--epochs-fraction", type=float, default=1.0,
                     help="shorten: this fraction of the 48k + 12k epoch (--n-train/--n-val win)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int_at_least(0), default=3)
     ap.add_argument("--pipelines", default=None,
                     help=f"comma-separated subset of {','.join(PIPELINES)} (default: all; galib-bf16 "
                          f"only where the CPU has native bf16)")
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("--load", type=int, default=0,
+    ap.add_argument("--threads", type=int_at_least(1), default=torch.get_num_threads())
+    ap.add_argument("--load", type=int_at_least(0), default=0,
                     help="busy background processes during the measurement (started and stopped here)")
     ap.add_argument("--quick", action="store_true",
                     help="a few batches of glyphs, 1 repeat, 1 thread (for tests; figures mean nothing)")
     ap.add_argument("--thread-study", action="store_true",
                     help="quick trainings (--n-train images, --epochs): sequential vs side by side, "
                          "quiet and beside --load busy processes")
-    ap.add_argument("--epochs", type=int, default=4,
+    ap.add_argument("--epochs", type=int_at_least(1), default=4,
                     help="epochs of each --thread-study / --amp-check training")
     ap.add_argument("--amp-check", action="store_true",
                     help="fp32 vs bf16 autocast: best validation loss and mask, seeds 42 and 7 "
@@ -583,7 +761,17 @@ def _parser() -> argparse.ArgumentParser:
                     help="CPU ms per training step: fp32/bf16 x foreach/fused Adam, interleaved")
     ap.add_argument("--epoch-parts", action="store_true",
                     help="CPU seconds of the parts of one train() epoch (--n-train images)")
-    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--probe", action="store_true",
+                    help="only the probe-fit (scoring) section: the autograd fit against galib's, "
+                         "one thread, --probe-train images, --probe-iters iterations per l2")
+    ap.add_argument("--probe-train", type=int_at_least(1), default=None,
+                    help=f"training images of the probe fit (default {PROBE_SIZE[0]}; validation: "
+                         f"a quarter as many)")
+    ap.add_argument("--probe-iters", type=int_at_least(1), default=None,
+                    help=f"L-BFGS iterations per l2 (default {PROBE_FIT['max_iter']}, PROBE_FIT)")
+    ap.add_argument("--probe-repeats", type=int_at_least(1), default=2,
+                    help="repeats of the probe fits, alternating order (default 2)")
+    ap.add_argument("--seed", type=seed_arg("seed"), default=42)
     ap.add_argument("--out", default="bench/results.json")
     ap.add_argument("--worker", choices=PIPELINES, help=argparse.SUPPRESS)
     ap.add_argument("--train-worker", action="store_true", help=argparse.SUPPRESS)
@@ -598,13 +786,27 @@ def _write(res: dict, path: str) -> None:
 
 
 def main(argv=None) -> dict | None:
-    args = _parser().parse_args(argv)
+    ap = _parser()
+    args = ap.parse_args(argv)
+    unknown = [p for p in (args.pipelines or "").split(",") if p and p not in PIPELINES]
+    if unknown or (args.pipelines is not None and not args.pipelines.strip(",")):
+        ap.error(f"--pipelines {args.pipelines!r}: unknown {unknown or 'nothing'}; choose from "
+                 f"{list(PIPELINES)}")
+    if not (0 < args.epochs_fraction <= 1):                     # NaN fails too
+        ap.error(f"--epochs-fraction must be in (0, 1]; got {args.epochs_fraction}")
     if args.quick:
-        args.dataset, args.repeats, args.threads = "glyphs", 1, 1
+        args.dataset, args.repeats, args.threads, args.probe_repeats = "glyphs", 1, 1, 1
         args.n_train, args.n_val = args.n_train or 4 * BATCH, args.n_val or BATCH
+    args.probe_train = args.probe_train or (4 * BATCH if args.quick else PROBE_SIZE[0])
+    args.probe_iters = args.probe_iters or (5 if args.quick else PROBE_FIT["max_iter"])
     if args.train_worker:
         print(json.dumps(train_worker(args)))
         return None
+    if args.probe:
+        res = probe_bench(args)
+        print(format_probe(res))
+        _write(res, args.out)
+        return res
     special = {"thread_study": thread_study, "amp_check": amp_check, "epoch_parts": epoch_parts,
                "step_ab": step_ab}
     for name, run in special.items():
@@ -625,6 +827,15 @@ def main(argv=None) -> dict | None:
     finally:
         stop_load(procs)
     print(format_table(res))
+    res["probe"] = probe_bench(args)
+    epoch = res["pipelines"].get("galib", {}).get("epoch_cpu_s", {}).get("min")
+    fit = res["probe"]["variants"][PROBE_GALIB]["cpu_s"]
+    res["probe"]["fit_over_training_epoch"] = fit / epoch if epoch else None
+    print("\n" + format_probe(res["probe"]))
+    if epoch:
+        print(f"one galib probe fit ({args.probe_train} images, 1 thread) = {fit / epoch:.2f} x "
+              f"the CPU seconds of one galib training epoch ({res['meta']['n_train']} + "
+              f"{res['meta']['n_val']} pairs, {args.threads} threads)")
     _write(res, args.out)
     return res
 

@@ -11,7 +11,6 @@ relative to the repository), ``table.md`` and ``so2_actions.png`` into ``--out``
 """
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from dataclasses import dataclass, fields
@@ -29,6 +28,8 @@ from ..losses import resolve_consistency
 from ..notebook import figures
 from ..notebook.context import relative_paths, source_commit
 from ..train import TrainConfig
+from ..train.cli import ShortUsageParser
+from ..train.limits import seed_arg
 
 __all__ = ["ACTIONS", "CompareSettings", "main", "plot_comparison", "run"]
 
@@ -113,14 +114,14 @@ def run(settings: CompareSettings | None = None, out: str | Path = "figures/so2_
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = ShortUsageParser(prog="python -m galib.tools.compare_actions", description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", default="glyphs")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--max-train", type=int, default=5000)
     ap.add_argument("--max-test", type=int, default=1000)
     ap.add_argument("--latent-channels", type=int, default=64)
     ap.add_argument("--tau", type=float, default=0.5)
-    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--seed", type=seed_arg("seed"), default=42)
     ap.add_argument("--n-angles", type=int, default=16)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--consistency", default="auto", choices=("auto", "direct", "midpoint"),

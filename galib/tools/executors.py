@@ -5,13 +5,15 @@ finished), the bookkeeping of failures and the progress line; the engines do the
 Every engine runs :func:`galib.experiments.plan.execute` on a picklable
 :class:`~galib.experiments.plan.Training`, with the same threads per training, so the weights
 are the same whichever engine ran them. A failing training is reported with its key and log; the
-trainings that need it are skipped; the others go on.
+trainings that need it are skipped; the others go on. A training whose local worker process died
+runs once more (resuming from its last saved epoch) on a rebuilt pool; Ray's start is tried twice.
 """
 from __future__ import annotations
 
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -44,15 +46,34 @@ class Outcome:
     log: str = ""
 
 
-class _Local:
-    """A pool of ``jobs`` spawned worker processes."""
+class EngineError(RuntimeError):
+    """An engine that cannot start (Ray's runtime, a missing package); the message is one line."""
 
-    def __init__(self, opt: EngineOptions):
-        self.pool = ProcessPoolExecutor(max_workers=opt.jobs, mp_context=get_context("spawn"))
-        self.limit = opt.jobs
+
+class _Local:
+    """A pool of ``jobs`` spawned worker processes. A worker that dies (``kill -9``, out of
+    memory) breaks the pool: the trainings it was running end with :class:`BrokenProcessPool`
+    (:meth:`lost`: run_plan retries each once) and the next submit gets a new pool."""
+
+    def __init__(self, opt: EngineOptions, fn=execute):
+        self.jobs, self.limit, self.fn = opt.jobs, opt.jobs, fn
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.jobs, mp_context=get_context("spawn"))
 
     def submit(self, t: Training, plan: dict, threads: int):
-        return self.pool.submit(execute, t, plan, threads)
+        try:
+            return self.pool.submit(self.fn, t, plan, threads)
+        except BrokenProcessPool:                  # a worker died: its futures say so; go on anew
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._new_pool()
+            return self.pool.submit(self.fn, t, plan, threads)
+
+    @staticmethod
+    def lost(err: BaseException) -> bool:
+        """Whether ``err`` says the training's worker process died (not that the training failed)."""
+        return isinstance(err, BrokenProcessPool)
 
     def wait(self, handles: list) -> list:
         done, _ = wait(handles, return_when=FIRST_COMPLETED)
@@ -108,8 +129,8 @@ class _Ray:
         self.ray = ray
         self.started = not ray.is_initialized()
         if self.started:
-            ray.init(address=opt.ray_address, include_dashboard=False, log_to_driver=False,
-                     num_cpus=None if opt.ray_address else os.cpu_count())
+            _start_ray(ray, address=opt.ray_address, include_dashboard=False, log_to_driver=False,
+                       num_cpus=None if opt.ray_address else os.cpu_count())
         self.task = ray.remote(num_cpus=opt.cpus or opt.threads, num_gpus=opt.gpus)(execute)
         self.limit = 10 ** 6
 
@@ -128,14 +149,40 @@ class _Ray:
             self.ray.shutdown()
 
 
+def _start_ray(ray, **kwargs) -> None:
+    """``ray.init(**kwargs)``, tried once more if it fails (on a loaded machine Ray's local node
+    can time out during startup, and a second start works); then an :class:`EngineError`."""
+    for attempt in (1, 2):
+        try:
+            ray.init(**kwargs)
+            return
+        except Exception as err:                               # noqa: BLE001 (Ray raises plain Exception)
+            why = " ".join((str(err).splitlines() or [""])[0].split())[:300] or type(err).__name__
+            try:
+                ray.shutdown()
+            except Exception:                                  # noqa: BLE001 (nothing more to undo)
+                pass
+            if attempt == 2:
+                raise EngineError(f"Ray did not start, twice ({why}); try again when the machine "
+                                  f"is less loaded, check `ray status`, or use --executor local") from None
+            print(f"[sweep] Ray did not start ({why}); trying once more", flush=True)
+
+
 def make_engine(name: str, opt: EngineOptions):
-    if name == "local":
-        return _Local(opt)
-    if name in ("slurm", "submitit-local"):
-        return _Submitit(opt, "slurm" if name == "slurm" else "local")
-    if name == "ray":
+    if name not in ENGINES:
+        raise ValueError(f"unknown executor {name!r}; choose from {list(ENGINES)}")
+    package = {"slurm": "submitit", "submitit-local": "submitit", "ray": "ray"}.get(name)
+    try:
+        if name == "local":
+            return _Local(opt)
+        if name in ("slurm", "submitit-local"):
+            return _Submitit(opt, "slurm" if name == "slurm" else "local")
         return _Ray(opt)
-    raise ValueError(f"unknown executor {name!r}; choose from {list(ENGINES)}")
+    except ImportError as err:
+        if package and getattr(err, "name", None) == package:
+            raise EngineError(f"--executor {name} needs the package {package!r}, which is not "
+                              f"installed: pip install {package}") from None
+        raise
 
 
 def run_plan(plan: list[Training], engine, threads: int, progress=None,
@@ -144,15 +191,19 @@ def run_plan(plan: list[Training], engine, threads: int, progress=None,
     ``finished`` are trainings done earlier that some of ``plan`` may need. ``progress(outcome)``
     is called as each one ends."""
     table = {t.key: t for t in [*finished, *plan]}
-    pending, running = list(plan), {}
+    pending, running, retried = list(plan), {}, set()
     outcomes = {t.key: Outcome(t.key, "done") for t in finished}
     while pending or running:
         for t in _ready(pending, outcomes):
             if len(running) >= engine.limit:
                 break
-            needs = {k: table[k] for k in _closure(t, table)}
-            running[engine.submit(t, needs, threads)] = t
             pending.remove(t)
+            try:
+                running[engine.submit(t, {k: table[k] for k in _closure(t, table)}, threads)] = t
+            except Exception as err:                           # noqa: BLE001 (reported, others go on)
+                outcomes[t.key] = Outcome(t.key, "failed", error=f"not started: {type(err).__name__}: "
+                                          f"{err}"[:2000], log=str(Path(t.run_dir) / "sweep.log"))
+                progress and progress(outcomes[t.key])
         for t in [t for t in pending if _blocked(t, outcomes)]:
             pending.remove(t)
             outcomes[t.key] = Outcome(t.key, "skipped", error=f"needs {_blocked(t, outcomes)}, which failed")
@@ -163,8 +214,15 @@ def run_plan(plan: list[Training], engine, threads: int, progress=None,
             continue
         for h in engine.wait(list(running)):
             t = running.pop(h)
-            outcomes[t.key] = _outcome(engine, h, t)
-            progress and progress(outcomes[t.key])
+            outcome = _outcome(engine, h, t, retry=t.key not in retried)
+            if outcome is None:                                # its worker died: once more
+                retried.add(t.key)
+                pending.insert(0, t)
+                print(f"[sweep] {t.key}: its worker process died (killed, or out of memory?); "
+                      f"running it once more (it resumes from its last saved epoch)", flush=True)
+                continue
+            outcomes[t.key] = outcome
+            progress and progress(outcome)
     return [outcomes[t.key] for t in plan]
 
 
@@ -172,12 +230,18 @@ FRESH_HINT = (" — the sweep never starts a run over: move the run folder aside
               "it by hand with `python -m galib.train --config RUN_DIR --repair` (or `--fresh`)")
 
 
-def _outcome(engine, handle, t: Training) -> Outcome:
+def _outcome(engine, handle, t: Training, retry: bool = False) -> Outcome | None:
+    """The outcome of a finished handle; None if its worker died and ``retry`` (run it again)."""
     log = str(Path(t.run_dir) / "sweep.log")
     try:
         return Outcome(t.key, "done", engine.result(handle), log=log)
     except BaseException as err:                               # noqa: BLE001 (reported, others go on)
+        lost = getattr(engine, "lost", lambda _e: False)(err)
+        if lost and retry:
+            return None
         text = f"{type(err).__name__}: {err}"[:2000]
+        if lost:
+            text = f"its worker process died twice (killed, or out of memory?): {text}"
         if "--fresh" in text or "--repair" in text:            # a run-dir error: say what to do here
             text += FRESH_HINT
         return Outcome(t.key, "failed", error=text, log=log)

@@ -28,7 +28,6 @@ from, else the current directory.
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import datetime as dt
 import json
@@ -45,6 +44,7 @@ from ..evaluation.tables import markdown_table
 from ..experiments.plan import EXPECT_ENV
 from ..io import write_text
 from ..notebook.context import COMMAND_ENV, source_commit
+from ..train.cli import ShortUsageParser
 from .profiles import (DEFAULT_RUN_FOLDER, NOTEBOOK_DIR, NOTEBOOKS, PARAMS_DIR, PUBLISH_DIR, ROOT,  # noqa: F401
                        PipelineError, default_fig_dir, flat_parameters, load_profile, need_checkout,
                        notebook_parameters, select_notebooks)
@@ -259,16 +259,20 @@ def run_pipeline(run: PipelineRun | None = None, **fields_) -> dict[str, float]:
     each training: on a small, shared CPU one thread per process does not collapse under load.
     """
     run = replace(run or PipelineRun(), **fields_)
+    _at_least_one("--threads", run.threads)
+    _at_least_one("--jobs", run.jobs)
     prof = load_profile(run.profile)
-    threads = int(run.threads or prof.get("threads") or 1)
+    threads = run.threads if run.threads is not None else int(prof.get("threads") or 1)
     fig_dir = Path(run.fig_dir).resolve() if run.fig_dir else default_fig_dir(prof)
     run_root = Path(run.run_root).resolve()
     stems = select_notebooks(run.only if run.only is not None else prof.get("only"))
+    overrides = {**run.overrides, **({"dataset": run.dataset} if run.dataset else {})}
+    from .sweep import profile_plan              # every name and value checked: nothing made yet
+    plan = profile_plan(prof, run_root, fig_dir, only=stems, overrides=overrides)
     _check_folder(run_root, "--run-root")
     _check_folder(fig_dir, "--fig-dir")
-    overrides = {**run.overrides, **({"dataset": run.dataset} if run.dataset else {})}
     if run.sweep:
-        _sweep_first(prof, run_root, fig_dir, stems, overrides, threads, run.jobs)
+        _sweep_first(plan, threads, run.jobs)
     with _thread_env(threads), _expect_trained(run.sweep):
         seconds = _run_notebooks(prof, stems, fig_dir, run_root, overrides, run)
     commit = git_commit()
@@ -289,13 +293,17 @@ def _check_folder(path: Path, flag: str) -> None:
         raise PipelineError(f"{flag} {path} is not writable")
 
 
-def _sweep_first(prof: dict, run_root: Path, fig_dir: Path, stems, overrides, threads: int,
-                 jobs: int | None) -> None:
+def _at_least_one(flag: str, value) -> None:
+    """``--threads``/``--jobs``: None (the default) or a positive integer, as the sweep asks."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise PipelineError(f"{flag} must be at least 1 (or left out for the default); got {value!r}")
+
+
+def _sweep_first(plan: list, threads: int, jobs: int | None) -> None:
     from .executors import EngineOptions
-    from .sweep import profile_plan, summary, sweep
+    from .sweep import summary, sweep
     cores = os.cpu_count() or 1
-    jobs = jobs or max(1, cores // threads)
-    plan = profile_plan(prof, run_root, fig_dir, only=stems, overrides=overrides)
+    jobs = jobs if jobs is not None else max(1, cores // threads)
     outcomes = sweep(plan, "local", EngineOptions(jobs=jobs, threads=threads),
                      progress=sys.stdout.isatty())
     text, status = summary(outcomes)
@@ -336,7 +344,8 @@ def _parse_set(items: list[str]) -> dict:
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep:
+        key = key.strip()
+        if not sep or not key:
             raise PipelineError(f"--set expects key=value, got {item!r}")
         try:
             out[key] = ast.literal_eval(value)
@@ -346,8 +355,8 @@ def _parse_set(items: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0],
+    ap = ShortUsageParser(
+        prog="python -m galib.tools.pipeline", description=__doc__.split("\n")[0],
         epilog="Runs the notebooks of a source checkout (notebooks/ beside galib/, or $GALIB_HOME). "
                "One notebook by hand: papermill notebooks/02_training.ipynb out.ipynb -p epochs 3, "
                "or -f notebooks/params/<profile>/<stem>.yaml.")
@@ -359,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-root", default=str(ROOT / "runs"), help="where runs and executed notebooks go")
     ap.add_argument("--only", default=None, help="comma-separated notebook prefixes, e.g. 01,02")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a parameter in every notebook (Python literal), repeatable")
+                    help="override a parameter (Python literal) in every selected notebook that "
+                         "declares it; a name none of them declares is an error; repeatable")
     ap.add_argument("--kernel", default=KERNEL, help="Jupyter kernel name (default: galib)")
     ap.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     ap.add_argument("--threads", type=int, default=None,

@@ -7,12 +7,14 @@ notebooks it is meant for, e.g. ``"01,02,04"`` for the 3-D profile; ``--only`` o
 """
 from __future__ import annotations
 
+import difflib
+import functools
 import json
 from pathlib import Path
 
 from ..experiments.registry import NOTEBOOKS as REGISTRY
 from ..experiments.registry import STEMS
-from ..notebook.context import home
+from ..notebook.context import declared_in_notebook, home
 
 ROOT = home()                       # the source checkout (notebooks/ beside galib/) or $GALIB_HOME
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -48,19 +50,97 @@ def load_profile(name_or_path: str) -> dict:
         raise PipelineError(f"profile {path} cannot be read: {err}") from None
     if not isinstance(prof, dict):
         raise PipelineError(f"profile {path} must hold a JSON object; got {type(prof).__name__}")
-    unknown = set(prof.get("notebooks", {})) - set(NOTEBOOKS)
-    if unknown:
-        raise PipelineError(f"profile {path.name} names unknown notebooks {sorted(unknown)}")
     prof.setdefault("name", path.stem)
+    check_profile(prof, where=f"profile {path.name}")
     return prof
+
+
+# ----------------------------------------------------------------------------- checks
+def declared(stem: str) -> frozenset[str]:
+    """The parameters notebook ``stem`` declares (the names its ``parameters`` cell assigns)."""
+    path = NOTEBOOK_DIR / f"{stem}.ipynb"
+    try:
+        return _declared(str(path), path.stat().st_mtime_ns)
+    except OSError as err:
+        raise PipelineError(f"notebook {path} cannot be read ({err.strerror or err}); run the "
+                            f"pipeline in a source checkout") from None
+
+
+@functools.lru_cache(maxsize=32)
+def _declared(path: str, _mtime: int) -> frozenset[str]:
+    names = declared_in_notebook(path)
+    if names is None:
+        raise PipelineError(f"notebook {path} has no readable cell tagged 'parameters'")
+    return frozenset(names)
+
+
+def check_profile(prof: dict, stems=None, overrides: dict | None = None,
+                  where: str | None = None) -> None:
+    """A one-line :class:`PipelineError` unless ``prof`` is well-formed for the notebooks ``stems``
+    (default: the profile's ``only``, else all): ``common`` and each ``notebooks`` entry a mapping
+    of parameters; each name in ``common`` declared by every notebook in ``stems``; each name of
+    an entry declared by its notebook; each name in ``overrides`` (``--set``) by one of ``stems``;
+    ``threads`` a positive integer. Values are checked where the notebooks' configs are built
+    (:func:`galib.notebook.context.notebook_config`)."""
+    where = where or f"profile {prof.get('name', '?')!r}"
+    common, entries = prof.get("common", {}), prof.get("notebooks", {})
+    _need_mapping(common, f"{where}: common", 'parameters for every notebook, e.g. {"epochs": 3}')
+    _need_mapping(entries, f"{where}: notebooks",
+                  'one entry per notebook, e.g. {"02_training": {"epochs": 3}}')
+    unknown = sorted(set(entries) - set(NOTEBOOKS))
+    if unknown:
+        raise PipelineError(f"{where} names unknown notebooks {unknown}; known: {list(NOTEBOOKS)}")
+    threads = prof.get("threads")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise PipelineError(f"{where}: threads must be a positive integer; got {threads!r}")
+    only = prof.get("only")
+    if only is not None and not (isinstance(only, str) or (isinstance(only, list) and all(
+            isinstance(o, str) for o in only))):
+        raise PipelineError(f"{where}: only must be comma-separated notebook prefixes, e.g. \"01,02\"; "
+                            f"got {only!r}")
+    stems = select_notebooks(stems if stems is not None else only)
+    _check_names(f"{where}: common", common, stems, every=True)
+    for stem, entry in entries.items():
+        _need_mapping(entry, f"{where}: notebooks.{stem}",
+                      'parameters of that notebook, e.g. {"epochs": 3}')
+        _check_names(f"{where}: notebooks.{stem}", entry, [stem], every=True)
+    _check_names("--set", overrides or {}, stems, every=False)
+
+
+def _need_mapping(value, what: str, expected: str) -> None:
+    if not isinstance(value, dict):
+        raise PipelineError(f"{what} must be a JSON object of {expected}; got a "
+                            f"{type(value).__name__} ({value!r:.60})")
+
+
+def _check_names(what: str, params: dict, stems: list[str], every: bool) -> None:
+    """Every name in ``params`` declared by every (``every``) or some notebook of ``stems``."""
+    sets = [declared(s) for s in stems]
+    allowed = set.intersection(*map(set, sets)) if every else set().union(*sets)
+    bad = sorted(k for k in params if k not in allowed)
+    if not bad:
+        return
+    notes = []
+    for key in bad:
+        lacking = [s for s, names in zip(stems, sets) if key not in names]
+        if len(lacking) < len(stems):
+            notes.append(f"{key!r} is not declared by {', '.join(lacking)}")
+        else:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            notes.append(f"{key!r}: did you mean {close[0]!r}?" if close
+                         else f"{key!r} is declared by no notebook")
+    raise PipelineError(f"{what}: unknown parameter(s) {bad} ({'; '.join(notes)}); allowed there: "
+                        f"{sorted(allowed)}")
 
 
 def flat_parameters(profile: dict, stem: str, overrides: dict | None = None) -> dict:
     """The profile's parameters of notebook ``stem``, without paths: ``common``, then the
-    notebook's own entries, then ``overrides``, and ``interactive=False``. This is what
+    notebook's own entries, then those of ``overrides`` it declares (``--set``: every notebook
+    that declares the name), and ``interactive=False``. This is what
     ``notebooks/params/<profile>/<stem>.yaml`` holds for ``papermill -f``."""
+    mine = {k: v for k, v in (overrides or {}).items() if k in declared(stem)} if overrides else {}
     return {**profile.get("common", {}), **profile.get("notebooks", {}).get(stem, {}),
-            **(overrides or {}), "interactive": False}
+            **mine, "interactive": False}
 
 
 def notebook_parameters(profile: dict, stem: str, fig_dir: Path, run_root: Path,

@@ -11,7 +11,11 @@ with the parameters the pipeline injects, in the same run folders (``--run-root`
 pipeline's). Afterwards ``python -m galib.tools.pipeline --profile NAME --run-root R`` finds every
 run finished and only evaluates and draws. A killed sweep, run again, resumes each run where it
 stopped (bit-identical to an uninterrupted run); a failing training is reported with its key and
-log, the trainings that need it are skipped, the rest go on, and the exit status is 1.
+log, the trainings that need it are skipped, the rest go on, and the exit status is 1. A run
+counts as finished only when its files verify as the trainer checks them on load
+(:func:`galib.experiments.plan.run_status`): a damaged one is reported and handed to its training,
+which completes it or says how to repair it. A local worker that dies (``kill -9``, out of memory)
+costs its trainings one more try on a new pool.
 """
 from __future__ import annotations
 
@@ -22,11 +26,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..experiments.plan import Training, epochs_done, is_finished, merge
+from ..experiments.plan import Training, epochs_done, merge, run_status
 from ..experiments.registry import notebook_trainings
 from ..notebook.context import DATA_ENV, home, notebook_config
-from .executors import ENGINES, EngineOptions, make_engine, run_plan
-from .profiles import PipelineError, load_profile, notebook_parameters, select_notebooks
+from ..train.cli import ShortUsageParser, int_at_least
+from .executors import ENGINES, EngineError, EngineOptions, make_engine, run_plan
+from .profiles import PipelineError, check_profile, load_profile, notebook_parameters, select_notebooks
 
 
 def profile_plan(profile: str | dict, run_root: str | Path, fig_dir: str | Path = "figures",
@@ -35,13 +40,18 @@ def profile_plan(profile: str | dict, run_root: str | Path, fig_dir: str | Path 
     dependencies first."""
     prof = load_profile(profile) if isinstance(profile, str) else profile
     overrides = {**(overrides or {}), **({"dataset": dataset} if dataset else {})}
+    stems = select_notebooks(only if only is not None else prof.get("only"))
+    check_profile(prof, stems, overrides)
     os.environ.setdefault(DATA_ENV, str(home() / "data"))
     out = []
-    for stem in select_notebooks(only if only is not None else prof.get("only")):
+    for stem in stems:
         injected = notebook_parameters(prof, stem, Path(fig_dir).resolve(), Path(run_root).resolve(),
                                        overrides)
-        params, cfg = notebook_config(stem, injected)
-        out += notebook_trainings(stem, params, cfg)
+        try:
+            params, cfg = notebook_config(stem, injected)
+            out += notebook_trainings(stem, params, cfg)
+        except (ValueError, TypeError) as err:           # a bad value: one line naming it
+            raise PipelineError(f"{stem}: {' '.join(str(err).split())}") from None
     return merge(out)
 
 
@@ -71,9 +81,9 @@ def estimate(plan: list[Training], threads: int) -> dict:
     torch.set_num_threads(threads)
     measured, total, todo = {}, 0.0, 0
     for t in plan:
-        done = epochs_done(t.run_dir)
-        if done >= t.config.epochs:
+        if run_status(t)[0] == "finished":                # as sweep() decides
             continue
+        done = min(epochs_done(t.run_dir), t.config.epochs - 1)
         todo += 1
         kind = (t.data, t.config.batch_size, t.config.latent_channels, t.config.group, t.config.invariant)
         if kind not in measured:
@@ -95,8 +105,13 @@ def sweep(plan: list[Training], executor: str = "local", options: EngineOptions 
           progress: bool = True) -> list:
     """Run the plan's unfinished trainings on ``executor``; returns the outcomes."""
     options = options or EngineOptions()
-    todo = [t for t in plan if not is_finished(t.run_dir, t.config.epochs)]
+    status = {t.key: run_status(t) for t in plan}      # checkpoints verified, not rows counted
+    todo = [t for t in plan if status[t.key][0] != "finished"]
     finished = [t for t in plan if t not in todo]
+    for t in todo:
+        if status[t.key][0] == "damaged":                  # its training says what to do
+            print(f"[sweep] {t.key}: not counted as finished, its run folder does not verify: "
+                  f"{status[t.key][1][:160]}…", flush=True)
     print(f"[sweep] {len(plan)} trainings, {len(finished)} already finished, {len(todo)} to run on "
           f"{executor} ({_layout(executor, options)})", flush=True)
     if not todo:
@@ -183,7 +198,7 @@ def measure_layouts(profile: str, only=None, repeats: int = 2, layouts=LAYOUTS) 
 
 # ----------------------------------------------------------------------------- command line
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m galib.tools.sweep", description=__doc__.split("\n")[0])
+    ap = ShortUsageParser(prog="python -m galib.tools.sweep", description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="quick", help="smoke | quick | paper | …, or a path to a .json")
     ap.add_argument("--dataset", default=None, help="override the profile's dataset")
     ap.add_argument("--run-root", default=str(home() / "runs"), help="as the pipeline's --run-root")
@@ -196,13 +211,14 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--list", action="store_true", help="with --dry-run: one line per training")
     ap.add_argument("--log-folder", default=None, help="submitit: job logs (default RUN_ROOT/sweep-logs)")
     ap.add_argument("--slurm-partition", default=None)
-    ap.add_argument("--slurm-time", type=int, default=240, help="minutes per training")
-    ap.add_argument("--cpus", type=int, default=None, help="slurm/ray: CPUs per training (default: --threads)")
-    ap.add_argument("--gpus", type=int, default=0, help="slurm/ray: GPUs per training")
+    ap.add_argument("--slurm-time", type=int_at_least(1), default=240, help="minutes per training")
+    ap.add_argument("--cpus", type=int_at_least(1), default=None,
+                    help="slurm/ray: CPUs per training (default: --threads)")
+    ap.add_argument("--gpus", type=int_at_least(0), default=0, help="slurm/ray: GPUs per training")
     ap.add_argument("--ray-address", default=None, help="ray: address of a running cluster (default: local)")
     ap.add_argument("--no-progress", action="store_true",
                     help="no bar on a terminal (a log file gets a line per training anyway)")
-    ap.add_argument("--measure-layouts", type=int, metavar="REPEATS", default=0,
+    ap.add_argument("--measure-layouts", type=int_at_least(0), metavar="REPEATS", default=0,
                     help="time the plan under 1 worker × 2 threads and 2 workers × 1 thread, "
                          "alternating, REPEATS times each (fresh temporary run folders); train nothing else")
     return ap
@@ -255,9 +271,10 @@ def main(argv: list[str] | None = None) -> int:
         text, status = summary(sweep(plan, args.executor, options, progress=bar))
         print(text)
         return status
-    except (PipelineError, ValueError, KeyError, OSError) as err:   # bad profile, plan or data
-        print(f"[sweep] FAILED: {type(err).__name__}: {err}" if not isinstance(err, PipelineError)
-              else f"[sweep] FAILED: {err}", file=sys.stderr)
+    except (PipelineError, EngineError, ValueError, KeyError, OSError) as err:   # profile, plan, data, engine
+        print(f"[sweep] FAILED: {type(err).__name__}: {err}"
+              if not isinstance(err, (PipelineError, EngineError)) else f"[sweep] FAILED: {err}",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("[sweep] interrupted: run the same command again to resume", file=sys.stderr)

@@ -21,7 +21,30 @@ import torch
 from ..devices import configure_threads
 from .checkpoints import read_checkpoint
 from .config import LEGACY, TrainConfig, describe_field
+from .limits import check_limits, seed_arg
 from .loop import train
+
+
+class ShortUsageParser(argparse.ArgumentParser):
+    """argparse whose errors are the error line first and a one-line pointer to ``--help``, not
+    the whole usage block (one flag per config field makes it long)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n  (usage: {self.prog} --help)\n")
+
+
+def int_at_least(low: int):
+    """An argparse ``type``: an integer >= ``low`` (argparse's one-line error otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {value}")
+        return value
+    parse.__name__ = f"int>={low}"
+    return parse
 
 
 def config_parser(description: str = "Train the ALD model.", run_flags: bool = False,
@@ -30,7 +53,7 @@ def config_parser(description: str = "Train the ALD model.", run_flags: bool = F
     ``--run-dir``, ``--no-progress`` and ``--debug`` (and ``--fresh`` / ``--repair`` with
     ``run_flags``). Unset fields take ``--config``'s value, else the default
     (:func:`config_from_args`)."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = ShortUsageParser(prog=prog, description=description)
     group = parser.add_argument_group("training configuration (TrainConfig)")
     for f in fields(TrainConfig):
         _add_field(group, f.name, f.default)
@@ -40,9 +63,6 @@ def config_parser(description: str = "Train the ALD model.", run_flags: bool = F
     parser.add_argument("--run-dir", default=None, help="folder for checkpoints and history.json "
                         "(resumed if it holds this run)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: OMP_NUM_THREADS, else 1; results depend on the "
-                             "thread count: see galib.devices.configure_threads)")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback on errors (also GALIB_DEBUG=1)")
     if run_flags:
@@ -63,8 +83,8 @@ def _add_field(parser, name: str, default) -> None:
         parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
                             default=argparse.SUPPRESS, help=help_text)
         return
-    kind = {"max_train": _optional_int, "mask_variant": _optional_int,
-            "data_root": str}.get(name, type(default))
+    kind = {"max_train": _optional_int, "mask_variant": _optional_int, "threads": _optional_int, "data_root": str,
+            "seed": seed_arg("seed"), "mask_seed": seed_arg("mask_seed")}.get(name, type(default))
     parser.add_argument(flag, dest=name, type=kind, default=argparse.SUPPRESS, help=help_text,
                         choices=choices if strict else None, metavar=None if strict else name.upper())
 
@@ -125,7 +145,7 @@ def config_from_args(args) -> TrainConfig:
     the default."""
     base = saved_config(args.config) if getattr(args, "config", None) else {}
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    return TrainConfig.from_dict({**base, **given})
+    return check_limits(TrainConfig.from_dict({**base, **given}))      # before any data is loaded
 
 
 def summary(result) -> dict:
@@ -141,7 +161,7 @@ def main(argv=None):
     """``python -m galib.train``: train (or resume, or load) one run and print its summary."""
     args = config_parser(run_flags=True, prog="python -m galib.train").parse_args(argv)
     before = torch.get_num_threads()
-    configure_threads(args.threads)
+    configure_threads(getattr(args, "threads", None))
     try:
         result = train(config_from_args(args), args.run_dir, progress=not args.no_progress,
                        fresh=args.fresh, repair=args.repair)

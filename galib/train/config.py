@@ -18,17 +18,18 @@ from ..datasets import available_datasets
 from ..devices import amp_problem, resolve_device
 from ..groups import available_groups, get_group
 from ..losses import CONSISTENCY, INVARIANCE, OBJECTIVES, TARGETS, resolve_consistency
+from .limits import check_limits
 from ..models import INVARIANTS, MASKS, GroupLatentAutoencoder, build_model, fixed_mask_channels
 
 # Fields that define the model's weights: a checkpoint only loads into a config that agrees on them.
 MODEL_FIELDS = ("group", "latent_channels", "mask", "objective", "latent_action", "mask_variant",
                 "mask_seed", "invariant")
 # Fields that may differ when resuming (everything else must match the checkpoint).
-RESUME_FREE = ("epochs", "device", "data_root", "amp")
+RESUME_FREE = ("epochs", "device", "data_root", "amp", "threads")
 # Fields added after checkpoints were first written, with the behaviour the code had before them.
 LEGACY = {"consistency": "direct", "mask_variant": None, "mask_seed": 0, "invariant": "paper",
           "invariance": "mse", "mask_init": "normal", "pose": "upright", "targets": "detached",
-          "weight_decay": 0.0}
+          "weight_decay": 0.0, "threads": None}
 MASK_INITS = ("normal", "negated")   # the initialisation test: same network seed, logits negated
 POSES = ("upright", "random")        # the pose of x in each training pair
 
@@ -83,6 +84,10 @@ class TrainConfig:
                       "without gradient) | both-ways (both sides trained; see galib.losses)", TARGETS)
     weight_decay: float = _f(0.0, "decoupled weight decay (AdamW) per step, finite and >= 0; 0 = Adam "
                              "(the paper)")
+    threads: int | None = _f(None, "torch threads of the training; None: the count its run recorded (a "
+                             "resume or replay), else this process's (a sweep worker: 1), else the "
+                             "cores available (CPU affinity, capped by OMP_NUM_THREADS). Recorded in "
+                             "the run: results depend on it")
 
     def validate(self) -> "TrainConfig":
         """Raise ``ValueError`` naming the first bad value and what is allowed; return ``self``."""
@@ -121,9 +126,10 @@ class TrainConfig:
             _require_int(key, getattr(self, key), low=1)
         for key in ("seed", "mask_seed"):
             _require_int(key, getattr(self, key), low=0)
-        for key in ("max_train", "mask_variant"):
+        check_limits(self)                                    # seeds torch can take; sane sizes
+        for key in ("max_train", "mask_variant", "threads"):
             if getattr(self, key) is not None:
-                _require_int(key, getattr(self, key), low=1 if key == "max_train" else 0, none=True)
+                _require_int(key, getattr(self, key), low=0 if key == "mask_variant" else 1, none=True)
         _require_float("tau", self.tau, "lie in the open interval (0, 1)", lambda v: 0.0 < v < 1.0)
         _require_float("lr", self.lr, "be positive", lambda v: v > 0)
         for key in ("lambda_inv", "lambda_const", "weight_decay"):

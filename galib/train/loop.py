@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 
 from ..datasets import DataSplits, ImageSet, load_dataset, to_float
-from ..devices import autocast, resolve_device, wide_dtype
+from ..devices import autocast, resolve_device, training_threads, wide_dtype
 from ..losses import PairLoss
 from ..models import GroupLatentAutoencoder
 from ..pairs import iterate_pairs
@@ -289,6 +289,9 @@ class _Fit:
 
 
 def _fit(fit: _Fit, state: RunState) -> TrainResult:
+    recorded = _recorded_threads(state)
+    if fit.cfg.threads is None and recorded is not None:       # a loaded run reports what it ran at
+        fit = replace(fit, cfg=replace(fit.cfg, threads=recorded))
     cfg, model, data, verbose = fit.cfg, fit.model, fit.data, fit.verbose
     history, start, best_val = [], 0, math.inf
     if state.last is not None:
@@ -305,12 +308,35 @@ def _fit(fit: _Fit, state: RunState) -> TrainResult:
             print(f"[galib] resuming {state.path} at epoch {start}/{cfg.epochs}")
     if fit.run is not None and start < cfg.epochs:
         fit.run.check_writable()
-    best_state = _epochs(fit, history, start, best_val)
+    best_state = None
+    if start < cfg.epochs:
+        fit = _with_threads(fit, state, verbose)
+        before = torch.get_num_threads()
+        torch.set_num_threads(fit.cfg.threads)
+        try:
+            best_state = _epochs(fit, history, start, best_val)
+        finally:
+            torch.set_num_threads(before)                      # the caller's setting, as it was
+        cfg = fit.cfg
     if best_state is not None:
         model.load_state_dict(best_state)
     elif state.best is not None:                               # resumed a finished run
         model.load_state_dict(state.best["model"])
     return TrainResult(model.eval(), history, cfg, data, state.path)
+
+
+def _recorded_threads(state: RunState) -> int | None:
+    """The thread count the run's ``last.pt`` records (None: a new run, or one from before)."""
+    return (state.last or {}).get("config", {}).get("threads") if state.last is not None else None
+
+
+def _with_threads(fit: _Fit, state: RunState, verbose: bool) -> _Fit:
+    """``fit`` with ``cfg.threads`` resolved (:func:`galib.devices.training_threads`): the count
+    this training runs at, saved with its checkpoints so a resume or replay runs at it too."""
+    n, note = training_threads(fit.cfg.threads, _recorded_threads(state))
+    if note and verbose:
+        print(note)
+    return replace(fit, cfg=replace(fit.cfg, threads=int(n)))
 
 
 def _epochs(fit: _Fit, history: list[dict], start: int, best_val: float) -> dict | None:

@@ -25,13 +25,16 @@ on the rest). Opening a run dir (:meth:`RunDir.open`):
    ahead of ``last.pt`` with the same rows (its newest epochs' checkpoint was lost) is kept: training
    those epochs again rewrites the same rows. Anything else is a :class:`RunError` naming the file
    and the choices, and **no file is changed**: ``repair=True`` (``--repair``) rebuilds what can be
-   rebuilt exactly (``best.pt`` from ``last.pt``; ``last.pt`` from a newer or intact ``best.pt`` by
+   rebuilt exactly (``best.pt`` from ``last.pt``, in place of a damaged one or another run's;
+   ``last.pt`` from a newer or intact ``best.pt`` by
    training the later epochs again; ``last.pt`` and ``best.pt`` swapped back; ``history.json`` from
    ``last.pt``), setting the files it replaces aside as ``NAME.damaged`` instead of overwriting
    them; ``fresh=True`` (``--fresh``) moves the old files to ``previous-N/`` and starts over.
    Nothing already written is deleted.
 
 Files are written in the order ``last.pt``, ``best.pt``, ``history.json``, each atomically.
+:func:`run_status` makes the same checks without a lock and without loading the data (the
+sweep's "finished": every file verified, not history.json's rows counted).
 """
 from __future__ import annotations
 
@@ -39,16 +42,17 @@ import errno
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from ..io import FolderLock, FolderLocked, remove_stale_temps, set_aside, write_bytes
-from .checkpoints import RESUME_KEYS, CheckpointError, checkpoint_bytes, read_checkpoint
+from .checkpoints import RESUME_KEYS, CheckpointError, checkpoint_bytes, config_of, read_checkpoint
 from .config import RESUME_FREE, TrainConfig, config_differences
 
 RUN_FILES = ("last.pt", "best.pt", "history.json")
 IDENTITY_DATA = ("dataset", "n_train", "n_val", "image_shape")   # of DataSplits.describe()
 MISSING = "missing"
+OTHER_RUN = "another run's file"     # a best.pt of other settings: rebuilt from last.pt where it can be
 LOCK_WAIT_S = 30.0            # how long a writer waits for readers of the run dir to leave
 
 
@@ -80,6 +84,12 @@ def _json_bytes(obj) -> bytes:
 
 def _fresh_hint(path: Path) -> str:
     return f"--fresh (fresh=True) starts over, moving the old files to {path}/previous-N/"
+
+
+def _damage(problem: str) -> str:
+    """What a file with ``problem`` is called in a message: ``another run's file (…)`` as it is,
+    anything else ``damaged (…)``."""
+    return problem if problem.startswith(OTHER_RUN) else f"damaged ({problem})"
 
 
 def _own_best(ckpt: dict) -> int:
@@ -253,8 +263,9 @@ class RunDir:
                            f"run: ask for that run's settings, use another run dir, or "
                            f"{_fresh_hint(self.path)}")
 
-    def _read(self, name: str) -> tuple[dict | None, str | None]:
-        """``(checkpoint, None)``, or ``(None, why not)``; another run's file is a RunError."""
+    def _read(self, name: str, other_ok: bool = False) -> tuple[dict | None, str | None]:
+        """``(checkpoint, None)``, or ``(None, why not)``; another run's file is a RunError, or
+        with ``other_ok`` the problem ``OTHER_RUN (…)`` (a best.pt that last.pt may rebuild)."""
         path = self.path / name
         if not path.exists():
             return None, MISSING
@@ -262,6 +273,9 @@ class RunDir:
             ckpt = read_checkpoint(path, RESUME_KEYS)
         except CheckpointError as err:
             return None, err.problem
+        diffs = self.differences(ckpt) if other_ok else []
+        if diffs:
+            return None, f"{OTHER_RUN} ({'; '.join(diffs)})"
         self._check_identity(ckpt, path)
         return ckpt, None
 
@@ -269,7 +283,7 @@ class RunDir:
         """Check the files and plan what to complete or repair (nothing is written here)."""
         self._plan = []
         last, last_problem = self._read("last.pt")
-        best, best_problem = self._read("best.pt")
+        best, best_problem = self._read("best.pt", other_ok=last is not None)
         if last is not None and best is not None and best["epoch"] > last["epoch"]:
             last, best = self._newer_best(last, best, repair)
         if last is None:
@@ -371,7 +385,7 @@ class RunDir:
         if best is not None and best["epoch"] == want and _same(best["history"], hist[:want + 1]):
             return best
         if best is None:
-            state, auto = (MISSING, True) if best_problem == MISSING else (f"damaged ({best_problem})", False)
+            state, auto = (MISSING, True) if best_problem == MISSING else (_damage(best_problem), False)
         elif best["epoch"] < want and _same(best["history"], hist[:best["epoch"] + 1]):
             state, auto = f"behind (epoch {best['epoch'] + 1}; a save was interrupted)", True
         else:
@@ -439,6 +453,68 @@ def _read_history(path: Path) -> tuple[dict | None, str | None]:
     if not isinstance(saved, dict) or not isinstance(saved.get("history"), list):
         return None, "not a galib history (no 'history' list)"
     return saved, None
+
+
+class _Recorded:
+    """The data identity a run's own files record, standing in for the data: the files are checked
+    against each other and the config without loading the dataset."""
+
+    def __init__(self, record: dict):
+        data = record.get("data") if isinstance(record.get("data"), dict) else {}
+        self._data = {k: data.get(k) for k in IDENTITY_DATA}
+        self._fingerprint = record.get("data_fingerprint") or ""
+
+    def describe(self) -> dict:
+        return dict(self._data)
+
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+
+def _a_record(path: Path) -> dict | None:
+    """The first readable record of the run in ``path``: last.pt, best.pt, history.json."""
+    for name in ("last.pt", "best.pt"):
+        try:
+            return read_checkpoint(path / name, RESUME_KEYS)
+        except (CheckpointError, FileNotFoundError):
+            pass
+    saved, _ = _read_history(path / "history.json")
+    return saved if saved is not None and isinstance(saved.get("config"), dict) else None
+
+
+def run_status(path: str | Path, cfg: TrainConfig | None = None, epochs: int | None = None,
+               free: tuple[str, ...] = ()) -> tuple[str, str]:
+    """``(status, why)`` of run dir ``path`` for the run ``cfg`` (None: the one its files record)
+    of ``epochs`` epochs (None: ``cfg.epochs``), checked as :meth:`RunDir.open` checks it, but
+    without a lock and without loading the data (whose identity is the one the files record).
+    ``free``: config fields taken from the run's files (those derived from another run). Status:
+    ``finished`` (it opens as it is), ``new`` (no run files), ``unfinished`` (epochs to train),
+    ``incomplete`` (every epoch, but opening it completes a file: best.pt or history.json behind,
+    temporary files), ``damaged`` (opening it is a RunError: ``why`` is its message)."""
+    path = Path(path)
+    if not any((path / n).exists() for n in RUN_FILES):
+        return "new", "no run files"
+    record = _a_record(path)
+    if record is None:
+        return "damaged", (f"run dir {path} holds no readable last.pt, best.pt or history.json; "
+                           f"{_fresh_hint(path)}")
+    try:
+        own = config_of(record, path)
+    except CheckpointError as err:
+        return "damaged", str(err)
+    cfg = own if cfg is None else replace(cfg, **{k: getattr(own, k) for k in free})
+    run = RunDir(path, replace(cfg, epochs=cfg.epochs if epochs is None else epochs),
+                 _Recorded(record), verbose=False)
+    try:
+        state = run._inspect(repair=False)
+    except RunError as err:
+        return "damaged", str(err)
+    if run._finished(state):
+        return "finished", f"{state.last['epoch'] + 1} epochs, every file verified"
+    done = 0 if state.last is None else state.last["epoch"] + 1
+    if done >= run.cfg.epochs:
+        return "incomplete", f"{done} epochs; files to complete from last.pt (done when it is opened)"
+    return "unfinished", f"{done} of {run.cfg.epochs} epochs"
 
 
 def read_state(path: Path) -> RunState:

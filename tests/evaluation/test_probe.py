@@ -1,8 +1,13 @@
 """Known-answer tests for galib.evaluation.probe."""
+import functools
+
 import pytest
 import torch
 
+from galib.evaluation import probe
+from galib.evaluation.features import PROBE_FIT
 from galib.evaluation.probe import evaluate_protocols, fit_probe, orbit_invariants
+from galib.tools.bench import reference_fit_probe
 
 
 def _blobs(n, k=4, d=20, sep=4.0, seed=0, weights=None):
@@ -21,14 +26,21 @@ def _split(X, y, n_train):
 
 # ----------------------------------------------------------------------------- fit_probe
 
-def test_one_hot_features_are_perfect():
+@pytest.fixture(params=[True, False], ids=["packed", "plain"])
+def pack(request, monkeypatch):
+    """Run a test on the MKL-packed design and on plain matmuls."""
+    monkeypatch.setattr(probe, "_PACK", request.param)
+    return request.param
+
+
+def test_one_hot_features_are_perfect(pack):
     y = torch.arange(300) % 5
     X = torch.nn.functional.one_hot(y, 5).float()
     res = fit_probe(X[:200], y[:200], X[200:], y[200:], max_iter=20)
     assert res.val_accuracy == 1.0 and res.accuracy(X, y) == 1.0
 
 
-def test_constant_features_give_majority_class():
+def test_constant_features_give_majority_class(pack):
     y = torch.tensor([0] * 60 + [1] * 25 + [2] * 15)[torch.randperm(100, generator=torch.Generator().manual_seed(0))]
     X = torch.full((100, 6), 3.7)
     res = fit_probe(X[:80], y[:80], X[80:], y[80:])
@@ -67,7 +79,7 @@ def test_fit_is_deterministic():
     assert a.val_accuracy == b.val_accuracy and a.l2 == b.l2 and a.val_scores == b.val_scores
 
 
-def test_separable_blobs_high_accuracy():
+def test_separable_blobs_high_accuracy(pack):
     X, y = _blobs(3000, k=6, d=40, sep=1.0, seed=3)
     Xtr, ytr, Xte, yte = _split(X, y, 2000)
     res = fit_probe(Xtr[:1500], ytr[:1500], Xtr[1500:], ytr[1500:])
@@ -95,6 +107,90 @@ def test_image_shaped_features_are_flattened():
     Xi = X.view(600, 2, 4, 4)
     a = fit_probe(Xi[:400], y[:400], Xi[400:], y[400:], max_iter=20)
     assert a.accuracy(Xi[400:], y[400:]) == a.accuracy(X[400:], y[400:]) > 0.9
+
+
+# ----------------------------------------------------------------------------- against today's fit
+
+@functools.lru_cache(maxsize=1)
+def _glyph_features():
+    """3000 / 1000 / 1000 glyph images through the paper encoder at initialisation with 6 latent
+    channels: F = 6 x 7 x 7 = 294 features with real structure (a probe reaches ~0.97)."""
+    from galib.datasets import load_dataset, to_float
+    from galib.evaluation.features import random_encoder
+    data = load_dataset("glyphs", seed=0, glyphs_sizes=(4000, 1000), verbose=False,
+                        val_fraction=0.25)
+    enc = random_encoder(6)
+    with torch.no_grad():
+        return tuple(t for s in (data.train, data.val, data.test)
+                     for t in (enc(to_float(s.images)).flatten(1), s.labels))
+
+
+@functools.lru_cache(maxsize=2)
+def _reference(max_iter):
+    Xtr, ytr, Xva, yva, _, _ = _glyph_features()
+    return reference_fit_probe(Xtr, ytr, Xva, yva, max_iter=max_iter)
+
+
+@pytest.fixture
+def one_thread():
+    """Scoring's thread count (and MKL's blocking), whatever the suite runs at."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("packed,max_iter",
+                         [(True, PROBE_FIT["max_iter"]), (True, 100), (False, 100)])
+def test_fit_agrees_with_the_autograd_fit(packed, max_iter, monkeypatch, one_thread):
+    """The written-out, packed fit against the fit it replaced (autograd closure, plain matmuls):
+    the same l2, and every validation accuracy of the grid and the test accuracy within 0.002."""
+    monkeypatch.setattr(probe, "_PACK", packed)
+    Xtr, ytr, Xva, yva, Xte, yte = _glyph_features()
+    assert Xtr.shape == (3000, 294)
+    ref = _reference(max_iter)
+    new = fit_probe(Xtr, ytr, Xva, yva, max_iter=max_iter)
+    assert new.l2 == ref.l2 and set(new.val_scores) == set(ref.val_scores)
+    assert 0.9 < ref.val_accuracy < 1.0
+    for l2, acc in ref.val_scores.items():
+        assert abs(new.val_scores[l2] - acc) <= 0.002, (l2, new.val_scores[l2], acc)
+    assert abs(new.accuracy(Xte, yte) - ref.accuracy(Xte, yte)) <= 0.002
+    assert new.val_accuracy == new.accuracy(Xva, yva)                 # cached val rows, same cut
+    assert new.n_iter == max_iter or new.grad_norm < 1e-3
+
+
+def test_the_packed_design_is_used_where_mkl_is():
+    Z = torch.randn(300, 40)
+    design = probe._Design(Z, 10)
+    if torch.backends.mkl.is_available() and hasattr(torch.ops.mkl, "_mkl_linear"):
+        assert design.packed and design.Z is None                     # Z itself is dropped
+    assert not probe._Design(Z.double(), 10).packed                    # float32 only
+    assert not probe._Design(Z, 10, pack=False).packed
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_written_out_loss_and_gradient_are_autograds(dtype):
+    g = torch.Generator().manual_seed(0)
+    Z, y = torch.randn(200, 30, generator=g, dtype=dtype), torch.randint(0, 4, (200,), generator=g)
+    W = torch.randn(4, 30, generator=g, dtype=dtype).requires_grad_()
+    b = torch.randn(4, generator=g, dtype=dtype).requires_grad_()
+    loss = torch.nn.functional.cross_entropy(Z @ W.T + b, y) + 0.01 * W.pow(2).sum()
+    loss.backward()
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    for pack in (True, False):
+        got = probe._loss_and_grad(probe._Design(Z, 4, pack=pack), W.detach(), b.detach(), y, 0.01)
+        for a, e in zip(got, (loss, W.grad, b.grad)):
+            assert torch.allclose(a, e.detach(), **tol), (pack, a, e)
+
+
+def test_reported_gradient_norm_is_the_one_of_the_returned_weights():
+    """The final gradient is the line search's last evaluation, reused: it must be the gradient
+    of the returned weights, bit for bit."""
+    X, y = _blobs(1200, k=5, d=30, sep=0.5, seed=2)
+    res = fit_probe(X[:900], y[:900], X[900:], y[900:], max_iter=15)
+    Z = probe._standardise(X[:900], res.mean, res.inv_std)
+    _, gW, gb = probe._loss_and_grad(probe._Design(Z, 5), res.W, res.b, y[:900], res.l2)
+    assert res.grad_norm == float(torch.cat([gW.flatten(), gb]).norm())
 
 
 # ----------------------------------------------------------------------------- orbit invariants

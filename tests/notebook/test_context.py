@@ -131,3 +131,33 @@ def test_relative_paths_known_answers(tmp_path):
 def test_source_commit_names_the_checkout():
     commit = context.source_commit()
     assert commit == "unknown" or len(commit.split("-")[0]) >= 7
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"taus": 0.5}, "taus must be a non-empty list of thresholds in (0, 1), e.g. [0.3, 0.5]; got 0.5"),
+    ({"taus": []}, "taus must be a non-empty list"),
+    ({"taus": [0.3, 1.5]}, "taus must be a non-empty list of thresholds in (0, 1)"),
+    ({"seeds": 42}, "seeds must be a list of training seeds"),
+    ({"seeds": [42, 2 ** 40]}, "seeds must be a list of training seeds, integers in [0, 1099511627775]"),
+    ({"probe_iters": 0}, "probe_iters must be a positive integer; got 0"),
+    ({"baselines": "ald"}, "baselines must be a non-empty list of baseline names; got 'ald'"),
+    ({"seed": 1099511627776000}, "seed must be an integer in [0, 1099511627775]; got 1099511627776000"),
+    ({"mask_seed": 2 ** 63}, "mask_seed must be an integer in [0, 9223372036854775807]"),
+])
+def test_notebook_parameters_are_checked_naming_the_parameter(params, match):
+    """Issue 27, 11 and 10: ``-p taus 0.5`` was "'float' object is not iterable", a huge seed an
+    overflow naming no field; both now one line naming the parameter, before any data is loaded
+    (train_config is what setup() and the sweep's plan call first)."""
+    from galib.notebook.context import notebook_config
+    with pytest.raises(ValueError) as err:
+        train_config(params)
+    assert match in str(err.value)
+    with pytest.raises(ValueError, match=r"^" + match.split(" ")[0]):
+        notebook_config("03_mask_sparsity_vs_tau", params)
+
+
+def test_the_notebooks_own_defaults_pass_the_checks():
+    from galib.notebook.context import notebook_config
+    from galib.experiments.registry import STEMS
+    for stem in STEMS:
+        notebook_config(stem, {})

@@ -58,6 +58,8 @@ def test_tiny_benchmark_run_writes_a_complete_report(tmp_path, capsys):
     assert len(res["speedup"]["epoch_paired"]) == 1                  # one ratio per repeat
     table = capsys.readouterr().out
     assert "galib speed-up over naive" in table and "MFLOP / train sample" in table
+    assert list(res["probe"]["variants"]) == list(bench.PROBE_VARIANTS)      # make bench scores too
+    assert res["probe"]["fit_over_training_epoch"] > 0 and "one galib probe fit" in table
 
 
 def test_default_pipelines_follow_the_cpu(monkeypatch):
@@ -67,9 +69,11 @@ def test_default_pipelines_follow_the_cpu(monkeypatch):
     assert bench.default_pipelines() == ["galib", "naive"]
 
 
-def test_unknown_pipeline_is_named(tmp_path):
-    with pytest.raises(ValueError, match=r"unknown pipelines \['fast'\]; choose from"):
+def test_unknown_pipeline_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit):
         bench.main(["--quick", "--pipelines", "galib,fast", "--out", str(tmp_path / "r.json")])
+    assert "--pipelines 'galib,fast': unknown ['fast']; choose from" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_speedups_pair_each_repeat():
@@ -140,3 +144,35 @@ def test_step_ab_times_every_variant(tmp_path):
     expected = [k for k, (amp, *_) in bench.STEP_VARIANTS.items() if native or not amp]
     assert list(res["cpu_ms_per_step"]) == expected
     assert all(v > 0 and math.isfinite(v) for v in res["cpu_ms_per_step"].values())
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--seed", "1099511627776000"], "argument --seed: must be an integer in [0, 1099511627775]"),
+    (["--threads", "0"], "argument --threads: must be an integer >= 1; got 0"),
+    (["--repeats", "-1"], "argument --repeats: must be an integer >= 0; got -1"),
+    (["--pipelines", "xx"], "--pipelines 'xx': unknown ['xx']"),
+    (["--epochs-fraction", "nan"], "--epochs-fraction must be in (0, 1]; got nan"),
+])
+def test_bad_values_are_one_line_before_anything_runs(argv, match, capsys):
+    """Issue 27: every CLI turns a bad value into one line (the error first, no usage block)."""
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and match in err[0] and len(err) == 2, err
+
+
+def test_quick_probe_section_compares_the_fits(tmp_path, capsys):
+    """Issue 24: the probe fit before and after, timed in one run; structure, never speed."""
+    out = tmp_path / "probe.json"
+    res = bench.main(["--quick", "--probe", "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(res))
+    m = res["meta"]
+    assert (m["n_train"], m["features"], m["threads"]) == (4 * bench.BATCH, 3136, 1)
+    assert m["repeats"] == 1
+    assert list(res["variants"]) == list(bench.PROBE_VARIANTS)
+    for name, v in res["variants"].items():
+        assert v["cpu_s"] > 0 and v["evals"] > 0 and math.isfinite(v["gflops"]), name
+        assert 0 <= v["max_val_diff"] <= 1 and v["l2"] in v["val_scores"], name   # see test_probe
+    assert res["variants"][bench.PROBE_BEFORE]["speedup"] == 1.0
+    assert res["matmul_gflops"]["peak"] > 0
+    assert "galib probe fit over the autograd fit" in capsys.readouterr().out

@@ -113,3 +113,81 @@ def test_other_profiles_do_not_write_into_the_committed_figures():
     for name in ("smoke", "paper"):
         assert pipeline.default_fig_dir(pipeline.load_profile(name)) == \
             (pipeline.ROOT / "runs" / name / "figures").resolve()
+
+
+# ----------------------------------------------------------------------------- issue 27: bad input
+def _write_profile(tmp_path, prof: dict):
+    import json
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(prof))
+    return str(path)
+
+
+def _nothing_made(tmp_path) -> bool:
+    return sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]
+
+
+def _fails_before_anything(tmp_path, capsys, profile: dict, extra=()) -> str:
+    """The pipeline and the sweep both refuse ``profile`` in one line, creating no folder."""
+    from galib.tools import sweep
+    prof = _write_profile(tmp_path, profile)
+    folders = ["--run-root", str(tmp_path / "runs")]
+    err = _main_fails(["--profile", prof, *folders, "--fig-dir", str(tmp_path / "figs"), *extra], capsys)
+    assert len(err.strip().splitlines()) == 1 and _nothing_made(tmp_path), err
+    if "--set" not in extra:
+        assert sweep.main(["--profile", prof, *folders, "--dry-run", *extra]) == 1
+        assert capsys.readouterr().err.strip() == err.strip().replace("[pipeline]", "[sweep]")
+    return err
+
+
+@pytest.mark.parametrize("profile,match", [
+    ({"common": {"epoch": 3}}, "common: unknown parameter(s) ['epoch'] ('epoch': did you mean 'epochs'?)"),
+    ({"notebooks": {"05_linear_probe": {"baseline": ["ald"]}}},
+     "notebooks.05_linear_probe: unknown parameter(s) ['baseline'] ('baseline': did you mean 'baselines'?)"),
+    ({"common": {"taus": [0.5]}}, "'taus' is not declared by 01_data_pairing, 02_training"),
+    ({"common": "epochs=3"}, "common must be a JSON object of parameters for every notebook"),
+    ({"notebooks": {"02_training": "x"}}, "notebooks.02_training must be a JSON object"),
+    ({"notebooks": []}, "notebooks must be a JSON object"),
+    ({"threads": 0}, "threads must be a positive integer; got 0"),
+])
+def test_unknown_profile_keys_and_entries_that_are_not_mappings(tmp_path, capsys, profile, match):
+    """Issue 27, 2 and 7: "epoch": 3 under common planned 5 epochs and exited 0; a string for
+    common was a TypeError traceback."""
+    assert match in _fails_before_anything(tmp_path, capsys, profile)
+
+
+@pytest.mark.parametrize("setting,match", [
+    ("nosuch_param=1", "--set: unknown parameter(s) ['nosuch_param'] ('nosuch_param' is declared by no notebook)"),
+    ("epochs=abc", "01_data_pairing: epochs must be a positive integer; got 'abc'"),
+    ("epochs=-1", "epochs must be a positive integer; got -1"),
+    ("tau=1.5", "tau must lie in the open interval (0, 1) and be a finite number; got 1.5"),
+    ("taus=0.5", "03_mask_sparsity_vs_tau: taus must be a non-empty list of thresholds in (0, 1)"),
+    ("seed=1099511627776000", "seed must be an integer in [0, 1099511627775]; got 1099511627776000"),
+    ("seeds=[42, 1e23]", "seeds must be a list of training seeds"),
+])
+def test_bad_set_values_are_one_line_and_leave_nothing(tmp_path, capsys, setting, match):
+    """Issue 27, 2, 6 and 10: a bad --set trained first, or gave a 30-line traceback and left empty
+    figure and run folders."""
+    common = {"dataset": "glyphs", "epochs": 1, "device": "cpu"}
+    assert match in _fails_before_anything(tmp_path, capsys, {"common": common}, ["--set", setting])
+
+
+@pytest.mark.parametrize("flag", ["--threads", "--jobs"])
+def test_zero_threads_or_jobs_are_refused_as_the_sweep_does(tmp_path, capsys, flag):
+    """Issue 27, 4: they quietly became the defaults."""
+    prof = _write_profile(tmp_path, {"common": {"dataset": "glyphs"}})
+    err = _main_fails(["--profile", prof, "--run-root", str(tmp_path / "r"), flag, "0"], capsys)
+    assert f"{flag} must be at least 1" in err and "got 0" in err and _nothing_made(tmp_path)
+
+
+def test_set_reaches_the_notebooks_that_declare_it(tmp_path):
+    prof = {"name": "p", "common": {"epochs": 2}}
+    over = {"taus": [0.3], "epochs": 4}
+    assert pipeline.flat_parameters(prof, "02_training", over) == {"epochs": 4, "interactive": False}
+    assert pipeline.flat_parameters(prof, "03_mask_sparsity_vs_tau", over)["taus"] == [0.3]
+
+
+def test_every_committed_profile_passes_its_checks():
+    from galib.tools.profiles import check_profile
+    for path in sorted(pipeline.PARAMS_DIR.glob("*.json")):
+        check_profile(pipeline.load_profile(path.stem))

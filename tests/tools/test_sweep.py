@@ -168,3 +168,33 @@ def test_a_profile_names_the_notebooks_it_is_for(capsys):
     assert main(["--profile", "smoke", "--dataset", "no-such", "--dry-run"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("[sweep] FAILED: ValueError: unknown dataset 'no-such'") and "Traceback" not in err
+
+
+def test_a_damaged_run_is_not_counted_finished(tmp_path, monkeypatch, capsys):
+    """Issue 27, 1: a finished run whose last.pt was cut to 1000 bytes was "already finished"
+    (history.json's rows were counted); now it is reported and handed to the engine, whose
+    trainer refuses it naming --repair (the sweep's failure line then says how)."""
+    from galib.experiments.plan import train_or_load
+    from galib.tools import sweep as sweep_mod
+    from tests.synthetic import synthetic_splits
+    cfg = TrainConfig(dataset="glyphs", epochs=1, latent_channels=8, device="cpu", seed=0)
+    plan = [Training("ok", cfg, str(tmp_path / "ok"), DataRequest.of(cfg)),
+            Training("cut", cfg, str(tmp_path / "cut"), DataRequest.of(cfg))]
+    data = synthetic_splits(n_train=64, n_val=16, n_test=16)
+    for t in plan:
+        train_or_load(t, data)
+    with open(tmp_path / "cut" / "last.pt", "r+b") as f:
+        f.truncate(1000)
+    handed = []
+
+    class Engine:
+        def close(self):
+            pass
+    monkeypatch.setattr(sweep_mod, "make_engine", lambda *_a: Engine())
+    monkeypatch.setattr(sweep_mod, "run_plan", lambda todo, *_a, **_k: handed.extend(todo) or [])
+    sweep(plan, progress=False)
+    out = capsys.readouterr().out
+    assert [t.key for t in handed] == ["cut"]
+    assert "2 trainings, 1 already finished, 1 to run" in out
+    assert "[sweep] cut: not counted as finished, its run folder does not verify:" in out
+    assert "last.pt is damaged" in out
