@@ -117,9 +117,10 @@ class Recorder:
 
 
 def _finished(run_dir: Path, epochs: int) -> bool:
-    import json
+    """A seed's history holds ``epochs`` rows, or says the replay stopped after a divergence."""
     try:
-        return len(json.loads((run_dir / "history.json").read_text())["history"]) >= epochs
+        doc = json.loads((run_dir / "history.json").read_text())
+        return len(doc["history"]) >= epochs or "stopped" in doc
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -221,6 +222,8 @@ def replay_seed(script: Path, seed: int, epochs: int, run_dir: Path, meta: dict,
         save_json({**meta, "replay_of_galib_seed": seed, "history": history}, run_dir / "history.json")
         div = divergence_epoch(history, factor)
         if div is not None and epoch + 1 >= div + 2:
+            save_json({**meta, "replay_of_galib_seed": seed, "stopped": f"2 epochs after its divergence at {div}",
+                       "history": history}, run_dir / "history.json")
             break
     return history
 
@@ -298,23 +301,17 @@ def main(argv: list[str] | None = None) -> None:
         save_json(res, out / "check_steps.json")
         print(json.dumps(res, indent=1))
         return
-    if args.replay:
-        for seed in args.seeds:
-            run_dir = out / f"galib_seed{seed}"
-            if _finished(run_dir, args.epochs):
-                print(f"[reference] replay of galib seed {seed}: finished ({run_dir})")
-                continue
-            print(f"[reference] replay of galib seed {seed}: up to {args.epochs} epochs → {run_dir}", flush=True)
-            replay_seed(script, seed, args.epochs, run_dir, meta)
-        return
     for seed in args.seeds:
-        run_dir = out / f"seed{seed}"
+        replay = "replay of galib seed" if args.replay else "seed"
+        run_dir = out / (f"galib_seed{seed}" if args.replay else f"seed{seed}")
         if _finished(run_dir, args.epochs):
-            print(f"[reference] seed {seed}: finished ({run_dir})")
+            print(f"[reference] {replay} {seed}: finished ({run_dir})")
             continue
-        print(f"[reference] seed {seed}: {args.epochs} epochs → {run_dir}", flush=True)
-        run_seed(script, seed, args.epochs, splits, run_dir, meta)
-
+        print(f"[reference] {replay} {seed}: {args.epochs} epochs → {run_dir}", flush=True)
+        if args.replay:
+            replay_seed(script, seed, args.epochs, run_dir, meta)
+        else:
+            run_seed(script, seed, args.epochs, splits, run_dir, meta)
 
 if __name__ == "__main__":
     main()
