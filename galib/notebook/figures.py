@@ -307,6 +307,9 @@ def plot_diagnostics(histories: Mapping[str, Sequence[Mapping]], out_path=None, 
                 ax.plot([h["epoch"] for h in rows], [h[key] for h in rows], lw=1.3, label=name)
             if key == "const_drive":
                 ax.axhline(0, color="0.5", lw=0.8)
+            if not any(key in h for hist in histories.values() for h in hist):
+                ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
+                continue
             ax.set_yscale(scale)
             ax.set_title(label, fontsize=9)
             ax.set_xlabel("epoch")
