@@ -102,12 +102,13 @@ def test_machine_load_takes_the_larger_reading(monkeypatch):
 def test_configure_threads_applies_and_prints(monkeypatch, capsys):
     before = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(devices.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(devices, "available_cores", lambda: 4)      # the process's CPU affinity
     try:
         assert devices.configure_threads(3) == 3 and torch.get_num_threads() == 3
         assert devices.configure_threads(9, workers=2) == 2          # never more than the cores
-        monkeypatch.setattr(devices, "machine_load", lambda: 0.0)
-        assert devices.configure_threads() == 1                       # fixed default, whatever the load
+        monkeypatch.setattr(devices, "machine_load", lambda: 3.0)
+        assert devices.configure_threads() == 4                       # the cores available, whatever the load
+        assert devices.configure_threads(workers=2) == 2               # shared by the workers
         monkeypatch.setattr(devices, "machine_load", lambda: 3.0)
         assert devices.configure_threads(adaptive=True) == 1
         monkeypatch.setattr(devices, "machine_load", lambda: 0.0)
@@ -119,6 +120,7 @@ def test_configure_threads_applies_and_prints(monkeypatch, capsys):
         assert "[galib] torch threads: 3 (asked for 3)" in out
         assert "[galib] torch threads: 1 (3.0 of 4 cores busy with other processes)" in out
         assert "[galib] torch threads: 4 (machine idle" in out
+        assert "[galib] torch threads: 4 (the cores available to this process (4))" in out
         with pytest.raises(ValueError, match="threads must be a positive integer or None; got 0"):
             devices.configure_threads(0)
     finally:

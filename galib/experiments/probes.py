@@ -208,7 +208,8 @@ def control_sentence(comparisons: list[dict]) -> str:
     by = {v: [c["key"] for c in comparisons if c["verdict"] == v]
           for v in ("better", "worse", "equivalent", "inconclusive")}
     c0 = comparisons[0]
-    text = (f"Paired over {c0['n_seeds']} seeds {c0['seeds']} (learned mask against the mean of {c0['n_draws']} "
+    listed = f" {c0['seeds']}" if c0.get("seeds") else ""
+    text = (f"Paired over {c0['n_seeds']} seeds{listed} (learned mask against the mean of {c0['n_draws']} "
             f"random mask draw{'s' if c0['n_draws'] > 1 else ''} of the same size, 95 % t intervals): "
             f"better on {', '.join(by['better']) or 'nothing'}; worse on "
             f"{', '.join(by['worse']) or 'nothing'}; equivalent within the margin on "
