@@ -28,7 +28,10 @@ Targets (``targets=``):
 - ``detached`` — the paper's: ``T_g x`` is encoded without gradient (``sg`` above).
 - ``both-ways`` — ``T_g x`` is encoded with gradient, so ``L_inv`` and ``L_const`` pull both
   sides together (the sum of the loss taken from ``x`` to ``T_g x`` and back, halved: the same
-  value, and the gradient of the undetached loss). A detached target grows with the encoder that
+  value, and the gradient of the undetached loss).
+- ``scale-free`` — detached, but both sides of ``L_inv`` and ``L_const`` are first centred per
+  channel (over batch and grid) and divided by their RMS: the losses are blind to an offset and a
+  scale of ``z_i`` / ``z_v``, so they exert no force on either. A detached target grows with the encoder that
   chases it: when ``r² = E‖z_v(T_g x)‖² / E‖z_v(x)‖²`` exceeds ``1 + e`` (``e`` the relative
   consistency error) each step scales ``z_v`` up (``galib.train.diagnostics``, ``const_drive``);
   with both sides trained, scaling ``z_v`` only ever raises the loss.
@@ -57,7 +60,15 @@ def resolve_consistency(consistency: str, group) -> str:
 
 
 INVARIANCE = ("mse", "normalised")
-TARGETS = ("detached", "both-ways")
+TARGETS = ("detached", "both-ways", "scale-free")
+
+
+def _standardised(t: torch.Tensor) -> torch.Tensor:
+    """``t`` centred per channel over the batch and the grid and divided by its overall RMS: what
+    is left cannot be changed by an offset or a scale of ``t`` (the ``scale-free`` targets)."""
+    dims = (0,) + tuple(range(2, t.dim()))
+    c = t - t.mean(dims, keepdim=True)                                   # (B, C, *S) centred per channel
+    return c / c.pow(2).mean().add(1e-12).sqrt()
 
 
 def invariance_loss(z_i: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
@@ -84,15 +95,18 @@ def ald_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor,
         raise ValueError(f"unknown targets {targets!r}; choose one of {list(TARGETS)}")
     out = model(x, g)                                         # recon, z_i, phi_z_v: grad flows
     midpoint = resolve_consistency(consistency, model.group) == "midpoint"
-    detached = targets == "detached"
+    detached = targets != "both-ways"                          # scale-free targets are detached too
     with torch.set_grad_enabled(torch.is_grad_enabled() and not detached):
         zt_i, zt_v = model.split(model.encode(gx), hard=detached)  # [sg] z_i(T_g x), z_v(T_g x)
         if midpoint:
             h1, h2 = model.group.balanced_split(g)             # h2⁻¹ h1 = g
             zt_v = model.act(zt_v, h2)                         # sg[Phi_h2 z_v(T_g x)]
     recon = F.mse_loss(out["recon"], gx)
-    inv = invariance_loss(out["z_i"], zt_i, invariance)
-    const = F.mse_loss(model.act(out["z_v"], h1) if midpoint else out["phi_z_v"], zt_v)
+    pred_i, pred_v = out["z_i"], model.act(out["z_v"], h1) if midpoint else out["phi_z_v"]
+    if targets == "scale-free":
+        pred_i, zt_i, pred_v, zt_v = map(_standardised, (pred_i, zt_i, pred_v, zt_v))
+    inv = invariance_loss(pred_i, zt_i, invariance)
+    const = F.mse_loss(pred_v, zt_v)
     total = recon + lambda_inv * inv + lambda_const * const
     return {"loss": total, "recon": recon, "inv": inv, "const": const}
 

@@ -25,6 +25,7 @@ REMEDIES = {
     "random-pose": {"pose": "random"},
     "both-ways": {"targets": "both-ways"},
     "weight-decay": {"weight_decay": 0.01},
+    "scale-free": {"targets": "scale-free"},
 }
 
 

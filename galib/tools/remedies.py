@@ -99,7 +99,7 @@ def plot(records: list[dict], path: Path):
     import matplotlib.pyplot as plt
     cases = [c.name for c in CASES if any(r["case"] == c.name for r in records)]
     fig, axes = plt.subplots(2, len(cases), figsize=(3.2 * len(cases), 5.6), squeeze=False)
-    colours = dict(zip(REMEDIES, ("k", "tab:blue", "tab:orange", "tab:green")))
+    colours = dict(zip(REMEDIES, ("k", "tab:blue", "tab:orange", "tab:green", "tab:purple")))
     for j, case in enumerate(cases):
         for r in (r for r in records if r["case"] == case):
             ep = range(1, len(r["val_loss"]) + 1)

@@ -81,7 +81,8 @@ class TrainConfig:
                    "random (T_h x for a random h, so both images of a pair are alike in "
                    "distribution; see docs/stability.md)", POSES)
     targets: str = _f("detached", "targets of L_inv and L_const: detached (the paper: T_g x encoded "
-                      "without gradient) | both-ways (both sides trained; see galib.losses)", TARGETS)
+                      "without gradient) | both-ways (both sides trained) | scale-free (detached, both "
+                      "sides centred and normalised; see galib.losses)", TARGETS)
     weight_decay: float = _f(0.0, "decoupled weight decay (AdamW) per step, finite and >= 0; 0 = Adam "
                              "(the paper)")
     threads: int | None = _f(None, "torch threads of the training; None: the count its run recorded (a "
