@@ -129,11 +129,17 @@ def run_seed(script: Path, seed: int, epochs: int, splits, run_dir: Path, meta: 
     """Run the patched script once; returns its history."""
     run_dir.mkdir(parents=True, exist_ok=True)
     recorder = Recorder(seed, epochs, splits, run_dir, {**meta, "seed": seed, "epochs": epochs})
+    _exec_script(script, recorder)
+    return recorder.history
+
+
+def _exec_script(script: Path, recorder: "Recorder") -> types.ModuleType:
+    """The patched script run as a module, with ``recorder`` as its ``_galib``."""
     code = compile(patched_source(script.read_text()), str(script), "exec")
     module = types.ModuleType("rotated_mnist_reference")
     module.__dict__["_galib"] = recorder
     exec(code, module.__dict__)                                  # noqa: S102 (the user's script)
-    return recorder.history
+    return module
 
 
 # galib's parameter names → the script's (same shapes; the script nests its Sequentials one deeper)
@@ -142,12 +148,7 @@ PARAMETER_NAMES = {"encoder.": "encoder.encoder.", "decoder.": "decoder.decoder.
 
 def script_module(script: Path, splits) -> types.ModuleType:
     """The patched script run with 0 epochs: its model, optimiser and functions, nothing trained."""
-    recorder = Recorder(0, 0, splits, Path("."), {})
-    code = compile(patched_source(script.read_text()), str(script), "exec")
-    module = types.ModuleType("rotated_mnist_reference")
-    module.__dict__["_galib"] = recorder
-    exec(code, module.__dict__)                                  # noqa: S102 (the user's script)
-    return module
+    return _exec_script(script, Recorder(0, 0, splits, Path("."), {}))
 
 
 def check_steps(script: Path, splits, seed: int = 0, steps: int = 50, fused: bool = True) -> dict:
