@@ -99,14 +99,17 @@ def source_commit() -> str:
 
 def relative_paths(obj, root: Path | None = None):
     """``obj`` with every ``<root>/…`` in its strings made relative to ``root`` (default
-    :func:`home`), so a file written here reads the same on any machine."""
+    :func:`home`), and then the user's home folder written ``~`` (run roots kept outside the
+    checkout), so a file written here reads the same on any machine."""
     root = str(root or home())
     if isinstance(obj, dict):
         return {k: relative_paths(v, Path(root)) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [relative_paths(v, Path(root)) for v in obj]
     if isinstance(obj, str):
-        return obj.replace(root + os.sep, "").replace(root, ".")
+        user = str(Path.home())
+        text = obj.replace(root + os.sep, "").replace(root, ".")
+        return text.replace(user + os.sep, "~" + os.sep) if user not in ("", os.sep) else text
     return obj
 
 

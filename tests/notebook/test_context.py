@@ -161,3 +161,12 @@ def test_the_notebooks_own_defaults_pass_the_checks():
     from galib.experiments.registry import STEMS
     for stem in STEMS:
         notebook_config(stem, {})
+
+
+def test_relative_paths_write_the_home_folder_as_tilde(tmp_path):
+    from pathlib import Path
+
+    from galib.notebook.context import relative_paths
+    user = str(Path.home())
+    got = relative_paths({"a": f"{tmp_path}/x", "b": [f"{user}/runs/r"]}, root=tmp_path)
+    assert got == {"a": "x", "b": ["~/runs/r"]}
