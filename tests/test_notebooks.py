@@ -139,14 +139,17 @@ def smoke(smoke_run):
     return smoke_run[0]
 
 
-def test_the_sweep_trains_every_run_and_the_kernels_none(smoke_run):
-    """The pipeline sweeps the plan first; the notebooks then run under GALIB_EXPECT_TRAINED, so a
-    run outside the plan would have failed a cell — and no kernel printed an epoch line."""
+def test_the_sweep_trains_and_scores_everything_and_the_kernels_nothing(smoke_run):
+    """The pipeline sweeps the plan first, trainings and scorings; the notebooks then run under
+    GALIB_EXPECT_TRAINED, so a run or a row outside the plan would have failed a cell — and no
+    kernel printed an epoch line or scored a row."""
     out = smoke_run[1].stdout
-    assert "[sweep] 32 trainings, 0 already finished, 32 to run" in out
-    assert "[sweep] 32 of 32 trainings done" in out
+    assert "[sweep] 32 trainings, 0 already finished, 32 to run; 36 scorings, 36 to score" in out
+    assert "[sweep] 68 of 68 tasks done (44 epochs trained now, 36 scorings" in out
     kernel_epochs = [ln for ln in out.splitlines() if re.match(r"\s*\[\d\d_\w+\] epoch\s+\d+/", ln)]
     assert kernel_epochs == []
+    kernel_scored = [ln for ln in out.splitlines() if re.match(r"\s*\[\d\d_\w+\] .*evaluated in", ln)]
+    assert kernel_scored == [] and "reusing" in out
     assert "running over TCP without encryption" not in smoke_run[1].stderr
 
 
@@ -316,8 +319,10 @@ def test_05_linear_probe(smoke):
                 val.setdefault((r["name"], f), []).append(r[f"probe/{f}/val_b"])
     means = {k: sum(v) / len(v) for k, v in val.items()}
     assert means[(best["baseline"], best["feature"])] == pytest.approx(max(means.values()))
-    cm = m["confusion"]["matrix"]
-    assert len(cm) == 10 and sum(map(sum, cm)) == 256
+    cm = m["confusion"]["matrix"]              # the rows' own protocol-b fits, summed over 2 seeds
+    assert len(cm) == 10 and sum(map(sum, cm)) == 2 * 256
+    accs = [r[f"probe/{best['feature']}/b"] for r in m["rows"] if r["name"] == best["baseline"]]
+    assert m["confusion"]["accuracy"] == pytest.approx(sum(accs) / len(accs))
     assert m["confusion"]["accuracy"] > chance
     _pngs(smoke, "05_linear_probe", ["probe_bars.png", "confusion.png"])
     assert (smoke / "05_linear_probe" / "probe_table.md").is_file()

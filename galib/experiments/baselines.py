@@ -45,6 +45,7 @@ seeds. The command line is :mod:`galib.tools.baselines`.
 """
 from __future__ import annotations
 
+import functools
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
@@ -217,6 +218,51 @@ def run_baselines(base_cfg: TrainConfig, names=DEFAULT_NAMES, run_root: str | Pa
     return rows
 
 
+def score_baseline(base_cfg: TrainConfig, name: str, seed: int, run_root: str | Path,
+                   settings: EvalSettings, data: DataRequest | DataSplits, first_seed: int | None = None,
+                   verbose: bool = True) -> dict:
+    """The row of baseline ``name`` at training seed ``seed`` exactly as :func:`run_baselines`
+    makes (and caches) it: the sweep's scoring task. ``data``: the notebook's data (or the request
+    that loads it). An untrained baseline's row is the one of ``first_seed`` (the study's first
+    seed; default ``seed``), where run_baselines keeps it."""
+    base_cfg = base_cfg.validate()
+    request = data if isinstance(data, DataRequest) else DataRequest.of(base_cfg)
+    data = data.load() if isinstance(data, DataRequest) else data
+    names = [RANDOM_CONTROLS[name][0], name] if name in RANDOM_CONTROLS else [name]
+    plan = {t.key: t for t in baseline_trainings(base_cfg, names, run_root, [seed], request)}
+    study = _Study(plan, data, base_cfg.group, settings, False, verbose)
+    t = plan.get(f"baselines/{name}/seed{seed}")
+    if t is None:
+        seed = seed if first_seed is None else int(first_seed)
+    return study.row(name, seed, t, Path(t.run_dir) if t else run_dir_of(run_root, name, seed, base_cfg.seed))
+
+
+def baseline_scorings(base_cfg: TrainConfig, names, run_root: str | Path, seeds, settings: EvalSettings,
+                      data: DataRequest, prefix: str = "baselines") -> list:
+    """The scoring tasks of :func:`run_baselines` with these arguments: one per row it scores
+    (each trained baseline and seed, needing that training; each untrained baseline once), keys
+    ``<prefix>/rows/<name>/seed<s>``."""
+    from .plan import Scoring
+    base_cfg = base_cfg.validate()
+    seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
+    trainings = {t.key: t for t in baseline_trainings(base_cfg, names, run_root, seeds, data, prefix)}
+    out = []
+    for s in seeds:
+        for name in names:
+            t = trainings.get(f"{prefix}/{name}/seed{s}")
+            if t is None and s != seeds[0]:
+                continue                               # an untrained baseline: scored once
+            spec = BASELINES[name]
+            out.append(Scoring(f"{prefix}/rows/{name}/seed{s}",
+                               t.run_dir if t else str(run_dir_of(run_root, name, s, base_cfg.seed)),
+                               functools.partial(score_baseline, base_cfg, name, s, run_root, settings,
+                                                 data, seeds[0]),
+                               needs=(t.key,) + t.needs if t else (),
+                               fits=float(settings.probe) * len(spec.features),
+                               images=settings.max_images or 0))
+    return out
+
+
 def _score_in_processes(base_cfg: TrainConfig, names, run_root, data: DataSplits,
                         settings: EvalSettings, seeds, verbose: bool) -> None:
     """Score the rows whose ``row.json`` is missing in ``settings.jobs`` processes, one task per
@@ -299,9 +345,9 @@ def _score(model, data: DataSplits, spec: Baseline, group: str, settings: EvalSe
     if settings.probe:
         found = probe_model(model, data, features=spec.features, seed=settings.seed, group=group,
                             split=spec.split, **settings.probe_kwargs())
-        for feat, res in found.items():            # a, b, c, val_*, b/<element>, dim, iters …
+        for feat, res in found.items():            # a, b, c, val_*, b/<element>, dim, iters, cm_b …
             row.update({f"probe/{feat}/{k}": v for k, v in res.items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
+                        if k == "cm_b" or (isinstance(v, (int, float)) and not isinstance(v, bool))})
     return row
 
 

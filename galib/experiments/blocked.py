@@ -16,12 +16,13 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 from pathlib import Path
+from typing import Mapping
 
 from ..evaluation.block import block_pictures, block_scores
 from ..evaluation.spread import aggregate
 from ..evaluation.stats import paired_comparison
 from ..train import TrainConfig
-from .baselines import BASELINES, baseline_trainings, run_baselines
+from .baselines import BASELINES, baseline_scorings, baseline_trainings, run_baselines
 from .plan import DataRequest, Training, train_or_load
 from .probes import paired_values
 from .rows import EvalSettings
@@ -64,9 +65,7 @@ def blocked_study(base_cfg: TrainConfig, datasets, run_root: str | Path, seeds=N
     """One row per (dataset, model, training seed): every test score of ``run_baselines`` (no
     probes) and every block score, on the first ``settings.max_images`` test images (default 512),
     the group elements drawn from ``settings.seed``."""
-    settings = settings or EvalSettings(probe=False, max_images=512)
-    extra = functools.partial(_block_extra, n_images=settings.max_images, seed=settings.seed)
-    settings = replace(settings, probe=False, extra=extra)
+    settings = block_settings(settings)
     rows = []
     for name in datasets:
         cfg = replace(base_cfg, dataset=name)
@@ -74,6 +73,32 @@ def blocked_study(base_cfg: TrainConfig, datasets, run_root: str | Path, seeds=N
         rows += run_baselines(cfg, models, dataset_dir(run_root, name), data=data, settings=settings,
                               seeds=seeds, progress=progress, verbose=verbose)
     return rows
+
+
+def eval_settings(params: Mapping) -> EvalSettings:
+    """How notebook 06 scores its rows, from its parameters (the sweep scores them alike)."""
+    return EvalSettings(seed=int(params["seed"]), probe=False, max_images=params.get("n_images"),
+                        max_test=params.get("max_test"))
+
+
+def block_settings(settings: EvalSettings | None = None) -> EvalSettings:
+    """How the study scores (no probes; the block scores as the extra), from the notebook's."""
+    settings = settings or EvalSettings(probe=False, max_images=512)
+    extra = functools.partial(_block_extra, n_images=settings.max_images, seed=settings.seed)
+    return replace(settings, probe=False, extra=extra)
+
+
+def blocked_scorings(base_cfg: TrainConfig, datasets, run_root: str | Path, seeds=None,
+                     models=BLOCKED_MODELS, settings: EvalSettings | None = None) -> list:
+    """The scoring tasks of :func:`blocked_study` with these arguments: one per row (keys
+    ``blocked/<dataset>/rows/<model>/seed<s>``, needing :func:`blocked_trainings`' runs)."""
+    settings = block_settings(settings)
+    out = []
+    for name in datasets:
+        cfg = replace(base_cfg, dataset=name)
+        out += baseline_scorings(cfg, models, dataset_dir(run_root, name), seeds, settings,
+                                 DataRequest.of(cfg, max_test=settings.max_test), prefix=f"blocked/{name}")
+    return out
 
 
 def block_table(rows: list[dict]) -> list[dict]:

@@ -17,12 +17,14 @@ checked on every pipeline run.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import json
 import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -31,6 +33,7 @@ from ..devices import configure_threads
 from ..train import TrainConfig, TrainResult, runs, train
 
 EXPECT_ENV = "GALIB_EXPECT_TRAINED"
+_SCORING_TASK = contextvars.ContextVar("galib_scoring_task", default=False)
 
 
 class NotSweptError(RuntimeError):
@@ -73,6 +76,21 @@ class Training:
     data: DataRequest
     needs: tuple[str, ...] = ()   # keys of trainings that must finish first
     derive: str | None = None     # how the config is completed from ``needs`` (see DERIVE)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """One scoring task of a plan: rows (or other cached scores) of finished runs, computed once
+    and kept in the run folders (:mod:`galib.experiments.rows`), which the notebooks then only
+    read. ``score`` is a picklable call (a :func:`functools.partial` of the study function the
+    notebook calls, with the notebook's own settings), so the sweep and the notebook compute, and
+    look up, the same row."""
+    key: str                      # readable and unique in its plan, e.g. "05:rows/random/seed43"
+    run_dir: str                  # folder of the run it scores (its log: <run_dir>/score.log)
+    score: Callable               # score() computes the rows it misses (or reads them)
+    needs: tuple[str, ...] = ()   # keys of the trainings it reads
+    fits: float = 0.0             # feature columns its linear probes fit (the dry run's estimate)
+    images: int = 0               # images it encodes (the dry run's estimate)
 
 
 def run_folder(root: str | Path, name: str, seed: int | None = None, base_seed: int | None = None) -> Path:
@@ -159,6 +177,17 @@ def expect_trained() -> bool:
     return os.environ.get(EXPECT_ENV, "") not in ("", "0")
 
 
+def in_scoring_task() -> bool:
+    """Whether this code runs inside a sweep's :class:`Scoring` task (which scores what the
+    cache misses, but never trains)."""
+    return _SCORING_TASK.get()
+
+
+def log_name(task) -> str:
+    """The log file a sweep writes for ``task`` in its run folder."""
+    return "score.log" if isinstance(task, Scoring) else "sweep.log"
+
+
 def train_or_load(training: Training, data: DataSplits | None = None, plan=None,
                   progress: bool = False, verbose: bool = False) -> TrainResult:
     """Load the finished run of ``training`` or train it (resuming what is there). ``data`` is
@@ -175,33 +204,62 @@ def train_or_load(training: Training, data: DataSplits | None = None, plan=None,
     return train(cfg, run_dir=training.run_dir, data=data, progress=progress, verbose=verbose)
 
 
-def execute(training: Training, plan: dict | None = None, threads: int | None = None,
+def execute(task: Training | Scoring, plan: dict | None = None, threads: int | None = None,
             log: bool = True) -> dict:
-    """Run one training in this process (what a sweep worker calls): set ``threads``
-    (:func:`galib.devices.configure_threads`), load the data, complete the config, train or load. Output goes to ``<run_dir>/sweep.log`` when ``log``.
-    Returns ``key``, ``epochs``, ``trained`` (epochs run now), ``seconds``."""
-    run_dir = Path(training.run_dir)
+    """Run one task in this process (what a sweep worker calls) with ``threads``
+    (:func:`galib.devices.configure_threads`). A training: load the data, complete the config,
+    train or load; output goes to ``<run_dir>/sweep.log`` when ``log``; returns ``key``,
+    ``epochs``, ``trained`` (epochs run now), ``seconds``, ``threads``. A :class:`Scoring`: score
+    what its cache misses, never training (its trainings are finished); output to
+    ``<run_dir>/score.log``; returns ``key``, ``scored`` (True), ``seconds``, ``threads``."""
+    run_dir = Path(task.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    sink = open(run_dir / "sweep.log", "a") if log else None
+    scoring = isinstance(task, Scoring)
+    sink = open(run_dir / log_name(task), "a") if log else None
     try:
         with (contextlib.redirect_stdout(sink) if sink else contextlib.nullcontext()), \
                 (contextlib.redirect_stderr(sink) if sink else contextlib.nullcontext()):
             configure_threads(int(threads) if threads else None)
+            if scoring:
+                token = _SCORING_TASK.set(True)
+                try:
+                    with expecting_trained():
+                        task.score()
+                finally:
+                    _SCORING_TASK.reset(token)
+                return {"key": task.key, "scored": True, "seconds": time.perf_counter() - t0,
+                        "threads": torch.get_num_threads()}
             before = epochs_done(run_dir)
-            res = train_or_load(training, plan=plan, verbose=True)
+            res = train_or_load(task, plan=plan, verbose=True)
     finally:
         if sink:
             sink.close()
-    return {"key": training.key, "epochs": len(res.history), "trained": len(res.history) - before,
+    return {"key": task.key, "epochs": len(res.history), "trained": len(res.history) - before,
             "seconds": time.perf_counter() - t0, "threads": torch.get_num_threads()}
 
 
+@contextlib.contextmanager
+def expecting_trained(value: bool = True):
+    """``GALIB_EXPECT_TRAINED`` set to ``1`` (``value``) inside, restored after."""
+    saved = os.environ.get(EXPECT_ENV)
+    if value:
+        os.environ[EXPECT_ENV] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(EXPECT_ENV, None)
+        else:
+            os.environ[EXPECT_ENV] = saved
+
+
 # ----------------------------------------------------------------------------- plans
-def merge(trainings) -> list[Training]:
+def merge(trainings, scorings=()) -> list[Training | Scoring]:
     """One entry per run folder (02, 04 and 05 share runs), dependencies first; a need on a
     merged-away key is pointed at the entry kept for its folder. Two different trainings that
-    want one folder are an error."""
+    want one folder are an error. ``scorings`` (:class:`Scoring`) follow, their needs pointed
+    the same way, one per key."""
     kept: dict[str, Training] = {}
     alias: dict[str, str] = {}
     for t in trainings:
@@ -212,8 +270,9 @@ def merge(trainings) -> list[Training]:
             raise ValueError(f"two trainings want one run folder {t.run_dir}: {old.key} and {t.key} "
                              f"differ ({_diff(old, t)})")
         alias[t.key] = kept[t.run_dir].key
+    scored = {s.key: s for s in scorings}
     out = [replace(t, needs=tuple(dict.fromkeys(alias.get(n, n) for n in t.needs)))
-           for t in kept.values()]
+           for t in [*kept.values(), *scored.values()]]
     return order(out)
 
 
@@ -229,7 +288,7 @@ def _diff(a: Training, b: Training) -> str:
     return ", ".join(f"{k}: {ca[k]!r} vs {cb[k]!r}" for k in ca if ca[k] != cb[k]) or "data differs"
 
 
-def order(trainings: list[Training]) -> list[Training]:
+def order(trainings: list) -> list:
     """Dependencies first (stable otherwise); a need outside the list or a cycle is an error."""
     keys = {t.key for t in trainings}
     for t in trainings:

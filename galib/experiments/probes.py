@@ -7,29 +7,31 @@ designs of the invariant part, and the confusion matrix of the best invariant fe
 * :func:`design_table` / :func:`design_sentence`: the designs of ``z_i`` side by side;
   :func:`design_trainings` / :func:`design_models` are 04's plan and its models;
 * :func:`best_invariant` picks the best invariant feature under protocol b;
-  :func:`probe_confusion` refits that probe and returns its confusion matrix on transformed test
-  images; :func:`describe_confusions` says in words which classes it mixes up (and whether 6↔9 is
-  among them); :func:`invariant_confusion` does all three.
+  :func:`invariant_confusion` sums the confusion counts of its rows' own protocol-b fits and
+  :func:`describe_confusions` says in words which classes it mixes up (and whether 6↔9 is among
+  them);
+* the scoring tasks beside the rows (:mod:`galib.experiments.rows`): :func:`budget_scores` (is the
+  probe limited by its budget?) and 04's :func:`swap_numbers`, each computed once per run.
 """
 from __future__ import annotations
 
 import functools
 import math
 from pathlib import Path
+from typing import Mapping
 
 import torch
 
 from ..datasets import DataSplits
-from ..evaluation.features import compute_features, probe_model, probe_sets
-from ..evaluation.probe import fit_probe
+from ..evaluation.features import PROBE_FIT, probe_model
 from ..evaluation.spread import aggregate
 from ..evaluation.stats import paired_comparison
 from ..evaluation.swap import swap_scores
-from ..groups import get_group
 from ..train import TrainConfig
-from .baselines import BASELINES, RANDOM_CONTROLS, baseline_trainings
-from .plan import Training, train_or_load
-from .training import DIVERGENCE_FACTOR
+from .baselines import BASELINES, RANDOM_CONTROLS, baseline_trainings, score_baseline
+from .plan import DataRequest, Scoring, Training, train_or_load
+from .rows import EvalSettings, cached_scores
+from .training import DIVERGENCE_FACTOR, ald_training, run_identity
 
 INVARIANT_FEATURES = ("z_i", "orbit")     # features meant not to change under the group
 FEATURE_LABELS = {"orbit": "orbit inv. of z_v"}   # how figures name a probe feature
@@ -57,25 +59,6 @@ def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor, n_classes: int)
     """Counts ``(K, K)``: rows true class, columns predicted class."""
     idx = y_true.reshape(-1).long() * n_classes + y_pred.reshape(-1).long()
     return torch.bincount(idx.cpu(), minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-
-
-def probe_confusion(model, data: DataSplits, feature: str, split: str = "mask", seed: int = 0,
-                    max_train: int | None = None, probe_iters: int = 100) -> dict:
-    """Protocol b for one feature: a probe fitted on upright training images (l2 chosen on upright
-    validation images) predicts test images each transformed by a random group element (drawn
-    from ``seed``). Returns ``cm`` (K, K counts), ``accuracy``, ``feature``."""
-    group = get_group(model.group)
-    sets = probe_sets(data, max_train)
-    train_set, val_set = sets["train"], sets["val"]
-    g = group.sample(len(data.test), torch.Generator().manual_seed(seed + 7919))
-    feats = {k: compute_features(model, d, [feature], split=split)[feature]
-             for k, d in (("train", train_set), ("val", val_set))}
-    test_t = compute_features(model, data.test, [feature], g=g, split=split)[feature]
-    probe = fit_probe(feats["train"], train_set.labels.to(feats["train"].device), feats["val"],
-                      val_set.labels.to(feats["val"].device), max_iter=probe_iters)
-    pred = probe.predict(test_t).cpu()
-    cm = confusion_matrix(data.test.labels, pred, data.num_classes)
-    return {"cm": cm, "accuracy": float((pred == data.test.labels).double().mean()), "feature": feature}
 
 
 def top_confusions(cm: torch.Tensor, k: int = 3) -> list[tuple[int, int, float]]:
@@ -253,24 +236,25 @@ def probe_summary(rows: list[dict], confusion: dict | None = None, digits: bool 
     return out
 
 
-def invariant_confusion(rows: list[dict], base_cfg: TrainConfig, run_root: str | Path,
-                        data: DataSplits, seed: int = 0, max_train: int | None = None,
-                        probe_iters: int = 100) -> dict | None:
-    """The best invariant feature under protocol b (:func:`best_invariant`), its probe refitted on
-    a fresh draw of group elements (:func:`probe_confusion`) and its largest confusions in words.
-    Keys: ``baseline``, ``label`` (of the baseline), ``feature``, ``feature_label``,
-    ``accuracy_table``, ``cm``, ``accuracy``, ``text``; ``None`` if no row has such a feature."""
+def invariant_confusion(rows: list[dict], data: DataSplits) -> dict | None:
+    """The best invariant feature under protocol b (:func:`best_invariant`) and its confusion
+    counts, summed over the seeds of its rows (each row's own protocol-b fit, ``probe/<f>/cm_b``:
+    nothing is refitted), with its largest confusions in words. Keys: ``baseline``, ``label`` (of
+    the baseline), ``feature``, ``feature_label``, ``accuracy_table``, ``cm``, ``accuracy`` (of the
+    summed counts), ``n_seeds``, ``text``; ``None`` if no row has such a feature."""
     best = best_invariant(rows, "b")
     if best is None:
         return None
     name, feature, acc = best
-    model = load_baseline(base_cfg, name, run_root, data, rows)
-    conf = probe_confusion(model, data, feature, split=BASELINES[name].split, seed=seed,
-                           max_train=max_train, probe_iters=probe_iters)
+    cms = [r[f"probe/{feature}/cm_b"] for r in rows
+           if r["name"] == name and r.get(f"probe/{feature}/cm_b") is not None]
+    if not cms:
+        return None
+    cm = torch.tensor(cms, dtype=torch.long).sum(0)
     return {"baseline": name, "label": BASELINES[name].label, "feature": feature,
             "feature_label": FEATURE_LABELS.get(feature, feature), "accuracy_table": acc,
-            "cm": conf["cm"], "accuracy": conf["accuracy"],
-            "text": describe_confusions(conf["cm"], data.class_names, data.digits)}
+            "cm": cm, "accuracy": float(cm.diagonal().sum() / cm.sum().clamp(min=1)), "n_seeds": len(cms),
+            "text": describe_confusions(cm, data.class_names, data.digits)}
 
 
 def probe_metrics(rows: list[dict], conf: dict | None, table_md: str, data: DataSplits) -> dict:
@@ -314,6 +298,68 @@ def probe_budget(model, data: DataSplits, features=("z", "orbit"), split: str = 
                                for p in ("a", "b", "c")])
     return {"budgets": {k: {"max_train": n, "max_iter": it} for k, (n, it) in budgets.items()},
             "features": out, "max_change": worst, "base_reused": base is not None}
+
+
+def budget_scores(base_cfg: TrainConfig, run_root: str | Path, settings: EvalSettings,
+                  data: DataSplits | DataRequest, verbose: bool = True) -> dict:
+    """:func:`probe_budget` of the base seed's ``ald`` run under ``run_root`` with ``settings``'
+    probe budget, reusing that run's scored row, computed once and kept in its folder
+    (``probe_budget.json``; the sweep computes it first: :func:`budget_scoring`)."""
+    data = data.load() if isinstance(data, DataRequest) else data
+    (t,) = baseline_trainings(base_cfg, ["ald"], run_root)
+    res = train_or_load(t, data, verbose=verbose)
+    base = score_baseline(base_cfg, "ald", base_cfg.seed, run_root, settings, data, verbose=verbose)
+    iters = settings.probe_iters or PROBE_FIT["max_iter"]
+    return cached_scores(Path(t.run_dir) / "probe_budget.json",
+                         {"scores": "probe_budget", "settings": settings.cache_key(), "run": run_identity(res)},
+                         lambda: probe_budget(res.model, data, seed=settings.seed,
+                                              max_train=settings.probe_max_train, probe_iters=iters, base=base),
+                         "probe budget", cfg=res.config, data=data, verbose=verbose)
+
+
+def budget_scoring(base_cfg: TrainConfig, run_root: str | Path, settings: EvalSettings,
+                   data: DataRequest, rows_key: str) -> Scoring:
+    """:func:`budget_scores` as a scoring task (after the ald row, ``rows_key``, is scored)."""
+    (t,) = baseline_trainings(base_cfg, ["ald"], run_root)
+    return Scoring("baselines/budget", t.run_dir,
+                   functools.partial(budget_scores, base_cfg, run_root, settings, data),
+                   needs=(t.key, rows_key), fits=4.0)
+
+
+def eval_settings(params: Mapping, jobs: int = 1) -> EvalSettings:
+    """How notebook 05 scores its rows, from its parameters (the sweep scores them alike);
+    ``jobs``: processes that score uncached rows side by side (not part of a score)."""
+    return EvalSettings(seed=int(params["seed"]), probe_max_train=params.get("probe_max_train"),
+                        probe_iters=params.get("probe_iters"), extra=SWAP_SCORES, jobs=jobs)
+
+
+# ----------------------------------------------------------------------------- swaps (04)
+SWAP_IMAGES = 1000        # training and test images of 04's swap scores
+
+
+def swap_numbers(training: Training, data: DataSplits | DataRequest, seed: int, verbose: bool = True) -> dict:
+    """:func:`~galib.evaluation.swap.swap_scores` of one finished run (``SWAP_IMAGES`` images,
+    elements from ``seed``), computed once and kept in its folder (``swaps.json``)."""
+    data = data.load() if isinstance(data, DataRequest) else data
+    res = train_or_load(training, data, verbose=verbose)
+    return cached_scores(Path(training.run_dir) / "swaps.json",
+                         {"scores": "swaps", "seed": int(seed), "images": SWAP_IMAGES, "run": run_identity(res)},
+                         lambda: swap_scores(res.model, data, n_train=SWAP_IMAGES, n_test=SWAP_IMAGES, seed=seed),
+                         f"swaps of {training.key}", cfg=res.config, data=data, verbose=verbose)
+
+
+def swap_trainings(base_cfg: TrainConfig, run_dir: str | Path, designs, run_root: str | Path) -> dict:
+    """``{"paper": 02's run, design name: its run}``: the models whose swaps 04 shows."""
+    return {"paper": ald_training(base_cfg, run_dir),
+            **{t.key.split("/")[1]: t for t in design_trainings(base_cfg, designs, run_root)}}
+
+
+def swap_scorings(base_cfg: TrainConfig, run_dir: str | Path, designs, run_root: str | Path, seed: int,
+                  data: DataRequest) -> list[Scoring]:
+    """04's scoring tasks: the swaps of each model it shows."""
+    return [Scoring(f"{t.key}/swaps", t.run_dir, functools.partial(swap_numbers, t, data, int(seed)),
+                    needs=(t.key,), images=2 * SWAP_IMAGES)
+            for t in swap_trainings(base_cfg, run_dir, designs, run_root).values()]
 
 
 # ----------------------------------------------------------------------------- invariant designs

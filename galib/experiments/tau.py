@@ -9,10 +9,11 @@ started on?).
 """
 from __future__ import annotations
 
+import functools
 import math
-import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Mapping
 
 from ..datasets import DataSplits
 from ..evaluation.features import probe_model
@@ -22,7 +23,7 @@ from ..evaluation.spread import aggregate, format_spread, mean_sd
 from ..evaluation.tables import markdown_table
 from ..train import TrainConfig, initial_mask_probs
 from .plan import DataRequest, Training, run_folder, train_or_load
-from .rows import EvalSettings
+from .rows import EvalSettings, scored_row
 
 INVARIANT_FEATURES = ("z_i", "orbit")     # features meant not to change under the group
 
@@ -107,7 +108,9 @@ def sweep_tau(base_cfg: TrainConfig, taus, run_root: str | Path, data: DataSplit
     (nan when the part is empty), ``mask_probs`` and ``mask_probs_init`` (at initialisation),
     the mask dynamics of :func:`galib.evaluation.metrics.mask_side_agreement` (``agreement``,
     ``agreement_chance``, ``rank_correlation``), ``epochs``, ``train_loss_first``/``_last``,
-    ``seconds``. ``seeds`` default to the config's seed; ``settings`` hold the evaluation seed
+    ``eval_seconds`` and ``seconds`` (training plus scoring). Rows are scored once and kept in
+    the run folders (:func:`~galib.experiments.rows.scored_row`; the sweep scores them first:
+    :func:`tau_scorings`). ``seeds`` default to the config's seed; ``settings`` hold the evaluation seed
     and the probe's budget."""
     settings = settings or EvalSettings()
     rows = []
@@ -122,25 +125,50 @@ def sweep_tau(base_cfg: TrainConfig, taus, run_root: str | Path, data: DataSplit
     return rows
 
 
-def _sweep_row(t: Training, data: DataSplits, settings: EvalSettings, progress: bool,
-               verbose: bool) -> dict:
-    t0 = time.perf_counter()
+def _sweep_row(t: Training, data: DataSplits, settings: EvalSettings, progress: bool = False,
+               verbose: bool = True) -> dict:
+    """One row of :func:`sweep_tau`, scored once and cached in the run folder."""
     cfg = t.config
     res = train_or_load(t, data, progress=progress, verbose=verbose)
-    ev = evaluate_model(res.model, data.test, seed=settings.seed)
-    probes = probe_model(res.model, data, features=INVARIANT_FEATURES, seed=settings.seed,
-                         **settings.probe_kwargs())
     init = initial_mask_probs(cfg, data.image_shape)
-    nan = math.nan
-    return {"tau": cfg.tau, "seed": cfg.seed, **{k: ev[k] for k in SCORE_LABELS},
-            "n_variant": ev["n_variant"],
-            "probe_a_zi": probes.get("z_i", {}).get("a", nan),
-            "probe_b_zi": probes.get("z_i", {}).get("b", nan),
-            "probe_b_zv_orbit": probes.get("orbit", {}).get("b", nan),
-            "mask_probs": ev["mask_probs"], "mask_probs_init": init,
-            **mask_side_agreement(init, ev["mask_probs"], cfg.tau), "epochs": len(res.history),
+    base = {"tau": cfg.tau, "seed": cfg.seed, "epochs": len(res.history),
             "train_loss_first": res.history[0]["train_loss"],
-            "train_loss_last": res.history[-1]["train_loss"], "seconds": time.perf_counter() - t0}
+            "train_loss_last": res.history[-1]["train_loss"]}
+
+    def score() -> dict:
+        ev = evaluate_model(res.model, data.test, seed=settings.seed)
+        probes = probe_model(res.model, data, features=INVARIANT_FEATURES, seed=settings.seed,
+                             **settings.probe_kwargs())
+        nan = math.nan
+        return {**{k: ev[k] for k in SCORE_LABELS}, "n_variant": ev["n_variant"],
+                "probe_a_zi": probes.get("z_i", {}).get("a", nan),
+                "probe_b_zi": probes.get("z_i", {}).get("b", nan),
+                "probe_b_zv_orbit": probes.get("orbit", {}).get("b", nan),
+                "mask_probs": ev["mask_probs"], "mask_probs_init": init,
+                **mask_side_agreement(init, ev["mask_probs"], cfg.tau)}
+    row = scored_row(t.run_dir, base, res.config, data, settings.cache_key(), score, t.key, verbose)
+    return {**row, "seconds": sum(h["seconds"] for h in res.history) + row["eval_seconds"]}
+
+
+def eval_settings(params: Mapping) -> EvalSettings:
+    """How notebook 03 scores its rows, from its parameters (the sweep scores them alike)."""
+    return EvalSettings(seed=int(params["seed"]), probe_max_train=params.get("probe_max_train"),
+                        probe_iters=params.get("probe_iters"))
+
+
+def score_tau(training: Training, settings: EvalSettings, data: DataRequest) -> dict:
+    """The row of one τ run (:func:`sweep_tau`'s, cached): the sweep's scoring task."""
+    return _sweep_row(training, data.load(), settings)
+
+
+def tau_scorings(base_cfg: TrainConfig, taus, run_root: str | Path, seeds, settings: EvalSettings,
+                 data: DataRequest) -> list:
+    """The scoring tasks of :func:`sweep_tau` with these arguments (``data``: the notebook's), one
+    per (τ, seed), keys ``tau/<τ>/seed<s>/row``."""
+    from .plan import Scoring
+    return [Scoring(f"{t.key}/row", t.run_dir, functools.partial(score_tau, t, settings, data),
+                    needs=(t.key,), fits=2.0 * settings.probe, images=settings.max_images or 0)
+            for t in tau_trainings(base_cfg, taus, run_root, seeds, data)]
 
 
 def sweep_by_tau(rows: list[dict], keys=("variant_fraction", "recon_mse", "energy_share_zi",

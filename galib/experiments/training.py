@@ -1,6 +1,7 @@
 """Notebook 02's study: the one ALD run that 02, 04 and 05 share, and its summary."""
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from pathlib import Path
@@ -8,8 +9,10 @@ from typing import Mapping
 
 import numpy as np
 
-from ..train import TrainConfig
-from .plan import DataRequest, Training
+from ..evaluation.scores import evaluate_model
+from ..train import TrainConfig, TrainResult
+from .plan import DataRequest, Scoring, Training, train_or_load
+from .rows import cached_scores
 
 
 def ald_training(cfg: TrainConfig, run_dir: str | Path, max_test: int | None = None) -> Training:
@@ -18,6 +21,34 @@ def ald_training(cfg: TrainConfig, run_dir: str | Path, max_test: int | None = N
     cfg = cfg.validate()
     return Training(f"baselines/ald/seed{cfg.seed}", cfg, str(Path(run_dir)),
                     DataRequest.of(cfg, max_test=max_test))
+
+
+def run_identity(res: TrainResult) -> dict:
+    """What a cached score of a finished run depends on besides its config: where it stopped."""
+    return {"epochs": len(res.history), "best_epoch": res.best["epoch"],
+            "best_val_loss": res.best["val_loss"]}
+
+
+def test_scores(res: TrainResult, run_dir: str | Path, data, seed: int, verbose: bool = True) -> dict:
+    """:func:`~galib.evaluation.scores.evaluate_model` of the finished run ``res`` on
+    ``data.test`` (elements drawn from ``seed``), scored once and kept in
+    ``run_dir/test_scores.json`` (notebook 02's test scores; the sweep scores them first)."""
+    return cached_scores(Path(run_dir) / "test_scores.json",
+                         {"scores": "evaluate_model", "seed": int(seed), "run": run_identity(res)},
+                         lambda: evaluate_model(res.model, data.test, seed=seed), "test scores",
+                         cfg=res.config, data=data, verbose=verbose)
+
+
+def score_test(training: Training, seed: int, data: DataRequest) -> dict:
+    """:func:`test_scores` of ``training`` (finished): the sweep's scoring task."""
+    splits = data.load()
+    return test_scores(train_or_load(training, splits), training.run_dir, splits, seed)
+
+
+def test_scoring(training: Training, seed: int, data: DataRequest) -> Scoring:
+    """Notebook 02's scoring task: the test scores of its run."""
+    return Scoring(f"{training.key}/test", training.run_dir,
+                   functools.partial(score_test, training, int(seed), data), needs=(training.key,))
 
 
 def flat_scalars(d: Mapping, prefix: str = "", skip: tuple[str, ...] = ("per_element",)) -> dict:

@@ -375,8 +375,10 @@ def format_table(res: dict) -> str:
 # ----------------------------------------------------------------------------- probe fit (scoring)
 PROBE_SIZE = (12_000, 3_000)          # training / validation images of the probe benchmark
 PROBE_CHANNELS = 64                   # the paper encoder's latent: F = 64 x 7 x 7 = 3136 features
-PROBE_VARIANTS = ("autograd (before)", "written-out gradient", "packed Z, Z^T (galib)")
+PROBE_VARIANTS = ("autograd (before)", "written-out gradient", "packed Z, Z^T, warm path",
+                  "preconditioned (galib)")
 PROBE_BEFORE, PROBE_GALIB = PROBE_VARIANTS[0], PROBE_VARIANTS[-1]
+PROBE_OLD_ITERS = 100                 # the old protocol's budget (iterations per l2) in the notebooks
 
 
 def reference_fit_probe(X_train, y_train, X_val, y_val, l2_grid=probe.DEFAULT_L2_GRID,
@@ -437,24 +439,30 @@ def probe_features(dataset: str, n_train: int, n_val: int, seed: int = 42):
     return feats(data.train), data.train.labels, feats(data.val), data.val.labels, data.name, note
 
 
-def _probe_fit(variant: str, feats, max_iter: int):
-    """``(ProbeResult, CPU seconds, loss evaluations)`` of one fit by ``variant``."""
+def _probe_fit(variant: str, feats, max_iter: int, old_iters: int = PROBE_OLD_ITERS):
+    """``(ProbeResult, CPU seconds, loss evaluations, multiply-adds x 2)`` of one fit by
+    ``variant``: the old protocol (warm path, ``old_iters`` per l2) three ways, or galib's
+    preconditioned fit (``max_iter``)."""
     Xtr, ytr, Xva, yva = feats[:4]
-    calls, c0 = [0], time.process_time()
+    calls, flops, c0 = [0], [0.0], time.process_time()
     if variant == PROBE_BEFORE:
-        res = reference_fit_probe(Xtr, ytr, Xva, yva, max_iter=max_iter, calls=calls)
-        return res, time.process_time() - c0, calls[0]
+        res = reference_fit_probe(Xtr, ytr, Xva, yva, max_iter=old_iters, calls=calls)
+        return res, time.process_time() - c0, calls[0], calls[0] * 40.0 * Xtr.shape[0] * Xtr[0].numel()
     inner, pack = probe._loss_and_grad, probe._PACK
 
-    def counted(*a):
+    def counted(design, W, b, yt, *rest):
         calls[0] += 1
-        return inner(*a)
-    probe._loss_and_grad, probe._PACK = counted, variant == PROBE_GALIB
+        flops[0] += 4.0 * yt.numel() * W.numel()                  # two products of N x F x rows
+        return inner(design, W, b, yt, *rest)
+    probe._loss_and_grad, probe._PACK = counted, variant != PROBE_VARIANTS[1]
     try:
-        res = probe.fit_probe(Xtr, ytr, Xva, yva, max_iter=max_iter)
+        if variant == PROBE_GALIB:
+            res = probe.fit_probe(Xtr, ytr, Xva, yva, max_iter=max_iter)
+        else:
+            res = probe.fit_probe(Xtr, ytr, Xva, yva, max_iter=old_iters, solver="warm-path")
     finally:
         probe._loss_and_grad, probe._PACK = inner, pack
-    return res, time.process_time() - c0, calls[0]
+    return res, time.process_time() - c0, calls[0], flops[0]
 
 
 def probe_bench(args) -> dict:
@@ -470,18 +478,19 @@ def probe_bench(args) -> dict:
         feats = probe_features(args.dataset, n_train, max(1, n_train // 4), args.seed)
         load_before, mm = os.getloadavg(), matmul_gflops()
         for v in PROBE_VARIANTS:                                       # warm-up, discarded
-            _probe_fit(v, [x[:256] for x in feats[:4]], 2)
+            _probe_fit(v, [x[:256] for x in feats[:4]], 2, 2)
         runs = {v: [] for v in PROBE_VARIANTS}
         for r in range(args.probe_repeats):
             for v in (PROBE_VARIANTS if r % 2 == 0 else PROBE_VARIANTS[::-1]):
-                runs[v].append(_probe_fit(v, feats, args.probe_iters))
+                runs[v].append(_probe_fit(v, feats, args.probe_iters, args.probe_old_iters))
                 print(f"[bench] probe repeat {r + 1}/{args.probe_repeats} {v}: "
                       f"{runs[v][-1][1]:.2f} CPU s, {runs[v][-1][2]} loss evaluations", flush=True)
     finally:
         torch.set_num_threads(threads)
     meta = {"dataset": feats[4], "note": feats[5], "n_train": n_train, "n_val": len(feats[3]),
             "features": feats[0].shape[1], "classes": int(feats[1].unique().numel()),
-            "max_iter": args.probe_iters, "repeats": args.probe_repeats, "threads": 1,
+            "max_iter": args.probe_iters, "old_iters": args.probe_old_iters,
+            "repeats": args.probe_repeats, "threads": 1,
             "loadavg_before": [round(v, 2) for v in load_before],
             "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
     return summarise_probe(runs, mm, meta)
@@ -491,13 +500,12 @@ def summarise_probe(runs: dict, mm: dict, meta: dict) -> dict:
     """Per variant: min CPU s, evaluations, GFLOP/s, % of the matmul peak, speed-up over the
     autograd fit and the largest accuracy difference from it (validation, every l2)."""
     peak = max(mm["1024"], mm["2048"])
-    flops_per_eval = 4 * meta["n_train"] * meta["features"] * meta["classes"]
     ref = runs[PROBE_BEFORE][0][0]
     out = {"meta": meta, "matmul_gflops": {**mm, "peak": peak}, "variants": {}}
     for v, rs in runs.items():
         cpu = min(r[1] for r in rs)
         res, evals = rs[0][0], rs[0][2]
-        gflops = flops_per_eval * evals / cpu / 1e9
+        gflops = rs[0][3] / cpu / 1e9
         out["variants"][v] = {
             "cpu_s": cpu, "cpu_s_runs": [r[1] for r in rs], "evals": evals, "gflops": gflops,
             "pct_of_matmul_peak": 100 * gflops / peak,
@@ -512,8 +520,10 @@ def summarise_probe(runs: dict, mm: dict, meta: dict) -> dict:
 def format_probe(res: dict) -> str:
     m = res["meta"]
     lines = [f"probe fit — {m['dataset']}: {m['n_train']} train + {m['n_val']} val images, "
-             f"F = {m['features']} random-encoder features, K = {m['classes']}, 4 l2 values x "
-             f"{m['max_iter']} L-BFGS iterations, 1 thread, {m['repeats']} repeat(s), alternating"
+             f"F = {m['features']} random-encoder features, K = {m['classes']}, 4 l2 values: the old "
+             f"protocol (warm path, {m['old_iters']} L-BFGS iterations per l2) three ways, galib's "
+             f"preconditioned fit ({m['max_iter']} iterations, all l2 at once); 1 thread, "
+             f"{m['repeats']} repeat(s), alternating"
              + (f"\nnote: {m['note']}" if m["note"] else ""),
              f"load average before/after: {m['loadavg_before']} / {m['loadavg_after']} "
              f"(a loaded machine moves CPU seconds too: compare ratios within this run)",
@@ -526,7 +536,7 @@ def format_probe(res: dict) -> str:
                      f"{d['pct_of_matmul_peak']:7.0f}%{d['speedup']:9.2f}x{d['l2']:8.0e}"
                      f"{d['val_accuracy']:9.4f}{d['max_val_diff']:13.4f}")
     g = res["variants"][PROBE_GALIB]
-    lines.append(f"galib probe fit over the autograd fit: {g['speedup']:.2f}x (min CPU s); per "
+    lines.append(f"galib's probe fit over the old protocol's autograd fit: {g['speedup']:.2f}x (min CPU s); per "
                  f"repeat {', '.join(f'{x:.2f}' for x in g['paired_speedups'])}; same l2: "
                  f"{g['same_l2']}; largest validation-accuracy difference over the l2 grid "
                  f"{g['max_val_diff']:.4f}")
@@ -771,6 +781,8 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"L-BFGS iterations per l2 (default {PROBE_FIT['max_iter']}, PROBE_FIT)")
     ap.add_argument("--probe-repeats", type=int_at_least(1), default=2,
                     help="repeats of the probe fits, alternating order (default 2)")
+    ap.add_argument("--score-row", action="store_true",
+                    help="only one scored row (48k/12k/10k): CPU s per part and its ratio to training")
     ap.add_argument("--seed", type=seed_arg("seed"), default=42)
     ap.add_argument("--out", default="bench/results.json")
     ap.add_argument("--worker", choices=PIPELINES, help=argparse.SUPPRESS)
@@ -799,6 +811,11 @@ def main(argv=None) -> dict | None:
         args.n_train, args.n_val = args.n_train or 4 * BATCH, args.n_val or BATCH
     args.probe_train = args.probe_train or (4 * BATCH if args.quick else PROBE_SIZE[0])
     args.probe_iters = args.probe_iters or (5 if args.quick else PROBE_FIT["max_iter"])
+    args.probe_old_iters = 5 if args.quick else PROBE_OLD_ITERS
+    if args.score_row:
+        res = _score_row(args)
+        _write(res, args.out)
+        return res
     if args.train_worker:
         print(json.dumps(train_worker(args)))
         return None
@@ -832,11 +849,30 @@ def main(argv=None) -> dict | None:
     fit = res["probe"]["variants"][PROBE_GALIB]["cpu_s"]
     res["probe"]["fit_over_training_epoch"] = fit / epoch if epoch else None
     print("\n" + format_probe(res["probe"]))
+    res["score_row"] = _score_row(args)
     if epoch:
         print(f"one galib probe fit ({args.probe_train} images, 1 thread) = {fit / epoch:.2f} x "
               f"the CPU seconds of one galib training epoch ({res['meta']['n_train']} + "
               f"{res['meta']['n_val']} pairs, {args.threads} threads)")
     _write(res, args.out)
+    return res
+
+
+def _score_row(args) -> dict:
+    """One scored row at the paper's sizes (``--quick``: a few glyphs), printed."""
+    from .score_bench import format_score_row, score_row_bench
+    sizes = (4 * BATCH, BATCH, BATCH) if args.quick else (*FULL, 10_000)
+    data, note = load_bench_data(args.dataset, sizes[0], sizes[1], args.seed)
+    data.test = data.test.head(sizes[2])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                     # the core's rate at the row's thread count
+    try:
+        mm = matmul_gflops()
+    finally:
+        torch.set_num_threads(threads)
+    res = score_row_bench(data, max(mm["1024"], mm["2048"]), args.seed, probe_iters=args.probe_iters)
+    res["meta"]["note"] = note
+    print("\n" + format_score_row(res) + (f"\nnote: {note}" if note else ""))
     return res
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from ..experiments.plan import Training, execute
+from ..experiments.plan import Training, execute, log_name
 
 ENGINES = ("local", "slurm", "submitit-local", "ray")
 
@@ -202,7 +202,7 @@ def run_plan(plan: list[Training], engine, threads: int, progress=None,
                 running[engine.submit(t, {k: table[k] for k in _closure(t, table)}, threads)] = t
             except Exception as err:                           # noqa: BLE001 (reported, others go on)
                 outcomes[t.key] = Outcome(t.key, "failed", error=f"not started: {type(err).__name__}: "
-                                          f"{err}"[:2000], log=str(Path(t.run_dir) / "sweep.log"))
+                                          f"{err}"[:2000], log=str(Path(t.run_dir) / log_name(t)))
                 progress and progress(outcomes[t.key])
         for t in [t for t in pending if _blocked(t, outcomes)]:
             pending.remove(t)
@@ -232,7 +232,7 @@ FRESH_HINT = (" — the sweep never starts a run over: move the run folder aside
 
 def _outcome(engine, handle, t: Training, retry: bool = False) -> Outcome | None:
     """The outcome of a finished handle; None if its worker died and ``retry`` (run it again)."""
-    log = str(Path(t.run_dir) / "sweep.log")
+    log = str(Path(t.run_dir) / log_name(t))
     try:
         return Outcome(t.key, "done", engine.result(handle), log=log)
     except BaseException as err:                               # noqa: BLE001 (reported, others go on)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..evaluation.tables import markdown_table
-from ..experiments.plan import EXPECT_ENV
+from ..experiments.plan import expecting_trained
 from ..io import write_text
 from ..notebook.context import COMMAND_ENV, source_commit
 from ..train.cli import ShortUsageParser
@@ -273,7 +273,7 @@ def run_pipeline(run: PipelineRun | None = None, **fields_) -> dict[str, float]:
     _check_folder(fig_dir, "--fig-dir")
     if run.sweep:
         _sweep_first(plan, threads, run.jobs)
-    with _thread_env(threads), _expect_trained(run.sweep):
+    with _thread_env(threads), expecting_trained(run.sweep):
         seconds = _run_notebooks(prof, stems, fig_dir, run_root, overrides, run)
     commit = git_commit()
     results = write_results(fig_dir, prof["name"], seconds, commit)
@@ -310,20 +310,6 @@ def _sweep_first(plan: list, threads: int, jobs: int | None) -> None:
     print(text, flush=True)
     if status:
         raise PipelineError("the sweep failed (see above); the notebooks were not run")
-
-
-@contextmanager
-def _expect_trained(on: bool):
-    saved = os.environ.get(EXPECT_ENV)
-    if on:
-        os.environ[EXPECT_ENV] = "1"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(EXPECT_ENV, None)
-        else:
-            os.environ[EXPECT_ENV] = saved
 
 
 def _run_notebooks(prof: dict, stems, fig_dir: Path, run_root: Path, overrides: dict,

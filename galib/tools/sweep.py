@@ -1,4 +1,5 @@
-"""Train every run a profile's notebooks will open, outside the notebook kernels.
+"""Train every run a profile's notebooks will open, and score every row they will read, outside
+the notebook kernels.
 
     python -m galib.tools.sweep --profile quick                      # local workers (default)
     python -m galib.tools.sweep --profile paper --dry-run            # how many, and the CPU time
@@ -8,8 +9,11 @@
 
 The plan is what the notebooks' own study functions open (:mod:`galib.experiments.registry`),
 with the parameters the pipeline injects, in the same run folders (``--run-root``, as the
-pipeline's). Afterwards ``python -m galib.tools.pipeline --profile NAME --run-root R`` finds every
-run finished and only evaluates and draws. A killed sweep, run again, resumes each run where it
+pipeline's), and the scoring tasks (:class:`~galib.experiments.plan.Scoring`): each row, test
+score, swap score and probe-budget check a notebook reads, computed by the same study function
+with the same settings and cached in the run folders, on the same executors once the trainings it
+needs have finished. Afterwards ``python -m galib.tools.pipeline --profile NAME --run-root R``
+finds every run finished and every row scored, and only reads and draws. A killed sweep, run again, resumes each run where it
 stopped (bit-identical to an uninterrupted run); a failing training is reported with its key and
 log, the trainings that need it are skipped, the rest go on, and the exit status is 1. A run
 counts as finished only when its files verify as the trainer checks them on load
@@ -26,8 +30,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..experiments.plan import Training, epochs_done, merge, run_status
-from ..experiments.registry import notebook_trainings
+from ..experiments.plan import Scoring, Training, epochs_done, merge, run_status
+from ..experiments.registry import notebook_scorings, notebook_trainings
+from ..experiments.rows import is_scored
 from ..notebook.context import DATA_ENV, home, notebook_config
 from ..train.cli import ShortUsageParser, int_at_least
 from .executors import ENGINES, EngineError, EngineOptions, make_engine, run_plan
@@ -35,24 +40,38 @@ from .profiles import PipelineError, check_profile, load_profile, notebook_param
 
 
 def profile_plan(profile: str | dict, run_root: str | Path, fig_dir: str | Path = "figures",
-                 dataset: str | None = None, only=None, overrides: dict | None = None) -> list[Training]:
+                 dataset: str | None = None, only=None, overrides: dict | None = None,
+                 scoring: bool = True) -> list[Training | Scoring]:
     """Every training the profile's notebooks (``only``: those selected) open, one per run folder,
-    dependencies first."""
+    dependencies first, then (``scoring``) every scoring task of what they read."""
     prof = load_profile(profile) if isinstance(profile, str) else profile
     overrides = {**(overrides or {}), **({"dataset": dataset} if dataset else {})}
     stems = select_notebooks(only if only is not None else prof.get("only"))
     check_profile(prof, stems, overrides)
     os.environ.setdefault(DATA_ENV, str(home() / "data"))
-    out = []
+    out, scorings = [], []
     for stem in stems:
         injected = notebook_parameters(prof, stem, Path(fig_dir).resolve(), Path(run_root).resolve(),
                                        overrides)
         try:
             params, cfg = notebook_config(stem, injected)
             out += notebook_trainings(stem, params, cfg)
+            scorings += notebook_scorings(stem, params, cfg) if scoring else []
         except (ValueError, TypeError) as err:           # a bad value: one line naming it
             raise PipelineError(f"{stem}: {' '.join(str(err).split())}") from None
-    return merge(out)
+    return merge(out, scorings)
+
+
+def task_status(plan: list[Training | Scoring]) -> dict[str, tuple[str, str]]:
+    """``{key: (status, why)}``: a training's :func:`~galib.experiments.plan.run_status`; a
+    scoring's ``("finished", "")`` when its trainings are finished and every score it computes is
+    cached, else ``("to score", why)``."""
+    status = {t.key: run_status(t) for t in plan if isinstance(t, Training)}
+    for s in [s for s in plan if isinstance(s, Scoring)]:
+        waiting = [n for n in s.needs if status.get(n, ("finished",))[0] != "finished"]
+        status[s.key] = (("to score", f"waits for {waiting}") if waiting else
+                         ("finished", "") if is_scored(s) else ("to score", "not cached"))
+    return status
 
 
 # ----------------------------------------------------------------------------- estimate
@@ -74,14 +93,39 @@ def step_seconds(t: Training, batches: int = 6) -> float:
     return (time.perf_counter() - t0) / batches
 
 
-def estimate(plan: list[Training], threads: int) -> dict:
+def probe_seconds(n: int, f: int, iters: int, lk: int = 40) -> float:
+    """Rough seconds of one probe fit on ``n`` rows of ``f`` features (every l2 of the grid at
+    once, ``lk`` rows per product): one loss evaluation measured on random features, times the
+    evaluations ``iters`` L-BFGS iterations take (about 1.3 each)."""
+    import torch
+
+    from ..evaluation import probe
+    g = torch.Generator().manual_seed(0)
+    design = probe._Design(torch.randn(n, f, generator=g), lk)
+    W, b, y = torch.zeros(lk, f), torch.zeros(lk), torch.randint(0, 10, (n,), generator=g)
+    probe._loss_and_grad(design, W.view(lk // 10, 10, f), b.view(lk // 10, 10), y, (1e-3,) * (lk // 10))
+    t0 = time.perf_counter()
+    probe._loss_and_grad(design, W.view(lk // 10, 10, f), b.view(lk // 10, 10), y, (1e-3,) * (lk // 10))
+    return (time.perf_counter() - t0) * 1.3 * iters
+
+
+def scoring_seconds(s: Scoring, fit: float, per_image: float) -> float:
+    """Rough seconds of one scoring task: its probe fits (two protocols each, the size of ``z``:
+    ``fit`` seconds) and its encoded images."""
+    return 2 * s.fits * fit + s.images * per_image
+
+
+def estimate(plan: list[Training | Scoring], threads: int, status: dict | None = None) -> dict:
     """CPU seconds of the plan's unfinished epochs, from one measured batch per kind of model and
-    data (validation batches counted at a third of a training batch: no backward pass)."""
+    data (validation batches counted at a third of a training batch: no backward pass), and of
+    its unfinished scorings (:func:`scoring_seconds`, one loss evaluation measured per size)."""
     import torch
     torch.set_num_threads(threads)
+    status = status or task_status(plan)
+    trainings = [t for t in plan if isinstance(t, Training)]
     measured, total, todo = {}, 0.0, 0
-    for t in plan:
-        if run_status(t)[0] == "finished":                # as sweep() decides
+    for t in trainings:
+        if status[t.key][0] == "finished":                # as sweep() decides
             continue
         done = min(epochs_done(t.run_dir), t.config.epochs - 1)
         todo += 1
@@ -91,7 +135,31 @@ def estimate(plan: list[Training], threads: int) -> dict:
         data = t.data.load()
         batches = len(data.train) / t.config.batch_size + len(data.val) / t.config.batch_size / 3
         total += measured[kind] * batches * (t.config.epochs - done) * threads
-    return {"trainings": len(plan), "to_train": todo, "cpu_seconds": total}
+    scorings = [s for s in plan if isinstance(s, Scoring) and status[s.key][0] != "finished"]
+    score_total = _scoring_estimate(scorings, trainings, measured) * threads
+    return {"trainings": len(trainings), "to_train": todo, "cpu_seconds": total,
+            "scorings": len(plan) - len(trainings), "to_score": len(scorings),
+            "score_cpu_seconds": score_total}
+
+
+def _scoring_estimate(scorings: list[Scoring], trainings: list[Training], measured: dict) -> float:
+    """Seconds of ``scorings``: per task the size of its first training's data and latent."""
+    by_key = {t.key: t for t in trainings}
+    total, fits = 0.0, {}
+    for s in scorings:
+        t = next((by_key[n] for n in s.needs if n in by_key), trainings[0] if trainings else None)
+        if t is None:
+            continue
+        data = t.data.load()
+        side = data.image_shape[-1] // 4                       # the paper encoder: two stride-2 layers
+        f = t.config.latent_channels * side ** (len(data.image_shape) - 1)
+        size = (len(data.train), f, t.config.max_train)
+        if size not in fits:
+            fits[size] = probe_seconds(len(data.train), f, 50)
+        kind = (t.data, t.config.batch_size, t.config.latent_channels, t.config.group, t.config.invariant)
+        per_image = measured.get(kind, step_seconds(t)) / t.config.batch_size / 3 * 9   # 8 elements + x
+        total += scoring_seconds(s, fits[size], per_image) + len(data.test) * per_image
+    return total
 
 
 def _hm(seconds: float) -> str:
@@ -101,19 +169,23 @@ def _hm(seconds: float) -> str:
 
 
 # ----------------------------------------------------------------------------- run
-def sweep(plan: list[Training], executor: str = "local", options: EngineOptions | None = None,
+def sweep(plan: list[Training | Scoring], executor: str = "local", options: EngineOptions | None = None,
           progress: bool = True) -> list:
-    """Run the plan's unfinished trainings on ``executor``; returns the outcomes."""
+    """Run the plan's unfinished trainings, then its scorings, on ``executor`` (a scoring starts
+    once the trainings it needs have finished); returns the outcomes."""
     options = options or EngineOptions()
-    status = {t.key: run_status(t) for t in plan}      # checkpoints verified, not rows counted
+    status = task_status(plan)                          # checkpoints verified, rows looked up
     todo = [t for t in plan if status[t.key][0] != "finished"]
     finished = [t for t in plan if t not in todo]
     for t in todo:
         if status[t.key][0] == "damaged":                  # its training says what to do
             print(f"[sweep] {t.key}: not counted as finished, its run folder does not verify: "
                   f"{status[t.key][1][:160]}…", flush=True)
-    print(f"[sweep] {len(plan)} trainings, {len(finished)} already finished, {len(todo)} to run on "
-          f"{executor} ({_layout(executor, options)})", flush=True)
+    n_train = sum(isinstance(t, Training) for t in plan)
+    n_train_todo = sum(isinstance(t, Training) for t in todo)
+    print(f"[sweep] {n_train} trainings, {n_train - n_train_todo} already finished, {n_train_todo} to "
+          f"run; {len(plan) - n_train} scorings, {len(todo) - n_train_todo} to score; on {executor} "
+          f"({_layout(executor, options)})", flush=True)
     if not todo:
         return []
     bar = _bar(len(todo), progress)
@@ -136,7 +208,7 @@ def _bar(total: int, progress: bool):
     """One bar of trainings done / total with tqdm's ETA (a widget in JupyterLab); without a bar
     (a log file), :func:`_tick` prints a line per training instead."""
     from tqdm.auto import tqdm
-    bar = tqdm(total=total, desc="trainings", unit="run", disable=not progress, file=sys.stdout,
+    bar = tqdm(total=total, desc="tasks", unit="task", disable=not progress, file=sys.stdout,
                dynamic_ncols=True)
     bar.galib_start, bar.galib_done = time.perf_counter(), 0     # tqdm counts nothing when disabled
     return bar
@@ -156,11 +228,13 @@ def _tick(bar, outcome) -> None:
 
 
 def summary(outcomes: list) -> tuple[str, int]:
-    """A summary line per failed/skipped training, and the exit status (1 if any)."""
+    """A summary line per failed/skipped task, and the exit status (1 if any)."""
     bad = [o for o in outcomes if o.status != "done"]
     trained = sum((o.info or {}).get("trained", 0) for o in outcomes)
-    lines = [f"[sweep] {len(outcomes) - len(bad)} of {len(outcomes)} trainings done "
-             f"({trained} epochs trained now)"]
+    scored = [o for o in outcomes if o.status == "done" and (o.info or {}).get("scored")]
+    lines = [f"[sweep] {len(outcomes) - len(bad)} of {len(outcomes)} tasks done "
+             f"({trained} epochs trained now, {len(scored)} scorings, "
+             f"{sum((o.info or {}).get('seconds', 0) for o in scored):.0f} s of scoring)"]
     lines += [f"[sweep]   {o.status}: {o.key} — {o.error} (log: {o.log})" for o in bad]
     return "\n".join(lines), int(bool(bad))
 
@@ -181,7 +255,7 @@ def measure_layouts(profile: str, only=None, repeats: int = 2, layouts=LAYOUTS) 
     for r in range(repeats):
         for name, (jobs, threads) in layouts.items():
             with tempfile.TemporaryDirectory(prefix="galib-layout-") as tmp:
-                plan = profile_plan(profile, tmp, only=only)
+                plan = profile_plan(profile, tmp, only=only, scoring=False)
                 n = len(plan)
                 t0 = time.perf_counter()
                 outcomes = sweep(plan, "local", EngineOptions(jobs=jobs, threads=threads), progress=False)
@@ -241,6 +315,22 @@ def options_from_args(args) -> EngineOptions:
                          gpus=args.gpus, ray_address=args.ray_address)
 
 
+def _dry_run(plan: list, args, options: EngineOptions) -> None:
+    status = task_status(plan)
+    est = estimate(plan, options.threads, status)
+    for t in plan if args.list else []:
+        what = f"{t.config.epochs:>3} epochs" if isinstance(t, Training) else "   scoring"
+        print(f"  {t.key:<44} {what}  {status[t.key][0]:<9} {t.run_dir}")
+    jobs = options.jobs if args.executor == "local" else 1
+    cpu = est["cpu_seconds"] + est["score_cpu_seconds"]
+    wall = cpu / max(1, jobs * options.threads)
+    print(f"[sweep] profile {args.profile}: {est['trainings']} trainings, {est['to_train']} to train "
+          f"(estimated {est['cpu_seconds'] / 3600:.2f} CPU hours, from one measured batch per kind of "
+          f"model); {est['scorings']} scorings, {est['to_score']} to score (roughly "
+          f"{est['score_cpu_seconds'] / 3600:.2f} CPU hours, from one measured probe evaluation per "
+          f"size); ≈ {_hm(wall)} wall on {jobs} worker(s) × {options.threads} thread(s) here")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -257,15 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[sweep] ratio {' / '.join(LAYOUTS)}: {res['ratio_first_to_second']:.2f}")
             return 0
         if args.dry_run:
-            est = estimate(plan, options.threads)
-            for t in plan if args.list else []:
-                print(f"  {t.key:<44} {t.config.epochs:>3} epochs  {t.run_dir}")
-            jobs = options.jobs if args.executor == "local" else 1
-            wall = est["cpu_seconds"] / max(1, jobs * options.threads)
-            print(f"[sweep] profile {args.profile}: {est['trainings']} trainings, {est['to_train']} to "
-                  f"train; estimated {est['cpu_seconds'] / 3600:.2f} CPU hours (≈ {_hm(wall)} wall on "
-                  f"{jobs} worker(s) × {options.threads} thread(s) here; from one measured batch per "
-                  f"kind of model, training only)")
+            _dry_run(plan, args, options)
             return 0
         bar = not args.no_progress and sys.stdout.isatty()        # a log file gets a line per training
         text, status = summary(sweep(plan, args.executor, options, progress=bar))

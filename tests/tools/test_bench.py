@@ -60,6 +60,13 @@ def test_tiny_benchmark_run_writes_a_complete_report(tmp_path, capsys):
     assert "galib speed-up over naive" in table and "MFLOP / train sample" in table
     assert list(res["probe"]["variants"]) == list(bench.PROBE_VARIANTS)      # make bench scores too
     assert res["probe"]["fit_over_training_epoch"] > 0 and "one galib probe fit" in table
+    row = res["score_row"]                                   # one scored row against its training
+    assert set(row["parts_cpu_s"]) >= {"test scores", "encoding + feature maps", "swap scores"}
+    assert sum(k.startswith("probe fits ") for k in row["parts_cpu_s"]) == 4
+    assert row["row_cpu_s"] == sum(row["parts_cpu_s"].values()) > 0
+    assert row["row_over_training"] == row["row_cpu_s"] / (50 * row["epoch_cpu_s"])
+    assert row["probe"]["evals"] > 0 and row["probe"]["gflops"] > 0
+    assert "one scored row" in table and "the row costs" in table
 
 
 def test_default_pipelines_follow_the_cpu(monkeypatch):
@@ -175,4 +182,4 @@ def test_quick_probe_section_compares_the_fits(tmp_path, capsys):
         assert 0 <= v["max_val_diff"] <= 1 and v["l2"] in v["val_scores"], name   # see test_probe
     assert res["variants"][bench.PROBE_BEFORE]["speedup"] == 1.0
     assert res["matmul_gflops"]["peak"] > 0
-    assert "galib probe fit over the autograd fit" in capsys.readouterr().out
+    assert "galib's probe fit over the old protocol's autograd fit" in capsys.readouterr().out

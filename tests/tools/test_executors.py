@@ -47,7 +47,7 @@ def test_a_killed_worker_is_run_once_more_and_the_others_go_on(tmp_path, capsys)
     assert [(o.key, o.status) for o in outcomes] == [(k, "done") for k in ("dies-once", "a", "b", "c")]
     assert "dies-once: its worker process died" in capsys.readouterr().out
     text, status = summary(outcomes)
-    assert status == 0 and "4 of 4 trainings done" in text
+    assert status == 0 and "4 of 4 tasks done" in text
 
 
 def test_a_worker_that_dies_again_fails_only_its_training(tmp_path, capsys):
@@ -61,7 +61,7 @@ def test_a_worker_that_dies_again_fails_only_its_training(tmp_path, capsys):
     assert "its worker process died twice" in outcomes["always-dies"].error
     assert outcomes["after"].status == "skipped" and outcomes["good"].status == "done"
     text, status = summary(list(outcomes.values()))
-    assert status == 1 and "1 of 3 trainings done" in text and "failed: always-dies" in text
+    assert status == 1 and "1 of 3 tasks done" in text and "failed: always-dies" in text
 
 
 class FakeRay:

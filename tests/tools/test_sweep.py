@@ -9,12 +9,13 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from galib.experiments.plan import DataRequest, Training, merge
+from galib.experiments.plan import DataRequest, NotSweptError, Scoring, Training, merge
 from galib.tools.executors import EngineOptions
 from galib.tools.sweep import main, profile_plan, summary, sweep
 from galib.train import TrainConfig
@@ -50,11 +51,26 @@ def _same(a: dict, b: dict) -> None:
 
 def test_the_plan_of_a_profile(tmp_path):
     plan = profile_plan(str(_profile(tmp_path)), tmp_path / "runs", only="05")
-    assert [t.key for t in plan] == ["05:baselines/ald/seed42", "05:baselines/ald/seed43",
-                                     "05:baselines/random/seed42", "05:baselines/random/seed43"]
-    assert plan[2].needs == ("05:baselines/ald/seed42",)
+    trainings = [t for t in plan if isinstance(t, Training)]
+    assert [t.key for t in trainings] == ["05:baselines/ald/seed42", "05:baselines/ald/seed43",
+                                          "05:baselines/random/seed42", "05:baselines/random/seed43"]
+    assert trainings[2].needs == ("05:baselines/ald/seed42",)
+    scorings = {s.key: s for s in plan if isinstance(s, Scoring)}
+    assert sorted(scorings) == sorted(["05:baselines/rows/pixels/seed42", "05:baselines/budget"] + [
+        f"05:baselines/rows/{n}/seed{s}" for n in ("ald", "random") for s in (42, 43)])
+    assert scorings["05:baselines/rows/pixels/seed42"].needs == ()          # no model: scored once
+    assert scorings["05:baselines/rows/random/seed43"].needs == (
+        "05:baselines/random/seed43", "05:baselines/ald/seed43")
+    assert scorings["05:baselines/budget"].needs == ("05:baselines/ald/seed42",
+                                                     "05:baselines/rows/ald/seed42")
+    keys = [t.key for t in plan]                  # every task after what it needs
+    assert all(keys.index(n) < keys.index(t.key) for t in plan for n in t.needs)
     shared = profile_plan(str(_profile(tmp_path)), tmp_path / "runs", only="02,05")
-    assert len(shared) == 4                       # 02's run is 05's ald of the base seed
+    assert sum(isinstance(t, Training) for t in shared) == 4   # 02's run is 05's ald of the base seed
+    assert "02:baselines/ald/seed42/test" in {t.key for t in shared}
+    shared = {s.key: s for s in shared}
+    assert shared["02:baselines/ald/seed42/test"].needs == ("02:baselines/ald/seed42",)
+    assert shared["05:baselines/rows/ald/seed42"].needs == ("02:baselines/ald/seed42",)  # merged
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +85,32 @@ def test_a_second_sweep_trains_nothing(local_run, capsys):
     prof = next(local_run.parent.glob("tiny.json"))
     assert main(["--profile", str(prof), "--only", "05", "--run-root", str(local_run),
                  "--no-progress"]) == 0
-    assert "4 already finished, 0 to run" in capsys.readouterr().out
+    assert "4 already finished, 0 to run; 6 scorings, 0 to score" in capsys.readouterr().out
+
+
+def test_the_sweep_scores_every_row_and_the_study_only_reads_them(local_run, monkeypatch):
+    """After the sweep every row 05 reads is cached: run_baselines under GALIB_EXPECT_TRAINED
+    reads them all (it would raise naming a row it had to score); a row with other settings is
+    an error naming it."""
+    from galib.experiments.baselines import run_baselines
+    from galib.experiments.plan import EXPECT_ENV
+    from galib.experiments.probes import eval_settings
+    from galib.notebook.context import notebook_config
+    from galib.tools.profiles import load_profile, notebook_parameters
+    prof = load_profile(str(next(local_run.parent.glob("tiny.json"))))
+    params, cfg = notebook_config("05_linear_probe", notebook_parameters(
+        prof, "05_linear_probe", local_run.parent / "fig", local_run, {}))
+    settings = eval_settings(params)
+    data = DataRequest.of(cfg, max_test=params["max_test"]).load()
+    monkeypatch.setenv(EXPECT_ENV, "1")
+    rows = run_baselines(cfg, params["baselines"], params["baseline_dir"], data=data,
+                         settings=settings, seeds=params["seeds"], verbose=False)
+    assert len(rows) == 6 and all("probe/z/a" in r for r in rows if r["name"] != "pixels")
+    assert all(r["eval_seconds"] > 0 for r in rows)
+    missing = replace(settings, seed=settings.seed + 1)          # a row nobody scored
+    with pytest.raises(NotSweptError, match=r"ald \(seed 42\) is not scored .*sweep should have"):
+        run_baselines(cfg, ["ald"], params["baseline_dir"], data=data, settings=missing,
+                      seeds=[42], verbose=False)
 
 
 @pytest.mark.parametrize("executor", ["submitit-local", "ray"])
