@@ -205,7 +205,8 @@ def test_a_run_folder_of_another_run_is_reported_with_what_to_do(tmp_path):
 def test_a_profile_names_the_notebooks_it_is_for(capsys):
     """The 3-D profile is meant for 01, 02 and 04 (its "only"); a bad dataset is a one-line error."""
     plan = profile_plan("o3d", "/nonexistent-galib-runs")
-    assert [t.key for t in plan] == ["02:baselines/ald/seed42"]
+    assert [t.key for t in plan] == ["02:baselines/ald/seed42", "02:baselines/ald/seed42/test",
+                                     "04:baselines/ald/seed42/swaps"]        # 04 reads its swaps
     assert main(["--profile", "smoke", "--dataset", "no-such", "--dry-run"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("[sweep] FAILED: ValueError: unknown dataset 'no-such'") and "Traceback" not in err
