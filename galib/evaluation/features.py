@@ -49,7 +49,7 @@ RANDOM_ENCODER_SEED = 0
 SO2_AWAY = math.pi / 8     # continuous rotations: moved elements are at least 22.5° from the identity
 PROTOCOLS = ("a", "b", "c")     # train/test: upright/upright, upright/transformed, transformed/transformed
 SPLITS = ("mask", "full")
-PROBE_FIT = {"max_iter": 50}     # L-BFGS iterations of the preconditioned fit (docs/performance.md)
+PROBE_FIT = {"max_iter": 30}     # L-BFGS iterations per l2: ~0.5% from converged, 3-4x faster
 
 
 @dataclass(frozen=True)

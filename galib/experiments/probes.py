@@ -273,7 +273,8 @@ def probe_metrics(rows: list[dict], conf: dict | None, table_md: str, data: Data
 
 
 def probe_budget(model, data: DataSplits, features=("z", "orbit"), split: str = "mask", seed: int = 0,
-                 max_train: int | None = 2000, probe_iters: int = 50, base: dict | None = None) -> dict:
+                 max_train: int | None = 2000, probe_iters: int = 50, base: dict | None = None,
+                 solver: str | None = None) -> dict:
     """Is the probe limited by its budget? Refit with twice the L-BFGS iterations and with twice
     the training images (not when ``max_train`` is ``None``: every image is used already); per
     feature and protocol the accuracies of the fits, the probe's iterations and final gradient
@@ -283,8 +284,9 @@ def probe_budget(model, data: DataSplits, features=("z", "orbit"), split: str = 
     budgets = {"base": (max_train, probe_iters), "2x iterations": (max_train, 2 * probe_iters)}
     if max_train is not None:
         budgets["2x images"] = (2 * max_train, probe_iters)
+    solve = {} if solver is None else {"solver": solver}               # None: fit_probe's default
     fits = {name: probe_model(model, data, features=list(features), seed=seed, max_train=n,
-                              split=split, fit_kwargs={"max_iter": it})
+                              split=split, fit_kwargs={"max_iter": it, **solve})
             for name, (n, it) in budgets.items() if not (name == "base" and base is not None)}
     if base is not None:
         keys = ("a", "b", "c", "iters", "grad_norm")
@@ -313,7 +315,8 @@ def budget_scores(base_cfg: TrainConfig, run_root: str | Path, settings: EvalSet
     return cached_scores(Path(t.run_dir) / "probe_budget.json",
                          {"scores": "probe_budget", "settings": settings.cache_key(), "run": run_identity(res)},
                          lambda: probe_budget(res.model, data, seed=settings.seed,
-                                              max_train=settings.probe_max_train, probe_iters=iters, base=base),
+                                              max_train=settings.probe_max_train, probe_iters=iters, base=base,
+                                              solver=settings.probe_solver),
                          "probe budget", cfg=res.config, data=data, verbose=verbose)
 
 
@@ -330,7 +333,8 @@ def eval_settings(params: Mapping, jobs: int = 1) -> EvalSettings:
     """How notebook 05 scores its rows, from its parameters (the sweep scores them alike);
     ``jobs``: processes that score uncached rows side by side (not part of a score)."""
     return EvalSettings(seed=int(params["seed"]), probe_max_train=params.get("probe_max_train"),
-                        probe_iters=params.get("probe_iters"), extra=SWAP_SCORES, jobs=jobs)
+                        probe_iters=params.get("probe_iters"), probe_solver=params.get("probe_solver"),
+                        extra=SWAP_SCORES, jobs=jobs)
 
 
 # ----------------------------------------------------------------------------- swaps (04)

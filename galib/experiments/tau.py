@@ -153,7 +153,7 @@ def _sweep_row(t: Training, data: DataSplits, settings: EvalSettings, progress: 
 def eval_settings(params: Mapping) -> EvalSettings:
     """How notebook 03 scores its rows, from its parameters (the sweep scores them alike)."""
     return EvalSettings(seed=int(params["seed"]), probe_max_train=params.get("probe_max_train"),
-                        probe_iters=params.get("probe_iters"))
+                        probe_iters=params.get("probe_iters"), probe_solver=params.get("probe_solver"))
 
 
 def score_tau(training: Training, settings: EvalSettings, data: DataRequest) -> dict:

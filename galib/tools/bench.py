@@ -33,15 +33,17 @@ side by side with one thread each, one alone with all cores / one thread / the g
 (:func:`galib.devices.configure_threads`), quiet and beside ``--load`` busy processes.
 ``--quick`` is a few batches of glyphs for tests (its figures mean nothing).
 
-Scoring: after the epochs, ``make bench`` also times one linear-probe fit
-(:func:`galib.evaluation.probe.fit_probe`: 4 l2 values, ``--probe-iters`` L-BFGS iterations each,
-default ``PROBE_FIT``) on ``--probe-train`` images (12,000; validation a quarter) of the 3136
-features of the paper encoder at initialisation, at one thread: the autograd fit it replaced
-(:func:`reference_fit_probe`), the written-out gradient on plain matmuls, and galib's (written-out
-gradient on the MKL-packed design), alternating order over ``--probe-repeats``. It prints CPU
-seconds, loss evaluations, the products' GFLOP/s against a square fp32 matmul on the same core,
-speed-ups within the run, each fit's validation accuracies against the autograd fit's, and one
-galib fit against one galib training epoch. ``--probe`` runs only this section.
+Scoring: after the epochs, ``make bench`` also times one linear-probe fit on ``--probe-train``
+images (12,000; validation a quarter) of the 3136 features of the paper encoder at initialisation,
+at one thread: the old protocol (4 l2 values one after the other, warm-started, 100 L-BFGS
+iterations each) as the autograd fit it replaced (:func:`reference_fit_probe`), with the
+written-out gradient on plain matmuls, and on the MKL-packed design; and galib's preconditioned fit
+(every l2 at once, ``--probe-iters``, default 50: ``probe.PRECONDITIONED``), alternating order over
+``--probe-repeats``. It prints CPU seconds, loss evaluations, the products' GFLOP/s against a
+square fp32 matmul on the same core, speed-ups within the run, each fit's validation accuracies
+against the autograd fit's, and one galib fit against one galib training epoch. ``--probe`` runs
+only this section. Then one scored row at the paper's sizes (:mod:`galib.tools.score_bench`: CPU
+seconds per part and the row over the 50-epoch training it scores); ``--score-row`` runs only that.
 
     python -m galib.tools.bench                       # full 48k + 12k epoch of Fashion-MNIST, 3 repeats
     python -m galib.tools.bench --epochs-fraction 0.25 --threads 1 --out /tmp/bench.json
@@ -69,7 +71,7 @@ from torch import nn
 from ..datasets import DatasetUnavailable, ImageSet, load_dataset, to_float
 from ..devices import amp_problem, cpu_bf16_support
 from ..evaluation import probe
-from ..evaluation.features import PROBE_FIT, random_encoder
+from ..evaluation.features import random_encoder
 from ..groups import get_group
 from ..losses import PairLoss
 from ..models import GroupLatentAutoencoder
@@ -457,7 +459,7 @@ def _probe_fit(variant: str, feats, max_iter: int, old_iters: int = PROBE_OLD_IT
     probe._loss_and_grad, probe._PACK = counted, variant != PROBE_VARIANTS[1]
     try:
         if variant == PROBE_GALIB:
-            res = probe.fit_probe(Xtr, ytr, Xva, yva, max_iter=max_iter)
+            res = probe.fit_probe(Xtr, ytr, Xva, yva, max_iter=max_iter, solver="preconditioned")
         else:
             res = probe.fit_probe(Xtr, ytr, Xva, yva, max_iter=old_iters, solver="warm-path")
     finally:
@@ -778,7 +780,8 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"training images of the probe fit (default {PROBE_SIZE[0]}; validation: "
                          f"a quarter as many)")
     ap.add_argument("--probe-iters", type=int_at_least(1), default=None,
-                    help=f"L-BFGS iterations per l2 (default {PROBE_FIT['max_iter']}, PROBE_FIT)")
+                    help=f"L-BFGS iterations of galib's preconditioned fit (default "
+                         f"{probe.PRECONDITIONED['max_iter']}; the old protocol runs {PROBE_OLD_ITERS} per l2)")
     ap.add_argument("--probe-repeats", type=int_at_least(1), default=2,
                     help="repeats of the probe fits, alternating order (default 2)")
     ap.add_argument("--score-row", action="store_true",
@@ -810,7 +813,7 @@ def main(argv=None) -> dict | None:
         args.dataset, args.repeats, args.threads, args.probe_repeats = "glyphs", 1, 1, 1
         args.n_train, args.n_val = args.n_train or 4 * BATCH, args.n_val or BATCH
     args.probe_train = args.probe_train or (4 * BATCH if args.quick else PROBE_SIZE[0])
-    args.probe_iters = args.probe_iters or (5 if args.quick else PROBE_FIT["max_iter"])
+    args.probe_iters = args.probe_iters or (5 if args.quick else probe.PRECONDITIONED["max_iter"])
     args.probe_old_iters = 5 if args.quick else PROBE_OLD_ITERS
     if args.score_row:
         res = _score_row(args)
@@ -870,7 +873,8 @@ def _score_row(args) -> dict:
         mm = matmul_gflops()
     finally:
         torch.set_num_threads(threads)
-    res = score_row_bench(data, max(mm["1024"], mm["2048"]), args.seed, probe_iters=args.probe_iters)
+    fit = {**probe.PRECONDITIONED, "max_iter": args.probe_iters}
+    res = score_row_bench(data, max(mm["1024"], mm["2048"]), args.seed, fit=fit)
     res["meta"]["note"] = note
     print("\n" + format_score_row(res) + (f"\nnote: {note}" if note else ""))
     return res

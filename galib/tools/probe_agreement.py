@@ -14,7 +14,6 @@ docs/performance.md.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -81,6 +80,25 @@ def table(results: list[dict]) -> str:
                                  ("CPU s, new / old", "cpu")])
 
 
+def _fit_one(run: str, iters: int, old_iters: int, split_seed: int) -> dict:
+    torch.set_num_threads(1)
+    res = fit_both(run, iters, old_iters, split_seed)
+    print(f"[probe_agreement] {run}: new {res['new']['cpu_s']:.0f} CPU s, old {res['old']['cpu_s']:.0f} "
+          f"CPU s", flush=True)
+    return res
+
+
+def _compare_all(args) -> list[dict]:
+    """:func:`fit_both` of every run, in ``args.jobs`` spawned processes (one thread each)."""
+    work = [(run, args.iters, args.old_iters, args.split_seed) for run in args.runs]
+    if args.jobs == 1:
+        return [_fit_one(*w) for w in work]
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+    with ProcessPoolExecutor(min(args.jobs, len(work)), mp_context=get_context("spawn")) as pool:
+        return list(pool.map(_fit_one, *zip(*work)))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = ShortUsageParser(prog="python -m galib.tools.probe_agreement", description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+", help="run folders holding best.pt")
@@ -88,17 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters", type=int_at_least(1), default=PROBE_FIT["max_iter"])
     ap.add_argument("--old-iters", type=int_at_least(1), default=100)
     ap.add_argument("--split-seed", type=int_at_least(0), default=42)
+    ap.add_argument("--jobs", type=int_at_least(1), default=1,
+                    help="runs compared side by side, one thread each (default 1)")
     args = ap.parse_args(argv)
     missing = [r for r in args.runs if not (Path(r) / "best.pt").is_file()]
     if missing:
         print(f"[probe_agreement] FAILED: no best.pt in {missing}", file=sys.stderr)
         return 1
-    torch.set_num_threads(1)
-    results = []
-    for run in args.runs:
-        results.append(fit_both(run, args.iters, args.old_iters, args.split_seed))
-        print(f"[probe_agreement] {run}: new {results[-1]['new']['cpu_s']:.0f} CPU s, old "
-              f"{results[-1]['old']['cpu_s']:.0f} CPU s", flush=True)
+    results = _compare_all(args)
     out = Path(args.out)
     text = table(results)
     command = "python -m galib.tools.probe_agreement " + " ".join(sys.argv[1:] if argv is None else argv)

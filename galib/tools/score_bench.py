@@ -1,7 +1,7 @@
 """What one scored row costs against the training it scores (part of ``make bench``).
 
 One row as notebook 05 scores a trained model (:func:`galib.experiments.baselines.run_baselines`
-with 05's settings): the test scores (:func:`~galib.evaluation.scores.evaluate_model`), the linear
+with the evidence profile's settings: the preconditioned probe): the test scores (:func:`~galib.evaluation.scores.evaluate_model`), the linear
 probes of ``z``, ``z_i``, ``z_v`` and the orbit invariants under protocols a, b and c
 (:func:`~galib.evaluation.features.probe_model`: encoding, then two fits per feature) and the swap
 scores, at one thread, on a model trained here for one epoch at the same size. Printed: CPU seconds
@@ -68,10 +68,13 @@ class _Counted:
 
 
 def score_row_bench(data, matmul_peak: float, seed: int = 42, epochs: int = 50,
-                    probe_iters: int | None = None) -> dict:
+                    fit: dict | None = None) -> dict:
     """CPU seconds of each part of one scored row of ``data`` (a ``DataSplits``) at one thread,
     and the ratio of the row to ``epochs`` epochs of training at the measured epoch's cost;
-    ``matmul_peak``: the core's square fp32 matmul rate (GFLOP/s) measured in the same run."""
+    ``matmul_peak``: the core's square fp32 matmul rate (GFLOP/s) measured in the same run;
+    ``fit``: the probe's ``fit_probe`` keywords (default :data:`~galib.evaluation.probe.PRECONDITIONED`,
+    the evidence profile's)."""
+    fit = dict(probe.PRECONDITIONED if fit is None else fit)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -80,10 +83,9 @@ def score_row_bench(data, matmul_peak: float, seed: int = 42, epochs: int = 50,
         c0 = time.process_time()
         evaluate_model(model, data.test, seed=seed)
         parts["test scores"] = time.process_time() - c0
-        fit = {} if probe_iters is None else {"fit_kwargs": {"max_iter": int(probe_iters)}}
         with _Counted() as counted:
             c0 = time.process_time()
-            found = features.probe_model(model, data, features=ROW_FEATURES, seed=seed, **fit)
+            found = features.probe_model(model, data, features=ROW_FEATURES, seed=seed, fit_kwargs=fit)
             probe_cpu = time.process_time() - c0
         for f, cpu in zip(found, counted.fit_cpu):
             parts[f"probe fits {f} (F = {found[f]['dim']})"] = cpu
@@ -97,7 +99,7 @@ def score_row_bench(data, matmul_peak: float, seed: int = 42, epochs: int = 50,
     fit_cpu = sum(counted.fit_cpu)
     return {"meta": {"dataset": data.name, "n_train": len(data.train), "n_val": len(data.val),
                      "n_test": len(data.test), "threads": 1, "epochs_scored": epochs,
-                     "probe_iters": probe_iters or features.PROBE_FIT["max_iter"],
+                     "probe_fit": fit,
                      "loadavg": [round(v, 2) for v in os.getloadavg()]},
             "parts_cpu_s": parts, "row_cpu_s": total, "epoch_cpu_s": epoch_cpu,
             "training_cpu_s": epochs * epoch_cpu, "row_over_training": total / (epochs * epoch_cpu),
@@ -110,7 +112,7 @@ def score_row_bench(data, matmul_peak: float, seed: int = 42, epochs: int = 50,
 def format_score_row(res: dict) -> str:
     m, p = res["meta"], res["probe"]
     lines = [f"one scored row — {m['dataset']}: {m['n_train']} train / {m['n_val']} val / "
-             f"{m['n_test']} test images, 1 thread, probe {m['probe_iters']} L-BFGS iterations "
+             f"{m['n_test']} test images, 1 thread, probe {m['probe_fit']} "
              f"(load average {m['loadavg']})"]
     lines += [f"  {name:<34s}{cpu:9.1f} CPU s" for name, cpu in res["parts_cpu_s"].items()]
     lines.append(f"  {'row':<34s}{res['row_cpu_s']:9.1f} CPU s")

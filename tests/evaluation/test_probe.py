@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from galib.evaluation import probe
-from galib.evaluation.features import PROBE_FIT
 from galib.evaluation.probe import evaluate_protocols, fit_probe, orbit_invariants
 from galib.tools.bench import reference_fit_probe
 
@@ -162,22 +161,22 @@ def test_fit_agrees_with_the_autograd_fit(packed, max_iter, monkeypatch, one_thr
 
 
 def test_the_preconditioned_fit_agrees_with_the_old_protocol(one_thread):
-    """The default solver (every l2 at once, preconditioned, PROBE_FIT's iterations) against the
+    """The preconditioned solver (every l2 at once, the evidence profile's 50 iterations) against the
     protocol it replaced (warm path, 100 iterations per l2, the old notebooks' budget) on the same
     features: the same l2, and its validation and test accuracies within 0.003 (docs/performance.md:
     within 0.0021 on three trained models at 48,000 images, every accuracy above chance)."""
     Xtr, ytr, Xva, yva, Xte, yte = _glyph_features()
     old = fit_probe(Xtr, ytr, Xva, yva, max_iter=100, solver="warm-path")
-    new = fit_probe(Xtr, ytr, Xva, yva, **PROBE_FIT)
+    new = fit_probe(Xtr, ytr, Xva, yva, **probe.PRECONDITIONED)
     assert new.l2 == old.l2 and 0.9 < old.val_accuracy < 1.0
     assert abs(new.val_accuracy - old.val_accuracy) <= 0.003
     assert abs(new.accuracy(Xte, yte) - old.accuracy(Xte, yte)) <= 0.003
-    assert new.n_iter <= PROBE_FIT["max_iter"] and set(new.val_scores) == set(old.val_scores)
+    assert new.n_iter <= probe.PRECONDITIONED["max_iter"] and set(new.val_scores) == set(old.val_scores)
 
 
 def test_an_unknown_solver_is_named():
     X, y = _blobs(100, k=2, d=3, sep=3.0)
-    with pytest.raises(ValueError, match=r"unknown probe solver 'lbfgs'.*preconditioned.*warm-path"):
+    with pytest.raises(ValueError, match=r"unknown probe solver .lbfgs.*warm-path.*preconditioned"):
         fit_probe(X[:80], y[:80], X[80:], y[80:], solver="lbfgs")
 
 
