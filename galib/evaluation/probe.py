@@ -72,7 +72,7 @@ PRECONDITION_DELTA = 1.0         # its ridge, relative to the mean variance (1 f
 
 
 def fit_probe(X_train: torch.Tensor, y_train: torch.Tensor, X_val: torch.Tensor,
-              y_val: torch.Tensor, l2_grid=DEFAULT_L2_GRID, max_iter: int = 50, seed: int = 0,
+              y_val: torch.Tensor, l2_grid=DEFAULT_L2_GRID, max_iter: int = 50,
               dtype: torch.dtype = torch.float32, solver: str = "warm-path") -> ProbeResult:
     """Multinomial logistic regression, L2 chosen by validation accuracy.
 
@@ -80,7 +80,7 @@ def fit_probe(X_train: torch.Tensor, y_train: torch.Tensor, X_val: torch.Tensor,
     is ~0 relative to its mean maps to 0. The loss is mean cross-entropy + ``l2 * ||W||^2``
     (bias unpenalised), minimised by full-batch L-BFGS (strong-Wolfe line search, at most
     ``max_iter`` iterations); the l2 with the best validation accuracy wins, ties going to the
-    larger l2. Deterministic: nothing is random (``seed`` is accepted for interface symmetry).
+    larger l2. Deterministic: nothing is random.
 
     ``solver``:
 
@@ -103,7 +103,6 @@ def fit_probe(X_train: torch.Tensor, y_train: torch.Tensor, X_val: torch.Tensor,
     The loss and its gradient are written out (no autograd) on the design packed once per fit
     (:class:`_Design`).
     """
-    del seed
     if solver not in SOLVERS:
         raise ValueError(f"unknown probe solver {solver!r}; choose one of {SOLVERS}")
     X_train, X_val = X_train.flatten(1), X_val.flatten(1)

@@ -273,20 +273,20 @@ def probe_metrics(rows: list[dict], conf: dict | None, table_md: str, data: Data
 
 
 def probe_budget(model, data: DataSplits, features=("z", "orbit"), split: str = "mask", seed: int = 0,
-                 max_train: int | None = 2000, probe_iters: int = 50, base: dict | None = None,
-                 solver: str | None = None) -> dict:
-    """Is the probe limited by its budget? Refit with twice the L-BFGS iterations and with twice
-    the training images (not when ``max_train`` is ``None``: every image is used already); per
+                 max_train: int | None = 2000, fit: dict | None = None, base: dict | None = None) -> dict:
+    """Is the probe limited by its budget? ``fit``: the probe's ``fit_probe`` keywords (default
+    ``{"max_iter": 50}``). Refit with twice the L-BFGS iterations and with twice the training images (not when ``max_train`` is ``None``: every image is used already); per
     feature and protocol the accuracies of the fits, the probe's iterations and final gradient
     norm, and ``max_change`` (largest absolute change over all). ``base``: a scored row of this
     model with the same seed and budget (``probe/<feature>/<key>``), whose fits are reused instead
     of being refitted (the probe is deterministic, so they are the same numbers)."""
+    fit = {"max_iter": 50, **(fit or {})}
+    probe_iters = int(fit["max_iter"])
     budgets = {"base": (max_train, probe_iters), "2x iterations": (max_train, 2 * probe_iters)}
     if max_train is not None:
         budgets["2x images"] = (2 * max_train, probe_iters)
-    solve = {} if solver is None else {"solver": solver}               # None: fit_probe's default
     fits = {name: probe_model(model, data, features=list(features), seed=seed, max_train=n,
-                              split=split, fit_kwargs={"max_iter": it, **solve})
+                              split=split, fit_kwargs={**fit, "max_iter": it})
             for name, (n, it) in budgets.items() if not (name == "base" and base is not None)}
     if base is not None:
         keys = ("a", "b", "c", "iters", "grad_norm")
@@ -311,12 +311,11 @@ def budget_scores(base_cfg: TrainConfig, run_root: str | Path, settings: EvalSet
     (t,) = baseline_trainings(base_cfg, ["ald"], run_root)
     res = train_or_load(t, data, verbose=verbose)
     base = score_baseline(base_cfg, "ald", base_cfg.seed, run_root, settings, data, verbose=verbose)
-    iters = settings.probe_iters or PROBE_FIT["max_iter"]
+    fit = {"max_iter": PROBE_FIT["max_iter"], **settings.probe_kwargs().get("fit_kwargs", {})}
     return cached_scores(Path(t.run_dir) / "probe_budget.json",
                          {"scores": "probe_budget", "settings": settings.cache_key(), "run": run_identity(res)},
                          lambda: probe_budget(res.model, data, seed=settings.seed,
-                                              max_train=settings.probe_max_train, probe_iters=iters, base=base,
-                                              solver=settings.probe_solver),
+                                              max_train=settings.probe_max_train, fit=fit, base=base),
                          "probe budget", cfg=res.config, data=data, verbose=verbose)
 
 

@@ -112,24 +112,23 @@ STEMS = tuple(NOTEBOOKS)
 def notebook_trainings(stem: str, params: Mapping, cfg: TrainConfig) -> list[Training]:
     """The trainings notebook ``stem`` opens with these (resolved) parameters, keys prefixed with
     the notebook's number (``05:baselines/random/seed43``)."""
-    if stem not in NOTEBOOKS:
-        raise ValueError(f"unknown notebook {stem!r}; known: {list(NOTEBOOKS)}")
-    nb = NOTEBOOKS[stem]
-    if nb.plan is None:
-        return []
-    tag = stem.split("_", 1)[0]
-    return [replace(t, key=f"{tag}:{t.key}", needs=tuple(f"{tag}:{n}" for n in t.needs))
-            for t in nb.plan(params, cfg)]
+    return _tagged(stem, "plan", params, cfg)
 
 
 def notebook_scorings(stem: str, params: Mapping, cfg: TrainConfig) -> list[Scoring]:
     """The scoring tasks of notebook ``stem`` with these (resolved) parameters: every score it will
     read, keys and needs prefixed with the notebook's number (``05:baselines/rows/ald/seed42``)."""
+    return _tagged(stem, "scores", params, cfg)
+
+
+def _tagged(stem: str, field_name: str, params: Mapping, cfg: TrainConfig) -> list:
+    """The tasks of the notebook's ``field_name`` (``plan`` or ``scores``), keys and needs
+    prefixed with its number."""
     if stem not in NOTEBOOKS:
         raise ValueError(f"unknown notebook {stem!r}; known: {list(NOTEBOOKS)}")
-    nb = NOTEBOOKS[stem]
-    if nb.scores is None:
+    make = getattr(NOTEBOOKS[stem], field_name)
+    if make is None:
         return []
     tag = stem.split("_", 1)[0]
-    return [replace(s, key=f"{tag}:{s.key}", needs=tuple(f"{tag}:{n}" for n in s.needs))
-            for s in nb.scores(params, cfg)]
+    return [replace(t, key=f"{tag}:{t.key}", needs=tuple(f"{tag}:{n}" for n in t.needs))
+            for t in make(params, cfg)]

@@ -200,7 +200,7 @@ def test_probe_budget_reuses_the_rows_fits_exactly(tmp_path):
     (row,) = run_baselines(tiny_cfg(), ["ald"], tmp_path, data=data, verbose=False, settings=settings)
     (t,) = baseline_trainings(tiny_cfg(), ["ald"], tmp_path)
     model = train_or_load(t, data, verbose=False).model
-    fresh = probe_budget(model, data, max_train=None, probe_iters=15)
-    reused = probe_budget(model, data, max_train=None, probe_iters=15, base=row)
+    fresh = probe_budget(model, data, max_train=None, fit={"max_iter": 15})
+    reused = probe_budget(model, data, max_train=None, fit={"max_iter": 15}, base=row)
     assert set(fresh["budgets"]) == {"base", "2x iterations"} and reused["base_reused"]
     assert fresh["features"] == reused["features"] and fresh["max_change"] == reused["max_change"]
