@@ -73,7 +73,7 @@ from ..devices import amp_problem, cpu_bf16_support
 from ..evaluation import probe
 from ..evaluation.features import random_encoder
 from ..groups import get_group
-from ..losses import PairLoss
+from ..losses import TARGETS, PairLoss
 from ..models import GroupLatentAutoencoder
 from ..train import TrainConfig, epoch_generator, make_optimizer, model_from_config, run_epoch
 from ..train.cli import ShortUsageParser, int_at_least
@@ -786,6 +786,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="repeats of the probe fits, alternating order (default 2)")
     ap.add_argument("--score-row", action="store_true",
                     help="only one scored row (48k/12k/10k): CPU s per part and its ratio to training")
+    ap.add_argument("--score-targets", default="detached", choices=TARGETS,
+                    help="targets of the training the row is compared with (evidence: both-ways)")
     ap.add_argument("--seed", type=seed_arg("seed"), default=42)
     ap.add_argument("--out", default="bench/results.json")
     ap.add_argument("--worker", choices=PIPELINES, help=argparse.SUPPRESS)
@@ -874,7 +876,7 @@ def _score_row(args) -> dict:
     finally:
         torch.set_num_threads(threads)
     fit = {**probe.PRECONDITIONED, "max_iter": args.probe_iters}
-    res = score_row_bench(data, max(mm["1024"], mm["2048"]), args.seed, fit=fit)
+    res = score_row_bench(data, max(mm["1024"], mm["2048"]), args.seed, fit=fit, targets=args.score_targets)
     res["meta"]["note"] = note
     print("\n" + format_score_row(res) + (f"\nnote: {note}" if note else ""))
     return res
