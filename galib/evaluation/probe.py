@@ -148,7 +148,7 @@ def _fit_warm_path(Z, yt, K, grid, max_iter) -> list:
     del Z
     out = []
     for l2 in grid:
-        n_iter, grad_norm = _lbfgs(design, W, b, yt, (l2,), max_iter)
+        n_iter, grad_norm = _lbfgs(design, W, b, yt, l2, max_iter)
         out.append((W.clone(), b.clone(), n_iter, grad_norm))
     return out
 
@@ -186,7 +186,7 @@ def _preconditioner(Z: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve_triangular(chol, eye, upper=False).T.to(Z.dtype)   # L^(-T)
 
 
-def _lbfgs(design: "_Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor, l2s: tuple,
+def _lbfgs(design: "_Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor, l2s,
            max_iter: int, P: torch.Tensor | None = None) -> tuple[int, float]:
     """Minimise the probe loss, summed over the l2 values ``l2s`` (one block of ``W`` per value),
     from ``W`` (K, F) or (L, K, F) and ``b`` (K,) or (L, K), updated in place: one
@@ -213,13 +213,31 @@ def _lbfgs(design: "_Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor
 
 @torch.no_grad()
 def _loss_and_grad(design: "_Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor,
-                   l2s: tuple, P: torch.Tensor | None = None):
-    """Sum over the l2 values ``l2s`` of the mean cross-entropy of ``Z @ W_l.T + b_l`` against
-    ``yt`` (N,) plus ``l2 * ||W_l||^2``, and its gradient, written out: ``(loss (), dW, db)`` in
-    the shapes of ``W`` ((K, F) or (L, K, F)) and ``b``. With ``P`` (F, F), ``W`` holds preconditioned
-    coordinates ``V`` (original weights ``V P^T``; gradient ``dW_orig P``). Logits are kept
-    class-major, all l2 values in one product."""
-    l2s = (float(l2s),) if isinstance(l2s, (int, float)) else tuple(l2s)
+                   l2s, P: torch.Tensor | None = None):
+    """Mean cross-entropy of ``Z @ W.T + b`` against ``yt`` (N,) plus ``l2 * ||W||^2``, and its
+    gradient, written out: ``(loss (), dW, db)`` in the shapes of ``W`` and ``b``. ``W`` (K, F)
+    with one l2 (a float): the old protocol's arithmetic, bit for bit. ``W`` (L, K, F) with ``l2s``
+    (L values): the sum of the L problems, all in one product. With ``P`` (F, F), ``W`` holds
+    preconditioned coordinates ``V`` (original weights ``V P^T``; gradient ``dW_orig P``). Logits
+    are kept class-major."""
+    if W.dim() == 2 and P is None:
+        return _loss_and_grad_one(design, W, b, yt, float(l2s if isinstance(l2s, (int, float)) else l2s[0]))
+    return _loss_and_grad_many(design, W, b, yt, tuple(l2s), P)
+
+
+def _loss_and_grad_one(design: "_Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor, l2: float):
+    n = yt.numel()
+    logits = design.forward(W).add_(b[:, None])                        # (K, N)
+    lse = torch.logsumexp(logits, 0)                                   # (N,)
+    picked = logits.gather(0, yt[None]).squeeze(0)                     # (N,) true-class logit
+    loss = (lse - picked).mean() + l2 * W.pow(2).sum()
+    p = logits.sub_(lse).exp_()                                        # (K, N) softmax
+    p.scatter_add_(0, yt[None], torch.full_like(lse, -1.0)[None]).div_(n)  # (K, N) dloss/dlogits
+    return loss, design.backward(p).add_(W, alpha=2 * l2), p.sum(1)    # (), (K, F), (K,)
+
+
+def _loss_and_grad_many(design: "_Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor,
+                        l2s: tuple, P: torch.Tensor | None):
     n, L = yt.numel(), len(l2s)
     Wo = W if P is None else W @ P.T                                   # original coordinates
     K, F = Wo.shape[-2], Wo.shape[-1]
