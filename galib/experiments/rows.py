@@ -66,9 +66,9 @@ class EvalSettings:
     max_test: int | None = None            # test images loaded with the data (None: all)
     probe_max_train: int | None = None     # training images per probe (None: all)
     probe_max_test: int | None = None      # test images per probe (None: all)
-    probe_iters: int | None = None         # L-BFGS iterations of a fit (None: the probe's default)
+    probe_iters: int | None = None         # L-BFGS iterations per l2 (warm-path) or in all (None: default)
     probe_l2: tuple | None = None          # the probe's l2 grid (None: the probe's default)
-    probe_solver: str | None = None        # fit_probe's solver (None: its default, "preconditioned")
+    probe_solver: str | None = None        # fit_probe's solver (None: its default, "warm-path")
     extra: Callable | None = None          # extra(model, data) -> dict: more scores per split model
     jobs: int = 1                          # processes that score uncached rows side by side (not a score)
 

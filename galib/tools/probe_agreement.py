@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     commit = source_commit()
     save_json(relative_paths({"command": command, "commit": commit, "results": results}),
               out / "probe_agreement.json")
-    write_text(out / "probe_agreement.md", f"`{command}` (commit {commit})\n\n{text}\n")
+    write_text(out / "probe_agreement.md", f"`{relative_paths(command)}` (commit {commit})\n\n{text}\n")
     print(text)
     return 0
 
