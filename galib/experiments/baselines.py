@@ -60,7 +60,7 @@ from ..evaluation.spread import aggregate
 from ..evaluation.tables import format_pm, markdown_table
 from ..io import save_json, write_text
 from ..train import TrainConfig
-from .plan import DataRequest, Training, run_folder, train_or_load
+from .plan import DataRequest, Scoring, Training, run_folder, train_or_load
 from .rows import EvalSettings, scored_row
 from .training import divergence_epoch
 
@@ -242,7 +242,6 @@ def baseline_scorings(base_cfg: TrainConfig, names, run_root: str | Path, seeds,
     """The scoring tasks of :func:`run_baselines` with these arguments: one per row it scores
     (each trained baseline and seed, needing that training; each untrained baseline once), keys
     ``<prefix>/rows/<name>/seed<s>``."""
-    from .plan import Scoring
     base_cfg = base_cfg.validate()
     seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
     trainings = {t.key: t for t in baseline_trainings(base_cfg, names, run_root, seeds, data, prefix)}

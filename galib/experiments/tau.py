@@ -22,7 +22,7 @@ from ..evaluation.scores import SCORE_LABELS, evaluate_model
 from ..evaluation.spread import aggregate, format_spread, mean_sd
 from ..evaluation.tables import markdown_table
 from ..train import TrainConfig, initial_mask_probs
-from .plan import DataRequest, Training, run_folder, train_or_load
+from .plan import DataRequest, Scoring, Training, run_folder, train_or_load
 from .rows import EvalSettings, scored_row
 
 INVARIANT_FEATURES = ("z_i", "orbit")     # features meant not to change under the group
@@ -165,7 +165,6 @@ def tau_scorings(base_cfg: TrainConfig, taus, run_root: str | Path, seeds, setti
                  data: DataRequest) -> list:
     """The scoring tasks of :func:`sweep_tau` with these arguments (``data``: the notebook's), one
     per (τ, seed), keys ``tau/<τ>/seed<s>/row``."""
-    from .plan import Scoring
     return [Scoring(f"{t.key}/row", t.run_dir, functools.partial(score_tau, t, settings, data),
                     needs=(t.key,), fits=2.0 * settings.probe, images=settings.max_images or 0)
             for t in tau_trainings(base_cfg, taus, run_root, seeds, data)]
