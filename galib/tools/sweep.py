@@ -157,7 +157,9 @@ def _scoring_estimate(scorings: list[Scoring], trainings: list[Training], measur
         if size not in fits:
             fits[size] = probe_seconds(len(data.train), f, 50)
         kind = (t.data, t.config.batch_size, t.config.latent_channels, t.config.group, t.config.invariant)
-        per_image = measured.get(kind, step_seconds(t)) / t.config.batch_size / 3 * 9   # 8 elements + x
+        if kind not in measured:                                # measured once per kind, as for trainings
+            measured[kind] = step_seconds(t)
+        per_image = measured[kind] / t.config.batch_size / 3 * 9   # 8 elements + x
         total += scoring_seconds(s, fits[size], per_image) + len(data.test) * per_image
     return total
 
