@@ -7,7 +7,7 @@
 ``sg`` is stop-gradient: ``T_g x`` is encoded under ``torch.no_grad`` and split with the hard mask,
 so no gradient reaches the encoder or the mask logits through the transformed branch.
 
-Consistency forms (``consistency=``):
+Consistency forms (``LossOptions.consistency``):
 
 - ``direct`` — ``L_const`` as above (the paper's; the default for every finite group, whose
   ``Phi_g`` is an exact permutation of latent cells).
@@ -23,7 +23,7 @@ Consistency forms (``consistency=``):
 - ``auto`` — ``midpoint`` for groups that offer a balanced split (``group.has_balanced_split``:
   ``so2``), else ``direct``.
 
-Targets (``targets=``):
+Targets (``LossOptions.targets``):
 
 - ``detached`` — the paper's: ``T_g x`` is encoded without gradient (``sg`` above).
 - ``both-ways`` — ``T_g x`` is encoded with gradient, so ``L_inv`` and ``L_const`` pull both
@@ -37,6 +37,8 @@ Targets (``targets=``):
   with both sides trained, scaling ``z_v`` only ever raises the loss.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -86,15 +88,37 @@ def invariance_loss(z_i: torch.Tensor, target: torch.Tensor, kind: str = "mse") 
     return ((z_i - target).pow(2).mean(dims) / (var + eps)).mean()
 
 
+@dataclass(frozen=True)
+class LossOptions:
+    """How the loss terms are weighted and formed (every default is the paper's).
+
+    ``lambda_inv`` / ``lambda_const`` weigh ``L_inv`` / ``L_const`` against ``L_recon``;
+    ``consistency`` (:data:`CONSISTENCY`), ``invariance`` (:data:`INVARIANCE`) and ``targets``
+    (:data:`TARGETS`) pick the forms described in this module's docstring.
+    """
+    lambda_inv: float = 1.0
+    lambda_const: float = 1.0
+    consistency: str = "auto"
+    invariance: str = "mse"
+    targets: str = "detached"
+
+    @classmethod
+    def from_config(cls, cfg) -> "LossOptions":
+        """The options a ``TrainConfig`` asks for (``invariance`` / ``targets`` default to the
+        paper's for configs that predate them)."""
+        return cls(cfg.lambda_inv, cfg.lambda_const, cfg.consistency,
+                   getattr(cfg, "invariance", "mse"), getattr(cfg, "targets", "detached"))
+
+
 def ald_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor, g: torch.Tensor,
-               lambda_inv: float = 1.0, lambda_const: float = 1.0,
-               consistency: str = "auto", invariance: str = "mse",
-               targets: str = "detached") -> dict[str, torch.Tensor]:
-    """Total loss and each term for a batch of pairs; ``x, gx``: (B, C, H, W), ``g``: (B,)."""
+               options: LossOptions = LossOptions()) -> dict[str, torch.Tensor]:
+    """Total loss and each term for a batch of pairs; ``x, gx``: (B, C, H, W), ``g``: (B,);
+    ``options``: the weights and forms of the terms (:class:`LossOptions`)."""
+    targets = options.targets
     if targets not in TARGETS:
         raise ValueError(f"unknown targets {targets!r}; choose one of {list(TARGETS)}")
     out = model(x, g)                                         # recon, z_i, phi_z_v: grad flows
-    midpoint = resolve_consistency(consistency, model.group) == "midpoint"
+    midpoint = resolve_consistency(options.consistency, model.group) == "midpoint"
     detached = targets != "both-ways"                          # scale-free targets are detached too
     with torch.set_grad_enabled(torch.is_grad_enabled() and not detached):
         zt_i, zt_v = model.split(model.encode(gx), hard=detached)  # [sg] z_i(T_g x), z_v(T_g x)
@@ -105,17 +129,16 @@ def ald_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor,
     pred_i, pred_v = out["z_i"], model.act(out["z_v"], h1) if midpoint else out["phi_z_v"]
     if targets == "scale-free":
         pred_i, zt_i, pred_v, zt_v = map(_standardised, (pred_i, zt_i, pred_v, zt_v))
-    inv = invariance_loss(pred_i, zt_i, invariance)
+    inv = invariance_loss(pred_i, zt_i, options.invariance)
     const = F.mse_loss(pred_v, zt_v)
-    total = recon + lambda_inv * inv + lambda_const * const
+    total = recon + options.lambda_inv * inv + options.lambda_const * const
     return {"loss": total, "recon": recon, "inv": inv, "const": const}
 
 
 def ae_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor, g: torch.Tensor,
-              lambda_inv: float = 0.0, lambda_const: float = 0.0,
-              consistency: str = "auto", invariance: str = "mse",
-              targets: str = "detached") -> dict[str, torch.Tensor]:
-    """Plain autoencoder baseline: reconstruct ``x`` from the whole latent; no group, no mask."""
+              options: LossOptions = LossOptions()) -> dict[str, torch.Tensor]:
+    """Plain autoencoder baseline: reconstruct ``x`` from the whole latent; no group, no mask
+    (``g`` and ``options`` are taken for a common signature with :func:`ald_losses`, and unused)."""
     recon = F.mse_loss(model.decode(model.encode(x)), x)
     zero = recon.new_zeros(())
     return {"loss": recon, "recon": recon, "inv": zero, "const": zero}
@@ -133,20 +156,15 @@ class PairLoss(nn.Module):
     """
 
     def __init__(self, model: GroupLatentAutoencoder, objective: str = "group",
-                 lambda_inv: float = 1.0, lambda_const: float = 1.0, consistency: str = "auto",
-                 invariance: str = "mse", targets: str = "detached"):
+                 options: LossOptions = LossOptions()):
         super().__init__()
         self.model, self.loss_fn = model, OBJECTIVES[objective]
-        self.lambda_inv, self.lambda_const = lambda_inv, lambda_const
-        self.consistency = resolve_consistency(consistency, model.group)
-        self.invariance, self.targets = invariance, targets
+        self.options = replace(options, consistency=resolve_consistency(options.consistency, model.group))
 
     @classmethod
     def from_config(cls, model: GroupLatentAutoencoder, cfg) -> "PairLoss":
         """The step a ``TrainConfig`` asks for."""
-        return cls(model, cfg.objective, cfg.lambda_inv, cfg.lambda_const, cfg.consistency,
-                   getattr(cfg, "invariance", "mse"), getattr(cfg, "targets", "detached"))
+        return cls(model, cfg.objective, LossOptions.from_config(cfg))
 
     def forward(self, x: torch.Tensor, gx: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.loss_fn(self.model, x, gx, g, self.lambda_inv, self.lambda_const, self.consistency,
-                            self.invariance, self.targets)
+        return self.loss_fn(self.model, x, gx, g, self.options)

@@ -7,6 +7,7 @@ straight-through estimator ``M + p - p.detach()`` (forward exactly 0/1, backward
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -241,14 +242,28 @@ def fixed_mask_channels(kind: str, channels: int, n_variant: int | None = None,
     return torch.randperm(channels, generator=torch.Generator().manual_seed(seed))[:n].sort().values
 
 
+@dataclass(frozen=True)
+class ModelOptions:
+    """How :func:`build_model` splits and acts on the latent (every default is the paper's).
+
+    ``mask`` (:data:`MASKS`): ``'learned'`` is the ALD mask; ``'manual'`` fixes the first
+    ``mask_variant`` channels variant (default half), ``'random'`` a random set of that size drawn
+    from ``mask_seed`` (the control for the learned mask). ``invariant`` (:data:`INVARIANTS`):
+    see :class:`GroupLatentAutoencoder`. ``latent_action``: ``Phi_g`` (default: the group's
+    exact ``act_latent``; an ``nn.Module`` is trained with the model).
+    """
+    mask: str = "learned"
+    mask_variant: int | None = None
+    mask_seed: int = 0
+    invariant: str = "paper"
+    latent_action: LatentAction | None = None
+
+
 def build_model(group: Group | str = "c4", latent_channels: int = 64, tau: float = 0.5,
-                in_channels: int = 1, mask: str = "learned",
-                latent_action: LatentAction | None = None, mask_variant: int | None = None,
-                mask_seed: int = 0, invariant: str = "paper") -> GroupLatentAutoencoder:
-    """The paper model for ``group``. ``mask='learned'`` is the ALD mask; ``'manual'`` fixes the
-    first ``mask_variant`` channels variant (default half), ``'random'`` a random set of that size
-    drawn from ``mask_seed`` (the control for the learned mask). ``invariant``: see
-    :class:`GroupLatentAutoencoder`."""
+                in_channels: int = 1, options: ModelOptions = ModelOptions()) -> GroupLatentAutoencoder:
+    """The paper model for ``group``; ``options`` (:class:`ModelOptions`) chooses the mask, the
+    invariant design and the latent action."""
+    mask = options.mask
     group = get_group(group)
     if mask not in MASKS:
         raise ValueError(f"unknown mask {mask!r}; choose one of {list(MASKS)}")
@@ -261,6 +276,7 @@ def build_model(group: Group | str = "c4", latent_channels: int = 64, tau: float
         if not 0.0 < tau < 1.0:
             raise ValueError(f"tau must lie in the open interval (0, 1); got {tau!r}")
         logits = torch.full((latent_channels,), -10.0)
-        logits[fixed_mask_channels(mask, latent_channels, mask_variant, mask_seed)] = 10.0
+        logits[fixed_mask_channels(mask, latent_channels, options.mask_variant, options.mask_seed)] = 10.0
         ald = ALDMask(latent_channels, tau, trainable=False, init_logits=logits)
-    return GroupLatentAutoencoder(enc, dec, group, latent_channels, tau, latent_action, ald, invariant)
+    return GroupLatentAutoencoder(enc, dec, group, latent_channels, tau, options.latent_action, ald,
+                                  options.invariant)

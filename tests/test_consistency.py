@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from galib.datasets import DataSplits, ImageSet
 from galib.pairs import iterate_pairs
 from galib.groups import get_group
-from galib.losses import PairLoss, ald_losses, resolve_consistency
+from galib.losses import LossOptions, PairLoss, ald_losses, resolve_consistency
 from galib.models import build_model
 from galib.train import TrainConfig
 
@@ -53,14 +53,14 @@ def _so2_batch(n=4, seed=0):
 
 def test_midpoint_const_is_the_balanced_comparison():
     model, x, gx, g = _so2_batch()
-    terms = ald_losses(model, x, gx, g, consistency="midpoint")
+    terms = ald_losses(model, x, gx, g, LossOptions(consistency="midpoint"))
     with torch.no_grad():
         z_v = model.split(model.encode(x))[1]
         t_v = model.split(model.encode(gx), hard=True)[1]
         h1, h2 = model.group.balanced_split(g)
         want = F.mse_loss(model.act(z_v, h1), model.act(t_v, h2))
     assert torch.allclose(terms["const"], want, rtol=1e-6)
-    direct = ald_losses(model, x, gx, g, consistency="direct")
+    direct = ald_losses(model, x, gx, g, LossOptions(consistency="direct"))
     assert torch.equal(terms["recon"], direct["recon"]) and torch.equal(terms["inv"], direct["inv"])
 
 
@@ -68,14 +68,14 @@ def test_midpoint_equals_direct_at_quarter_turns():
     model, x, _, _ = _so2_batch()
     q = torch.tensor([0.0, 1.0, 2.0, 3.0]) * (math.pi / 2)
     gx = model.group.act_image(x, q)
-    a = ald_losses(model, x, gx, q, consistency="midpoint")["const"]
-    b = ald_losses(model, x, gx, q, consistency="direct")["const"]
+    a = ald_losses(model, x, gx, q, LossOptions(consistency="midpoint"))["const"]
+    b = ald_losses(model, x, gx, q, LossOptions(consistency="direct"))["const"]
     assert torch.allclose(a, b, rtol=1e-5, atol=1e-9)
 
 
 def test_midpoint_gradient_reaches_the_encoder_only_through_the_online_side():
     model, x, gx, g = _so2_batch()
-    loss = PairLoss(model, consistency="midpoint")(x, gx, g)["const"]
+    loss = PairLoss(model, options=LossOptions(consistency="midpoint"))(x, gx, g)["const"]
     loss.backward()
     assert model.encoder[0].weight.grad.abs().sum() > 0
 
@@ -95,7 +95,7 @@ def _latent_energy_growth(consistency, steps=120):
     torch.set_num_threads(1)
     data = _blob_splits()
     model = build_model("so2", latent_channels=16)
-    step = PairLoss(model, consistency=consistency)
+    step = PairLoss(model, options=LossOptions(consistency=consistency))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     probe = data.train.floats(torch.arange(64))
     with torch.no_grad():
@@ -130,10 +130,10 @@ def test_so2_direct_consistency_drifts_and_midpoint_does_not():
 def test_checkpoints_from_before_the_consistency_field(tmp_path):
     """A config saved without ``consistency`` meant the direct form: it matches ``auto`` for c4
     (resume works) and not for so2 (a clear error instead of silently mixing two losses)."""
-    from galib.train.config import _check_compatible
+    from galib.train.config import check_compatible
     old_c4 = {k: v for k, v in TrainConfig(group="c4").__dict__.items() if k != "consistency"}
-    _check_compatible(old_c4, TrainConfig(group="c4"), ["group", "consistency"], tmp_path)
+    check_compatible(old_c4, TrainConfig(group="c4"), ["group", "consistency"], tmp_path)
     old_so2 = {**old_c4, "group": "so2"}
-    _check_compatible(old_so2, TrainConfig(group="so2", consistency="direct"), ["consistency"], tmp_path)
+    check_compatible(old_so2, TrainConfig(group="so2", consistency="direct"), ["consistency"], tmp_path)
     with pytest.raises(ValueError, match="consistency: checkpoint None vs config 'auto'"):
-        _check_compatible(old_so2, TrainConfig(group="so2"), ["consistency"], tmp_path)
+        check_compatible(old_so2, TrainConfig(group="so2"), ["consistency"], tmp_path)

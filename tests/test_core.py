@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from galib.groups import get_group
-from galib.losses import ald_losses
-from galib.models import ALDMask, GroupLatentAutoencoder, build_model
+from galib.losses import LossOptions, ald_losses
+from galib.models import ALDMask, GroupLatentAutoencoder, ModelOptions, build_model
 
 
 def equivariant_encoder(channels=8):
@@ -89,7 +89,7 @@ def test_sg_branch_matches_detached_targets():
     x = torch.randn(4, 1, 28, 28)
     g = torch.tensor([1, 2, 3, 0])
     gx = c4.act_image(x, g)
-    terms = ald_losses(model, x, gx, g, lambda_inv=2.0, lambda_const=3.0)
+    terms = ald_losses(model, x, gx, g, LossOptions(lambda_inv=2.0, lambda_const=3.0))
     m = model.hard_mask().view(1, -1, 1, 1)
     z, zt = model.encode(x), model.encode(gx)
     inv = ((1 - m) * z - (1 - m) * zt).pow(2).mean()
@@ -111,7 +111,7 @@ def test_paper_model_shapes_and_range():
 
 
 def test_manual_mask_is_first_half_and_frozen():
-    model = build_model("c4", latent_channels=10, mask="manual")
+    model = build_model("c4", latent_channels=10, options=ModelOptions(mask="manual"))
     assert model.hard_mask().tolist() == [1.0] * 5 + [0.0] * 5
     assert not model.mask.logits.requires_grad
 
@@ -130,13 +130,13 @@ def test_fixed_masks_have_exactly_the_requested_size():
     import pytest
     from galib.models import fixed_mask_channels
     for n in (0, 3, 8):
-        m = build_model("c4", 8, mask="random", mask_variant=n, mask_seed=5)
+        m = build_model("c4", 8, options=ModelOptions(mask="random", mask_variant=n, mask_seed=5))
         assert int(m.hard_mask().sum()) == n and not m.mask.logits.requires_grad
     a = fixed_mask_channels("random", 64, 20, seed=1)
     assert len(set(a.tolist())) == 20 and not torch.equal(a, fixed_mask_channels("random", 64, 20, seed=2))
     assert torch.equal(a, fixed_mask_channels("random", 64, 20, seed=1))      # a draw is reproducible
     assert fixed_mask_channels("manual", 8).tolist() == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="mask_variant"):
-        build_model("c4", 8, mask="random", mask_variant=9)
+        build_model("c4", 8, options=ModelOptions(mask="random", mask_variant=9))
     with pytest.raises(ValueError, match="unknown mask"):
-        build_model("c4", 8, mask="bogus")
+        build_model("c4", 8, options=ModelOptions(mask="bogus"))

@@ -80,3 +80,49 @@ def test_train_one_epoch_on_the_toy_group_and_dataset(registered):
 
 def test_registrations_are_gone_afterwards():
     assert "flip2" not in galib.groups.GROUPS and "stripes" not in galib.datasets.LOADERS
+
+
+# ----------------------------------------------------------------------------- a study (docs/extending.md)
+def width_trainings(cfg, widths, run_root):
+    """The worked example's plan: one training per latent size, in run_root/c<width>."""
+    from dataclasses import replace
+
+    from galib.experiments.plan import DataRequest, Training, run_folder
+    return [Training(f"width/c{w}", replace(cfg, latent_channels=w).validate(),
+                     str(run_folder(run_root, f"c{w}")), DataRequest.of(cfg)) for w in widths]
+
+
+def variant_fractions(cfg, widths, run_root, data):
+    from galib.experiments.plan import train_or_load
+    return {t.config.latent_channels: float(train_or_load(t, data, verbose=False).model.hard_mask().float().mean())
+            for t in width_trainings(cfg, widths, run_root)}
+
+
+def findings(m):
+    fr = m.get("variant_fraction", {})
+    return [f"At {w} channels the mask makes {f:.0%} variant." for w, f in fr.items()]
+
+
+def test_a_study_is_one_module_and_one_registry_line(monkeypatch, tmp_path):
+    import sys
+
+    from galib.studies import registry
+    from galib.studies.params import default_run_dir
+    width = sys.modules[__name__]                      # this file plays galib/studies/width.py
+    study = registry.Study("07_width", width, reads=("variant_fraction",), folder="width",
+                           plan=lambda p, cfg: width.width_trainings(cfg, p["widths"], p["run_dir"]))
+    monkeypatch.setitem(registry.STUDIES, "07_width", study)
+    cfg = TrainConfig(dataset="glyphs", epochs=1, max_train=64, batch_size=32, device="cpu")
+    plan = registry.study_trainings("07_width", {"widths": [8, 16], "run_dir": str(tmp_path / "width")}, cfg)
+    assert [t.key for t in plan] == ["07:width/c8", "07:width/c16"]
+    assert [t.run_dir for t in plan] == [str(tmp_path / "width" / "c8"), str(tmp_path / "width" / "c16")]
+    assert study.run_dir(tmp_path) == tmp_path / "width"                  # the pipeline's folder
+    lab = default_run_dir("07_width", cfg)                                # by hand: keyed by the config
+    assert lab.parent.name == "width" and lab.name.startswith("glyphs-c4-")
+    assert lab != default_run_dir("07_width", TrainConfig(dataset="glyphs", epochs=2))
+    fractions = width.variant_fractions(cfg, [8, 16], tmp_path / "width", load_dataset("glyphs", max_train=64))
+    assert set(fractions) == {8, 16} and all(0.0 <= f <= 1.0 for f in fractions.values())
+    metrics = {"notebook": "07_width", "variant_fraction": fractions}
+    assert registry.missing_keys(metrics) == [] and registry.missing_keys({"notebook": "07_width"}) == ["variant_fraction"]
+    assert list(registry.report(metrics)) == findings(metrics) and len(findings(metrics)) == 2
+    assert (tmp_path / "width" / "c16" / "history.json").is_file()

@@ -5,7 +5,7 @@ from torch import nn
 
 from galib.datasets import ImageSet
 from galib.evaluation.scores import evaluate_model
-from galib.models import INVARIANTS, GroupLatentAutoencoder, build_model
+from galib.models import INVARIANTS, GroupLatentAutoencoder, ModelOptions, build_model
 
 
 def _pointwise(invariant, group="c4"):
@@ -86,14 +86,14 @@ def test_invariance_error_is_zero_for_inputs_whose_orbit_is_constant(invariant):
     sym = sum(torch.rot90(x, k, dims=(-2, -1)) for k in range(4)) / 4        # rot90-symmetric
     data = ImageSet((sym * 255).round().to(torch.uint8), torch.arange(16) % 4)
     torch.manual_seed(0)
-    model = build_model("c4", 8, invariant=invariant)
+    model = build_model("c4", 8, options=ModelOptions(invariant=invariant))
     scores = evaluate_model(model, data)
     assert scores["invariance_error_centred"] == 0.0 and scores["invariance_error"] == 0.0
 
 
 def test_unknown_design_is_named():
     with pytest.raises(ValueError, match="unknown invariant design 'bogus'"):
-        build_model("c4", 8, invariant="bogus")
+        build_model("c4", 8, options=ModelOptions(invariant="bogus"))
 
 
 def test_normalised_invariance_loss_cannot_be_met_by_shrinking():

@@ -21,8 +21,8 @@ PKG_DIR = Path(galib.__file__).resolve().parent
 ROOT = PKG_DIR.parent
 
 # Lowest first; a module may import from its own layer or a lower one.
-LAYERS = [["devices", "io"], ["groups", "datasets"], ["pairs"], ["models"], ["losses"],
-          ["train", "distributed"], ["evaluation"], ["experiments"], ["notebook"], ["tools"]]
+LAYERS = [["devices", "io", "paths"], ["groups", "datasets"], ["pairs"], ["models"], ["losses"],
+          ["train", "distributed"], ["evaluation"], ["experiments"], ["studies"], ["notebook"], ["tools"]]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}
 BASE_ALLOWED = {"galib.devices", "galib.io"}      # what a group/dataset leaf may use besides its base
 
@@ -143,3 +143,37 @@ def test_every_module_imports_in_dependency_order(graph):
                          timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-4000:]
     assert out.stdout.strip() == f"ok {len(order)}"
+
+
+def test_tools_do_not_import_the_notebook_layer(graph):
+    """Paths and provenance live on the ground floor (galib.paths), a notebook's parameters with the
+    studies (galib.studies.params): the command lines need nothing of the notebooks' kernel side."""
+    bad = [f"{m} imports {t}" for m, targets in graph.items() if _top(m) == "tools"
+           for t in targets if _top(t) == "notebook"]
+    assert not bad, "\n".join(sorted(bad))
+
+
+def _private_uses(path: Path, modules: set[str]) -> list[str]:
+    """``from galib.x import _name`` and ``x._name`` where ``x`` is an imported galib module."""
+    tree = ast.parse(path.read_text(), str(path))
+    found, aliases = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("galib")):
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    found.append(f"imports {a.name} from {'.' * node.level}{node.module or ''}")
+                elif node.module is None or f"{node.module}.{a.name}".split(".")[-1] == a.name:
+                    aliases.add(a.asname or a.name)
+        elif isinstance(node, ast.Import):
+            aliases |= {a.asname or a.name.split(".")[0] for a in node.names if a.name.startswith("galib")}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            found.append(f"uses {node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_module_uses_another_modules_private_names():
+    files = _files()
+    bad = [f"{name}: {use}" for name, path in files.items() for use in _private_uses(path, set(files))]
+    assert not bad, "\n".join(sorted(bad))

@@ -18,6 +18,7 @@ import nbformat
 import pytest
 
 from galib.tools import pipeline
+from galib.studies import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
@@ -65,7 +66,7 @@ def test_committed_notebook_is_clean(stem):
     assert "findings-md" in ids and "findings-code" in ids, f"{stem}: no closing findings cell"
     finish = max(i for i, c in enumerate(nb.cells) if "ctx.finish(" in c.source)
     code = nb.cells[ids.index("findings-code")]
-    assert ids.index("findings-code") > finish and "findings.report(ctx.metrics)" in code.source
+    assert ids.index("findings-code") > finish and "registry.report(ctx.metrics)" in code.source
     assert "What this run shows" in nb.cells[ids.index("findings-md")].source
 
 
@@ -394,10 +395,9 @@ def test_metrics_record_commit_command_and_no_checkout_path(smoke):
 
 
 def test_every_key_the_findings_read_is_written(smoke):
-    from galib.notebook import findings
-    assert set(findings.READS) == set(pipeline.NOTEBOOKS)
+    assert set(registry.STUDIES) == set(pipeline.NOTEBOOKS)
     for stem in pipeline.NOTEBOOKS:
-        assert findings.missing_keys(_metrics(smoke, stem)) == [], stem
+        assert registry.missing_keys(_metrics(smoke, stem)) == [], stem
 
 
 def test_results_md(smoke):

@@ -6,7 +6,7 @@ import torch
 
 from galib.experiments.remedies import CASES, REMEDIES, remedy_trainings
 from galib.groups import get_group
-from galib.losses import ald_losses
+from galib.losses import LossOptions, ald_losses
 from galib.models import build_model
 from galib.pairs import iterate_pairs
 from galib.train import TrainConfig, make_optimizer, train
@@ -35,7 +35,7 @@ def test_both_ways_has_the_paper_value_and_trains_both_sides():
     g = torch.tensor([1, 2, 3, 1, 2, 3])
     gx = C4.act_image(x, g)
     paper = ald_losses(model, x, gx, g)
-    both = ald_losses(model, x, gx, g, targets="both-ways")
+    both = ald_losses(model, x, gx, g, LossOptions(targets="both-ways"))
     for k in ("loss", "recon", "inv", "const"):
         assert torch.allclose(paper[k], both[k])
     grads = []
@@ -45,7 +45,7 @@ def test_both_ways_has_the_paper_value_and_trains_both_sides():
         grads.append(model.encoder[0].weight.grad.clone())
     assert not torch.allclose(grads[0], grads[1])                          # the target side is trained too
     with pytest.raises(ValueError, match="unknown targets 'sideways'"):
-        ald_losses(model, x, gx, g, targets="sideways")
+        ald_losses(model, x, gx, g, LossOptions(targets="sideways"))
 
 
 def test_scale_free_targets_are_blind_to_offset_and_scale():
@@ -56,11 +56,11 @@ def test_scale_free_targets_are_blind_to_offset_and_scale():
     model = build_model("c4", 8)
     x = torch.rand(6, 1, 28, 28) * 2 - 1
     g = torch.tensor([1, 2, 3, 1, 2, 3])
-    terms = ald_losses(model, x, C4.act_image(x, g), g, targets="scale-free")
+    terms = ald_losses(model, x, C4.act_image(x, g), g, LossOptions(targets="scale-free"))
     with torch.no_grad():                                                  # scale the encoder's output
         model.encoder[2].weight.mul_(3.0)
         model.encoder[2].bias.mul_(3.0)
-    again = ald_losses(model, x, C4.act_image(x, g), g, targets="scale-free")
+    again = ald_losses(model, x, C4.act_image(x, g), g, LossOptions(targets="scale-free"))
     for k in ("inv", "const"):                                             # LeakyReLU is homogeneous
         assert torch.allclose(terms[k], again[k], rtol=1e-4), k
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass, fields, replace
 from typing import Callable
 
 import torch
@@ -77,39 +78,66 @@ def find_loader(name: str) -> Loader:
     return LOADERS[key]
 
 
-def load_dataset(name: str = "auto", data_root: str | os.PathLike | None = None, seed: int = 42,
-                 max_train: int | None = None, max_test: int | None = None,
-                 val_fraction: float = 0.2, glyphs_sizes: tuple[int, int] | None = None,
-                 download: bool = True, verbose: bool = True) -> DataSplits:
-    """Load ``name`` and split it 80/20 train/validation (seeded) plus the official test set.
+@dataclass(frozen=True)
+class DataOptions:
+    """How :func:`load_dataset` splits and caps a dataset.
 
-    ``max_train`` caps the training images (validation is capped to keep the 80/20 ratio);
-    ``max_test`` caps the test images. ``auto`` takes ``mnist`` if it can be had, else
-    ``fashion-mnist`` if found locally, else ``glyphs``, and prints which and why.
-    ``glyphs_sizes`` (train, test) defaults to MNIST's 60 000 / 10 000, cut to what the caps need
-    (rendering is per sample, so a capped run renders only the images it uses).
+    ``seed`` draws the 80/20 train/validation split; ``max_train`` caps the training images
+    (validation is capped to keep the ratio); ``max_test`` caps the test images;
+    ``glyphs_sizes`` (train, test) of sources generated on demand defaults to MNIST's
+    60 000 / 10 000, cut to what the caps need (rendering is per sample)."""
+    seed: int = 42
+    max_train: int | None = None
+    max_test: int | None = None
+    val_fraction: float = 0.2
+    glyphs_sizes: tuple[int, int] | None = None
+
+    def check(self) -> "DataOptions":
+        """Raise ``ValueError`` naming a value that is not allowed; return ``self``."""
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must lie in (0, 1); got {self.val_fraction!r}")
+        for key, cap in (("max_train", self.max_train), ("max_test", self.max_test)):
+            if cap is not None and (not isinstance(cap, int) or cap < 1):
+                raise ValueError(f"{key} must be a positive integer or None; got {cap!r}")
+        return self
+
+    @classmethod
+    def of(cls, options: "DataOptions | None", fields_: dict) -> "DataOptions":
+        """``options`` (default: the defaults) with ``fields_`` replacing its fields; an unknown
+        field is a ``TypeError`` naming it and the allowed ones."""
+        allowed = [f.name for f in fields(cls)]
+        unknown = sorted(set(fields_) - set(allowed))
+        if unknown:
+            raise TypeError(f"load_dataset got unknown keyword(s) {unknown}; DataOptions fields: {allowed}")
+        return replace(options or cls(), **fields_).check()
+
+
+def load_dataset(name: str = "auto", data_root: str | os.PathLike | None = None,
+                 options: DataOptions | None = None, download: bool = True, verbose: bool = True,
+                 **fields_) -> DataSplits:
+    """Load ``name`` and split it 80/20 train/validation (seeded) plus the official test set, as
+    ``options`` says (:class:`DataOptions`; its fields may also be given as keywords:
+    ``load_dataset("glyphs", seed=1, max_train=500)``).
+
+    ``auto`` takes ``mnist`` if it can be had, else ``fashion-mnist`` if found locally, else
+    ``glyphs``, and prints which and why.
     """
     loader = find_loader(name)
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must lie in (0, 1); got {val_fraction!r}")
-    for key, cap in (("max_train", max_train), ("max_test", max_test)):
-        if cap is not None and (not isinstance(cap, int) or cap < 1):
-            raise ValueError(f"{key} must be a positive integer or None; got {cap!r}")
-    sizes = glyphs_sizes or _needed_sizes(max_train, max_test, val_fraction)
+    opt = DataOptions.of(options, fields_)
+    sizes = opt.glyphs_sizes or _needed_sizes(opt.max_train, opt.max_test, opt.val_fraction)
 
     def inner(other: str) -> DataSplits:
-        return load_dataset(other, data_root, seed, max_train, max_test, val_fraction, sizes,
-                            download, verbose)
-    req = Request(name, resolve_root(data_root), seed, sizes, download, verbose, inner)
+        return load_dataset(other, data_root, replace(opt, glyphs_sizes=sizes), download, verbose)
+    req = Request(name, resolve_root(data_root), opt.seed, sizes, download, verbose, inner)
     found = loader(req)
     if isinstance(found, DataSplits):                     # a wrapper such as blocked:NAME
         return found.check()
     train, val = (found.train, found.val) if found.val is not None else \
-        split_train(found.train, val_fraction, seed)
-    if max_train is not None:
-        train = train.head(max_train)
-        val = val.head(max(1, round(max_train * val_fraction / (1 - val_fraction))))
-    return DataSplits(found.name or name, found.source, train, val, found.test.head(max_test),
+        split_train(found.train, opt.val_fraction, opt.seed)
+    if opt.max_train is not None:
+        train = train.head(opt.max_train)
+        val = val.head(max(1, round(opt.max_train * opt.val_fraction / (1 - opt.val_fraction))))
+    return DataSplits(found.name or name, found.source, train, val, found.test.head(opt.max_test),
                       found.classes, found.digits).check()
 
 
@@ -130,6 +158,6 @@ def _needed_sizes(max_train, max_test, val_fraction) -> tuple[int, int]:
     return n_train, n_test
 
 
-__all__ = ["DataError", "DataSplits", "DatasetUnavailable", "ImageSet", "Loaded", "Request", "LOADERS",
+__all__ = ["DataError", "DataOptions", "DataSplits", "DatasetUnavailable", "ImageSet", "Loaded", "Request", "LOADERS",
            "DEBIAN_FASHION", "load_dataset", "register_dataset", "available_datasets",
            "split_train", "to_float"]

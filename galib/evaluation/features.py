@@ -41,12 +41,14 @@ from ..models import paper_encoder, split_latent
 from ..pairs import images_of
 from .probe import orbit_invariants, run_protocols
 
-CONTROL_FEATURES = ("pixels-orbit", "random-orbit")
-FEATURES = ("pixels", "z", "z_i", "z_v", "orbit") + CONTROL_FEATURES
-DEFAULT_FEATURES = ("pixels", "z", "z_i", "z_v", "orbit")    # what probe_model computes by default
+# The feature names: declared here once; every other list of them derives from these.
+LATENT_FEATURES = ("z", "z_i", "z_v", "orbit")              # read off a model's latent
+CONTROL_FEATURES = ("pixels-orbit", "random-orbit")          # exactly invariant, need no trained model
+DEFAULT_FEATURES = ("pixels",) + LATENT_FEATURES             # what probe_model computes by default
+FEATURES = DEFAULT_FEATURES + CONTROL_FEATURES               # every feature
 IMAGE_FEATURES = ("pixels",) + CONTROL_FEATURES              # computed from images, no model needed
 RANDOM_ENCODER_SEED = 0
-SO2_AWAY = math.pi / 8     # continuous rotations: moved elements are at least 22.5° from the identity
+SO2_AWAY = SO2.moved_away  # continuous rotations: moved elements are at least 22.5° from the identity
 PROTOCOLS = ("a", "b", "c")     # train/test: upright/upright, upright/transformed, transformed/transformed
 SPLITS = ("mask", "full")
 PROBE_FIT = {"max_iter": 30}     # L-BFGS iterations per l2: ~0.5% from converged, 3-4x faster
@@ -126,28 +128,11 @@ def is_identity(group: Group, element: torch.Tensor) -> bool:
 
 def sample_moved(group: Group, n: int, generator: torch.Generator | None = None,
                  away: float = SO2_AWAY) -> torch.Tensor:
-    """``n`` random *non-identity* elements ``(n, ...)``.
-
-    Finite groups: uniform over the elements other than the identity (element 0). ``so2``: an
-    angle uniform in ``[away, 2π − away]``. Any other continuous group: its own ``sample``, with
-    any draw equal to the identity drawn again.
-    """
-    if group.finite:
-        if len(group) < 2:
-            raise ValueError(f"group {group.name!r} has no element other than the identity")
-        return torch.randint(1, len(group), (n,), generator=generator)
-    if isinstance(group, SO2):
-        if not 0.0 <= away < math.pi:
-            raise ValueError(f"away must be an angle in [0, π) radians; got {away!r}")
-        return away + torch.rand(n, generator=generator) * (2 * math.pi - 2 * away)
-    g = group.sample(n, generator)
-    ident = group.identity(1)[0].to(g.dtype)
-    for _ in range(100):
-        same = (g.reshape(n, -1) == ident.reshape(1, -1)).all(1)
-        if not bool(same.any()):
-            return g
-        g[same] = group.sample(int(same.sum()), generator)
-    raise ValueError(f"group {group.name!r}: sample keeps drawing the identity")
+    """``n`` random *non-identity* elements ``(n, ...)``: :meth:`Group.sample_moved
+    <galib.groups.base.Group.sample_moved>` (finite groups: uniform over the elements other than
+    the identity; ``so2``: an angle uniform in ``[away, 2π − away]``; any other continuous group:
+    its own ``sample``, with any draw equal to the identity drawn again)."""
+    return group.sample_moved(n, generator, away)
 
 
 def element_names(group: Group, g: torch.Tensor) -> list[str] | None:
@@ -225,7 +210,8 @@ def features_from_latent(model, z: torch.Tensor, name: str, options: FeatureOpti
         part = z if name == "z_v" else view_split(model, z, mask)[0]   # z_i: the invariant code
         return part[:, keep].flatten(1) if bool(keep.any()) else None
     if name != "orbit":
-        raise ValueError(f"unknown latent feature {name!r}; choose z, z_i, z_v or orbit")
+        raise ValueError(f"unknown latent feature {name!r}; choose "
+                         f"{', '.join(LATENT_FEATURES[:-1])} or {LATENT_FEATURES[-1]}")
     keep = torch.ones(z.shape[1], dtype=torch.bool, device=z.device) if mask is None else mask > 0
     if not bool(keep.any()):
         return None

@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -54,7 +55,9 @@ class ProbeResult:
         return float((pred == y.reshape(-1).to(self.classes.device)).double().mean())
 
 
-def _standardise(X: torch.Tensor, mean: torch.Tensor, inv_std: torch.Tensor) -> torch.Tensor:
+def standardise(X: torch.Tensor, mean: torch.Tensor, inv_std: torch.Tensor) -> torch.Tensor:
+    """Rows ``X`` (N, F) standardised as a probe sees them: ``(X - mean) * inv_std`` in the dtype
+    and on the device of ``mean`` (a :class:`ProbeResult`'s ``mean`` and ``inv_std``)."""
     return (X.to(mean.device, mean.dtype) - mean) * inv_std           # (N, F)
 
 
@@ -62,7 +65,7 @@ def _standardised_chunks(X: torch.Tensor, mean: torch.Tensor, inv_std: torch.Ten
                          chunk: int = 8192):
     """The rows of ``X`` (flattened to (N, F)) standardised, ``chunk`` rows at a time."""
     X = X.flatten(1)
-    return (_standardise(X[i:i + chunk], mean, inv_std) for i in range(0, X.shape[0], chunk))
+    return (standardise(X[i:i + chunk], mean, inv_std) for i in range(0, X.shape[0], chunk))
 
 
 SOLVERS = ("warm-path", "preconditioned")
@@ -100,8 +103,8 @@ def fit_probe(X_train: torch.Tensor, y_train: torch.Tensor, X_val: torch.Tensor,
       path's (100 iterations per l2) within 0.002 above chance at a third of the cost; on 2,000
       images protocol b can differ by far more (docs/performance.md), so it is not the default.
 
-    The loss and its gradient are written out (no autograd) on the design packed once per fit
-    (:class:`_Design`).
+    The loss and its gradient are written out (no autograd, :func:`loss_and_grad`) on the design
+    packed once per fit (:class:`Design`).
     """
     if solver not in SOLVERS:
         raise ValueError(f"unknown probe solver {solver!r}; choose one of {SOLVERS}")
@@ -142,7 +145,7 @@ def _standardised_design(X: torch.Tensor, dtype: torch.dtype):
 def _fit_warm_path(Z, yt, K, grid, max_iter) -> list:
     """The old solver: ``[(W, b, iterations, gradient norm)]`` per l2 of ``grid`` (largest
     first), each warm-started from the previous one."""
-    design = _Design(Z, K)
+    design = Design(Z, K)
     W = torch.zeros(K, Z.shape[1], dtype=Z.dtype, device=Z.device)   # (K, F)
     b = torch.zeros(K, dtype=Z.dtype, device=Z.device)               # (K,)
     del Z
@@ -158,13 +161,13 @@ def _fit_preconditioned(Z, yt, K, grid, max_iter) -> list:
     gradient norm)]`` per l2 (the joint problem's iterations; the norm of each l2's own gradient
     at its returned weights, in the original coordinates: one more evaluation)."""
     P = _preconditioner(Z)                                             # (F, F)
-    design = _Design(Z, K * len(grid))
+    design = Design(Z, K * len(grid))
     V = torch.zeros(len(grid), K, Z.shape[1], dtype=Z.dtype, device=Z.device)  # (L, K, F)
     b = torch.zeros(len(grid), K, dtype=Z.dtype, device=Z.device)     # (L, K)
     del Z
     n_iter, _ = _lbfgs(design, V, b, yt, tuple(grid), max_iter, P)
     W, b = V.detach() @ P.T, b.detach()                                # (L, K, F) original coordinates
-    _, dW, db = _loss_and_grad(design, W, b, yt, tuple(grid))
+    _, dW, db = loss_and_grad(design, W, b, yt, tuple(grid))
     norms = torch.cat([dW.flatten(1), db], 1).norm(dim=1)              # (L,)
     return [(W[i].clone(), b[i].clone(), n_iter, float(norms[i])) for i in range(len(grid))]
 
@@ -186,7 +189,7 @@ def _preconditioner(Z: torch.Tensor) -> torch.Tensor:
     return torch.linalg.solve_triangular(chol, eye, upper=False).T.to(Z.dtype)   # L^(-T)
 
 
-def _lbfgs(design: "_Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor, l2s,
+def _lbfgs(design: "Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor, l2s,
            max_iter: int, P: torch.Tensor | None = None) -> tuple[int, float]:
     """Minimise the probe loss, summed over the l2 values ``l2s`` (one block of ``W`` per value),
     from ``W`` (K, F) or (L, K, F) and ``b`` (K,) or (L, K), updated in place: one
@@ -200,7 +203,7 @@ def _lbfgs(design: "_Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor
     last = {}
 
     def closure():
-        loss, W.grad, b.grad = _loss_and_grad(design, W, b, yt, l2s, P)
+        loss, W.grad, b.grad = loss_and_grad(design, W, b, yt, l2s, P)
         last.update(W=W.clone(), b=b.clone(), grad=(W.grad, b.grad))
         return loss
 
@@ -212,20 +215,22 @@ def _lbfgs(design: "_Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor
 
 
 @torch.no_grad()
-def _loss_and_grad(design: "_Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor,
-                   l2s, P: torch.Tensor | None = None):
+def loss_and_grad(design: "Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor,
+                  l2s, P: torch.Tensor | None = None):
     """Mean cross-entropy of ``Z @ W.T + b`` against ``yt`` (N,) plus ``l2 * ||W||^2``, and its
     gradient, written out: ``(loss (), dW, db)`` in the shapes of ``W`` and ``b``. ``W`` (K, F)
     with one l2 (a float): the old protocol's arithmetic, bit for bit. ``W`` (L, K, F) with ``l2s``
     (L values): the sum of the L problems, all in one product. With ``P`` (F, F), ``W`` holds
     preconditioned coordinates ``V`` (original weights ``V P^T``; gradient ``dW_orig P``). Logits
-    are kept class-major."""
+    are kept class-major. Counted by :func:`count_evaluations`."""
+    for count in _COUNTS:
+        count.add(yt.numel(), W.numel())
     if W.dim() == 2 and P is None:
         return _loss_and_grad_one(design, W, b, yt, float(l2s if isinstance(l2s, (int, float)) else l2s[0]))
     return _loss_and_grad_many(design, W, b, yt, tuple(l2s), P)
 
 
-def _loss_and_grad_one(design: "_Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor, l2: float):
+def _loss_and_grad_one(design: "Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor, l2: float):
     n = yt.numel()
     logits = design.forward(W).add_(b[:, None])                        # (K, N)
     lse = torch.logsumexp(logits, 0)                                   # (N,)
@@ -236,7 +241,7 @@ def _loss_and_grad_one(design: "_Design", W: torch.Tensor, b: torch.Tensor, yt: 
     return loss, design.backward(p).add_(W, alpha=2 * l2), p.sum(1)    # (), (K, F), (K,)
 
 
-def _loss_and_grad_many(design: "_Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor,
+def _loss_and_grad_many(design: "Design", W: torch.Tensor, b: torch.Tensor, yt: torch.Tensor,
                         l2s: tuple, P: torch.Tensor | None):
     n, L = yt.numel(), len(l2s)
     Wo = W if P is None else W @ P.T                                   # original coordinates
@@ -255,7 +260,7 @@ def _loss_and_grad_many(design: "_Design", W: torch.Tensor, b: torch.Tensor, yt:
     return loss, dW.view(W.shape), p.sum(2).view(b.shape)              # (), like W, like b
 
 
-class _Design:
+class Design:
     """The standardised features ``Z`` (N, F) of one fit, for the two products each loss
     evaluation takes: ``forward(W) = W @ Z.T`` (K, N) and ``backward(P) = P @ Z`` (K, F).
 
@@ -291,7 +296,49 @@ class _Design:
         return torch.ops.mkl._mkl_linear(P.contiguous(), ztp, zt_like, None, self.K)
 
 
-_PACK = True                            # pack the design where MKL allows (tests switch it off)
+_PACK = True                            # pack the design where MKL allows (switched by packing())
+
+
+@contextmanager
+def packing(enabled: bool):
+    """Within the block, fits pack their design where MKL allows (``enabled``, the default
+    outside) or always use plain matmuls (``False``: what the packing saves, for benchmarks)."""
+    global _PACK
+    before, _PACK = _PACK, bool(enabled)
+    try:
+        yield
+    finally:
+        _PACK = before
+
+
+@dataclass
+class EvaluationCount:
+    """What the probe fits did while :func:`count_evaluations` was open: loss evaluations
+    (``evals``, each a :func:`loss_and_grad` call) and their floating-point operations (``flops``:
+    two products of N x F x rows per evaluation, two operations per multiply-add)."""
+    evals: int = 0
+    flops: float = 0.0
+
+    def add(self, rows: int, weights: int) -> None:
+        """Count one evaluation on ``rows`` design rows with ``weights`` weights (``W.numel()``)."""
+        self.evals += 1
+        self.flops += 4.0 * rows * weights
+
+
+_COUNTS: list[EvaluationCount] = []     # the counts open now (count_evaluations)
+
+
+@contextmanager
+def count_evaluations():
+    """Count the loss evaluations of every probe fit run within the block: ``with
+    count_evaluations() as count: ...`` then ``count.evals``, ``count.flops``
+    (:class:`EvaluationCount`). Blocks may nest; each counts what ran inside it."""
+    count = EvaluationCount()
+    _COUNTS.append(count)
+    try:
+        yield count
+    finally:
+        _COUNTS.remove(count)
 
 
 def _mkl_packs(Z: torch.Tensor, K: int, check_rows: int = 64):

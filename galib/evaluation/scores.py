@@ -21,8 +21,7 @@ from ..devices import model_device, wide_dtype
 from ..groups import Group
 from ..pairs import images_of
 from . import metrics as M
-from .features import (SPLITS, LatentView, is_identity, repeat_element,  # noqa: F401
-                       resolve_view, view_split)
+from .features import LatentView, is_identity, repeat_element, resolve_view, view_split
 
 
 @dataclass

@@ -101,6 +101,11 @@ def run_folder(root: str | Path, name: str, seed: int | None = None, base_seed: 
     return Path(root) / f"{name}_seed{int(seed)}"
 
 
+def seeds_of(cfg: TrainConfig, seeds=None) -> list[int]:
+    """A study's training seeds: ``seeds`` as integers, or ``[cfg.seed]`` when ``None``."""
+    return [cfg.seed] if seeds is None else [int(s) for s in seeds]
+
+
 # ----------------------------------------------------------------------------- derived configs
 def n_variant_of(training: Training, data: DataSplits | None = None) -> int:
     """Variant channels of the finished run ``training`` (its best epoch's hard mask)."""

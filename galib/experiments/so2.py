@@ -32,7 +32,7 @@ from ..evaluation.scores import evaluate_model
 from ..evaluation.tables import markdown_table
 from ..groups import homomorphism_error
 from ..train import TrainConfig
-from .plan import DataRequest, Training, run_folder, train_or_load
+from .plan import DataRequest, Training, run_folder, seeds_of, train_or_load
 from .rows import EvalSettings, scored_row
 
 ACTIONS = ("resample", "learned")
@@ -50,7 +50,7 @@ def so2_trainings(base_cfg: TrainConfig, actions=ACTIONS, run_root: str | Path =
     ``so2/<action>/seed<s>``; ``base_cfg`` with ``group='so2'`` and each action, all on the base
     seed's split (``data``, default that of ``base_cfg``)."""
     base_cfg = replace(base_cfg, group="so2").validate()
-    seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
+    seeds = seeds_of(base_cfg, seeds)
     data = data or DataRequest.of(base_cfg)
     out = []
     for s in seeds:

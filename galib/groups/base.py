@@ -11,7 +11,8 @@ tensor (the Cayley table is derived numerically). A new *continuous* group subcl
 :class:`Group` and implements its abstract methods — ``sample``, ``identity``, ``compose``,
 ``inverse``, ``act_image``, ``act_latent`` and ``evaluation_grid`` (the elements that metrics are
 reported over) — and may override the optional hooks below them (``check_shape``,
-``element_label``, ``parameter_axis``, ``balanced_split``, ``make_latent_action``, ``orbit_kind``).
+``element_label``, ``parameter_axis``, ``balanced_split``, ``make_latent_action``, ``orbit_kind``,
+``sample_moved``).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class Group(ABC):
     spatial_dims: int = 2      # 2: images (B, C, H, W); 3: volumes (B, C, D, H, W)
     finite: bool = True
     has_balanced_split: bool = False   # True: ``balanced_split`` exists (``midpoint`` consistency)
+    moved_away: float = 0.0            # default ``away`` of ``sample_moved`` (groups that measure it)
 
     # ------------------------------------------------------------------ required
     @abstractmethod
@@ -95,6 +97,26 @@ class Group(ABC):
         """Which :func:`galib.evaluation.probe.orbit_invariants` suits this group's orbits:
         ``'moments'`` (invariant to any permutation of the orbit) unless a group knows better."""
         return "moments"
+
+    def sample_moved(self, n: int, generator: torch.Generator | None = None,
+                     away: float | None = None) -> torch.Tensor:
+        """``n`` random *non-identity* elements ``(n, ...)`` (the transformations of probe
+        protocols b and c). Finite groups: uniform over the elements other than the identity
+        (element 0). Continuous groups: ``sample``, with any draw equal to the identity drawn
+        again. ``away`` (default :attr:`moved_away`): how far from the identity a moved element
+        must be, for groups that measure it (``so2``: radians); others ignore it."""
+        if self.finite:
+            if len(self) < 2:
+                raise ValueError(f"group {self.name!r} has no element other than the identity")
+            return torch.randint(1, len(self), (n,), generator=generator)
+        g = self.sample(n, generator)
+        ident = self.identity(1)[0].to(g.dtype)
+        for _ in range(100):
+            same = (g.reshape(n, -1) == ident.reshape(1, -1)).all(1)
+            if not bool(same.any()):
+                return g
+            g[same] = self.sample(int(same.sum()), generator)
+        raise ValueError(f"group {self.name!r}: sample keeps drawing the identity")
 
     def __len__(self) -> int:
         raise TypeError(f"group {self.name!r} is not finite")

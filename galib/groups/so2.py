@@ -48,6 +48,7 @@ class SO2(Group):
     background = -1.0
     latent_actions = ("resample", "learned")
     has_balanced_split = True
+    moved_away = math.pi / 8           # sample_moved: at least 22.5° from the identity by default
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.rand(n, generator=generator) * TWO_PI                 # (n,) in [0, 2π)
@@ -60,6 +61,14 @@ class SO2(Group):
 
     def inverse(self, g: torch.Tensor) -> torch.Tensor:
         return torch.remainder(-g, TWO_PI)
+
+    def sample_moved(self, n: int, generator: torch.Generator | None = None,
+                     away: float | None = None) -> torch.Tensor:
+        """``n`` angles uniform in ``[away, 2π − away]`` (``away``: default :attr:`moved_away`)."""
+        away = self.moved_away if away is None else away
+        if not 0.0 <= away < math.pi:
+            raise ValueError(f"away must be an angle in [0, π) radians; got {away!r}")
+        return away + torch.rand(n, generator=generator) * (2 * math.pi - 2 * away)
 
     def balanced_split(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``g = q + r`` with ``q`` the nearest quarter turn (exact on the latent grid) and

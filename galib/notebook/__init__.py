@@ -1,9 +1,8 @@
-"""What the notebooks call: ``setup`` (first cell) and ``Context.finish`` (last cell),
-``widgets.show`` (a figure with ipywidgets controls, or its static PNG), ``latents`` (pairs, orbits,
-swaps, traversals), ``findings`` (sentences from metrics) and ``figures`` (one PNG each). The
-studies themselves (what to train, how to score it) live in :mod:`galib.experiments`.
+"""What the notebooks call besides their study (:mod:`galib.studies`): ``setup`` (first cell) and
+``Context.finish`` (last cell), ``widgets.show`` (a figure with ipywidgets controls, or its static
+PNG) and ``latents`` (pairs, orbits, swaps, traversals).
 """
-from . import figures, latents, widgets
+from . import latents, widgets
 from .context import Context, setup
 
-__all__ = ["Context", "setup", "figures", "latents", "widgets"]
+__all__ = ["Context", "setup", "latents", "widgets"]

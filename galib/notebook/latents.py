@@ -2,7 +2,7 @@
 
 Each function takes a trained :class:`~galib.models.GroupLatentAutoencoder` (or just a group) and
 image batches ``(B, C, *spatial)`` in [-1, 1], and returns tensors that
-:mod:`galib.notebook.figures` draws, or the numbers a notebook's ``metrics.json`` records.
+:mod:`galib.studies.plotting` draws, or the numbers a notebook's ``metrics.json`` records.
 Splits use the hard 0/1 mask, as at test time.
 """
 from __future__ import annotations

@@ -21,7 +21,7 @@ import inspect
 from numbers import Integral, Real
 from typing import Callable, Mapping
 
-from .figures import save
+from ..studies.plotting import save
 
 
 def widgets_available() -> bool:

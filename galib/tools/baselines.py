@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..evaluation.features import PROBE_FIT
-from ..experiments.baselines import (BASELINES, DEFAULT_NAMES, format_markdown, results_table,
+from ..studies.baselines import (BASELINES, DEFAULT_NAMES, format_markdown, results_table,
                                      run_baselines, write_table)
 from ..experiments.rows import EvalSettings
 from ..train import config_from_args, config_parser, run_cli

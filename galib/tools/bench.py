@@ -396,7 +396,7 @@ def reference_fit_probe(X_train, y_train, X_val, y_val, l2_grid=probe.DEFAULT_L2
     mean, std = Xf.mean(0), Xf.std(0, unbiased=False)                  # (F,), (F,)
     tol = 1e-6 * mean.abs().clamp(min=1.0)
     inv_std = torch.where(std > tol, 1.0 / std.clamp(min=1e-30), torch.zeros_like(std))
-    Z = probe._standardise(Xf, mean, inv_std)                          # (N, F)
+    Z = probe.standardise(Xf, mean, inv_std)                           # (N, F)
     W = torch.zeros(classes.numel(), Z.shape[1], dtype=dtype, requires_grad=True)  # (K, F)
     b = torch.zeros(classes.numel(), dtype=dtype, requires_grad=True)              # (K,)
     calls = [0] if calls is None else calls
@@ -446,25 +446,16 @@ def _probe_fit(variant: str, feats, max_iter: int, old_iters: int = PROBE_OLD_IT
     ``variant``: the old protocol (warm path, ``old_iters`` per l2) three ways, or galib's
     preconditioned fit (``max_iter``)."""
     Xtr, ytr, Xva, yva = feats[:4]
-    calls, flops, c0 = [0], [0.0], time.process_time()
+    calls, c0 = [0], time.process_time()
     if variant == PROBE_BEFORE:
         res = reference_fit_probe(Xtr, ytr, Xva, yva, max_iter=old_iters, calls=calls)
         return res, time.process_time() - c0, calls[0], calls[0] * 40.0 * Xtr.shape[0] * Xtr[0].numel()
-    inner, pack = probe._loss_and_grad, probe._PACK
-
-    def counted(design, W, b, yt, *rest):
-        calls[0] += 1
-        flops[0] += 4.0 * yt.numel() * W.numel()                  # two products of N x F x rows
-        return inner(design, W, b, yt, *rest)
-    probe._loss_and_grad, probe._PACK = counted, variant != PROBE_VARIANTS[1]
-    try:
+    with probe.count_evaluations() as count, probe.packing(variant != PROBE_VARIANTS[1]):
         if variant == PROBE_GALIB:
             res = probe.fit_probe(Xtr, ytr, Xva, yva, max_iter=max_iter, solver="preconditioned")
         else:
             res = probe.fit_probe(Xtr, ytr, Xva, yva, max_iter=old_iters, solver="warm-path")
-    finally:
-        probe._loss_and_grad, probe._PACK = inner, pack
-    return res, time.process_time() - c0, calls[0], flops[0]
+    return res, time.process_time() - c0, count.evals, count.flops     # flops: 2 products of N x F x rows
 
 
 def probe_bench(args) -> dict:
@@ -665,7 +656,7 @@ def epoch_parts(args) -> dict:
                  data.train, model.group, cfg.batch_size, epoch_generator(1, 0), device=dev)]),
              "validation": cpu(lambda: run_epoch(model, data.val, cfg, torch.Generator().manual_seed(2), dev)),
              "check params + row + best clone": cpu(lambda: (
-                 loop._check_parameters(model, 1), loop._epoch_row(0, {}, {}, model, 0.0),
+                 loop.check_parameters(model, 1), loop.epoch_row(0, {}, {}, model, 0.0),
                  {k: v.clone() for k, v in model.state_dict().items()}))}
     with tempfile.TemporaryDirectory() as d:
         run = RunDir(Path(d), cfg, data, False)

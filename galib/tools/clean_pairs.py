@@ -8,7 +8,7 @@ Reads notebook 05's ``metrics.json`` (its scored rows) and the ``stability.json`
 :mod:`galib.tools.stability` over the same run folders (``<name>`` for the base seed,
 ``<name>_seed<S>`` otherwise: :func:`galib.experiments.plan.run_folder`), marks every row whose
 run diverged with its ``diverged_epoch``, and recomputes
-:func:`galib.experiments.probes.learned_vs_random` — which leaves those seed pairs out of every
+:func:`galib.studies.probes.learned_vs_random` — which leaves those seed pairs out of every
 interval and counts them. Writes ``clean_pairs.json`` (commit, command, the inputs, the
 comparisons and the sentence) and ``clean_pairs.md`` (a table). Nothing is rescored: the rows are
 the committed ones.
@@ -22,9 +22,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..experiments.probes import control_sentence, learned_vs_random
+from ..studies.probes import control_sentence, learned_vs_random
 from ..io import save_json, write_text
-from ..notebook.context import relative_paths, source_commit
+from ..paths import relative_paths, source_commit
 
 
 def _read(path: Path, what: str) -> dict:

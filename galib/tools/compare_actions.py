@@ -25,8 +25,8 @@ from ..experiments.so2 import ACTIONS, SO2Comparison, SO2Study, so2_study
 from ..io import save_json, write_text
 from ..groups import get_group
 from ..losses import resolve_consistency
-from ..notebook import figures
-from ..notebook.context import relative_paths, source_commit
+from ..studies import plotting
+from ..paths import relative_paths, source_commit
 from ..train import TrainConfig
 from ..train.cli import ShortUsageParser
 from ..train.limits import seed_arg
@@ -60,7 +60,7 @@ class CompareSettings:
 def plot_comparison(actions: dict, title: str, out_path):
     """Recon MSE and equivariance error against angle, one line per action."""
     from matplotlib.figure import Figure
-    with figures.rc_style():
+    with plotting.rc_style():
         fig = Figure(figsize=(11, 4.2))
         axes = fig.subplots(1, 2)
         for name, m in actions.items():
@@ -81,7 +81,7 @@ def plot_comparison(actions: dict, title: str, out_path):
                        fontsize=9, title_fontsize=9)
         fig.suptitle(title)
         fig.tight_layout()
-        return figures.save(fig, out_path)
+        return plotting.save(fig, out_path)
 
 
 def run(settings: CompareSettings | None = None, out: str | Path = "figures/so2_actions",

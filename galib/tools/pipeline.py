@@ -23,7 +23,7 @@ dataset, profile and git commit. While a notebook runs, its ``[galib]`` and epoc
 notebook and the cell.
 
 It runs the notebooks of a source checkout (``notebooks/`` beside ``galib/``), found as
-:func:`galib.notebook.context.home`: ``$GALIB_HOME``, else the checkout this package was imported
+:func:`galib.paths.home`: ``$GALIB_HOME``, else the checkout this package was imported
 from, else the current directory.
 """
 from __future__ import annotations
@@ -43,9 +43,9 @@ from pathlib import Path
 from ..evaluation.tables import markdown_table
 from ..experiments.plan import expecting_trained
 from ..io import write_text
-from ..notebook.context import COMMAND_ENV, source_commit
+from ..paths import COMMAND_ENV, source_commit
 from ..train.cli import ShortUsageParser
-from .profiles import (DEFAULT_RUN_FOLDER, NOTEBOOK_DIR, NOTEBOOKS, PARAMS_DIR, PUBLISH_DIR, ROOT,  # noqa: F401
+from .profiles import (NOTEBOOK_DIR, NOTEBOOKS, PARAMS_DIR, PUBLISH_DIR, ROOT,  # noqa: F401
                        PipelineError, default_fig_dir, flat_parameters, load_profile, need_checkout,
                        notebook_parameters, select_notebooks)
 

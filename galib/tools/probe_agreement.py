@@ -20,15 +20,15 @@ from pathlib import Path
 
 import torch
 
-from ..evaluation.features import PROBE_FIT, probe_model
+from ..evaluation.features import LATENT_FEATURES, PROBE_FIT, probe_model
 from ..evaluation.tables import markdown_table
 from ..experiments.plan import DataRequest
 from ..io import save_json, write_text
-from ..notebook.context import relative_paths, source_commit
+from ..paths import relative_paths, source_commit
 from ..train.checkpoints import load_checkpoint
 from ..train.cli import ShortUsageParser, int_at_least
 
-FEATURES = ("z", "z_i", "z_v", "orbit")
+FEATURES = LATENT_FEATURES
 READINGS = ("a", "b", "c", "val_a", "val_b", "val_c")
 CHANCE_MARGIN = 0.1          # an accuracy within this of chance (1/K) counts as "at chance"
 

@@ -12,16 +12,16 @@ import functools
 import json
 from pathlib import Path
 
-from ..experiments.registry import NOTEBOOKS as REGISTRY
-from ..experiments.registry import STEMS
-from ..notebook.context import declared_in_notebook, home
+from ..paths import home
+from ..studies.params import declared_in_notebook
+from ..studies.registry import STEMS, STUDIES
 
 ROOT = home()                       # the source checkout (notebooks/ beside galib/) or $GALIB_HOME
 NOTEBOOK_DIR = ROOT / "notebooks"
 PARAMS_DIR = NOTEBOOK_DIR / "params"
 PUBLISH_DIR = "notebooks"           # under fig_dir: the executed notebooks, with outputs
-NOTEBOOKS = STEMS                   # in order (galib.experiments.registry)
-DEFAULT_RUN_FOLDER = "ald"          # 02, 04 and 05 share this run (and 01 names it, unused)
+NOTEBOOKS = STEMS                   # in order (galib.studies.registry)
+DEFAULT_RUN_FOLDER = STUDIES["02_training"].folder   # what 01 names as its (unused) run_dir
 
 
 class PipelineError(RuntimeError):
@@ -149,9 +149,10 @@ def notebook_parameters(profile: dict, stem: str, fig_dir: Path, run_root: Path,
     ``run_dir`` (and 05's ``baseline_dir``) under ``run_root`` and ``fig_dir``."""
     p = flat_parameters(profile, stem, overrides)
     base = Path(run_root) / profile["name"] / str(p.get("dataset", "auto"))
-    p["run_dir"] = str(base / (REGISTRY[stem].pipeline_folder or DEFAULT_RUN_FOLDER))
-    for key, folder in REGISTRY[stem].extra_dirs.items():
-        p[key] = str(base / folder)
+    run_dir = STUDIES[stem].run_dir(base) or base / DEFAULT_RUN_FOLDER
+    p["run_dir"] = str(run_dir)
+    if STUDIES[stem].baselines:
+        p["baseline_dir"] = str(run_dir.parent)
     p["fig_dir"] = str(fig_dir)
     return p
 

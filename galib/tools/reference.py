@@ -43,7 +43,7 @@ from ..datasets.base import resolve_root, to_float
 from ..datasets.idx import load_idx_dataset
 from ..groups import get_group
 from ..io import save_json
-from ..notebook.context import relative_paths, source_commit
+from ..paths import relative_paths, source_commit
 from ..train.diagnostics import DIAGNOSTIC_PAIRS, diagnostic_pairs, latent_diagnostics
 
 SEEDS = "torch.manual_seed(42)\nnp.random.seed(42)\nrandom.seed(42)"
@@ -194,7 +194,7 @@ def replay_seed(script: Path, seed: int, epochs: int, run_dir: Path, meta: dict,
     into galib's model), so the history reads against galib's run of the same seed. Stops
     ``2`` epochs after a divergence (validation loss above ``factor`` × its best so far)."""
     from ..datasets import load_dataset
-    from ..experiments.training import divergence_epoch
+    from ..studies.training import divergence_epoch
     from ..models import build_model
     from ..pairs import iterate_pairs
     from ..train import TrainConfig, epoch_generator, run_epoch

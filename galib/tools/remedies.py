@@ -26,9 +26,9 @@ from pathlib import Path
 
 from ..experiments.plan import epochs_done, train_or_load
 from ..experiments.remedies import CASES, REMEDIES, remedy_trainings
-from ..experiments.training import DIVERGENCE_FACTOR, divergence_epoch
+from ..studies.training import DIVERGENCE_FACTOR, divergence_epoch
 from ..io import save_json, write_text
-from ..notebook.context import relative_paths, source_commit
+from ..paths import relative_paths, source_commit
 from .executors import EngineOptions
 from .sweep import sweep
 
@@ -122,7 +122,7 @@ def plot(records: list[dict], path: Path):
 
 def reference_records(folder: Path, factor: float) -> list[dict]:
     """One record per ``seed<S>/history.json`` of :mod:`galib.tools.reference` under ``folder``."""
-    from ..experiments.training import stability
+    from ..studies.training import stability
     out = []
     for path in sorted(Path(folder).expanduser().glob("seed*/history.json")):
         hist = json.loads(path.read_text()).get("history", [])

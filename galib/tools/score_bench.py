@@ -1,6 +1,6 @@
 """What one scored row costs against the training it scores (part of ``make bench``).
 
-One row as notebook 05 scores a trained model (:func:`galib.experiments.baselines.run_baselines`
+One row as notebook 05 scores a trained model (:func:`galib.studies.baselines.run_baselines`
 with the evidence profile's settings: the preconditioned probe): the test scores (:func:`~galib.evaluation.scores.evaluate_model`), the linear
 probes of ``z``, ``z_i``, ``z_v`` and the orbit invariants under protocols a, b and c
 (:func:`~galib.evaluation.features.probe_model`: encoding, then two fits per feature) and the swap
@@ -24,7 +24,7 @@ from ..evaluation.scores import evaluate_model
 from ..evaluation.swap import swap_scores
 from ..train import TrainConfig, make_optimizer, model_from_config, run_epoch
 
-ROW_FEATURES = ("z", "z_i", "z_v", "orbit")
+ROW_FEATURES = features.LATENT_FEATURES     # z, z_i, z_v, orbit
 
 
 def _train_one_epoch(data, seed: int, targets: str = "detached"):
@@ -42,17 +42,21 @@ def _train_one_epoch(data, seed: int, targets: str = "detached"):
 
 
 class _Counted:
-    """Wraps the probe's loss evaluation and ``run_protocols`` to count what the fits do:
-    evaluations, their multiply-adds (2 products of N x F x rows each) and CPU seconds per feature."""
+    """Counts what the probe fits do (:func:`galib.evaluation.probe.count_evaluations`:
+    evaluations and their multiply-adds, 2 products of N x F x rows each) and wraps
+    ``run_protocols`` to time them: CPU seconds per feature."""
 
     def __init__(self):
-        self.evals, self.flops, self.fit_cpu = 0, 0.0, []
-        self.inner_loss, self.inner_protocols = probe._loss_and_grad, features.run_protocols
+        self.fit_cpu, self.inner_protocols = [], features.run_protocols
+        self.counting, self.count = probe.count_evaluations(), None
 
-    def loss(self, design, W, b, yt, *rest):
-        self.evals += 1
-        self.flops += 4.0 * yt.numel() * W.shape[-1] * (W.numel() // W.shape[-1])
-        return self.inner_loss(design, W, b, yt, *rest)
+    @property
+    def evals(self) -> int:
+        return self.count.evals
+
+    @property
+    def flops(self) -> float:
+        return self.count.flops
 
     def protocols(self, *a, **kw):
         c0 = time.process_time()
@@ -61,11 +65,13 @@ class _Counted:
         return out
 
     def __enter__(self):
-        probe._loss_and_grad, features.run_protocols = self.loss, self.protocols
+        self.count = self.counting.__enter__()
+        features.run_protocols = self.protocols
         return self
 
     def __exit__(self, *exc):
-        probe._loss_and_grad, features.run_protocols = self.inner_loss, self.inner_protocols
+        features.run_protocols = self.inner_protocols
+        return self.counting.__exit__(*exc)
 
 
 def score_row_bench(data, matmul_peak: float, seed: int = 42, epochs: int = 50,

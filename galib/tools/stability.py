@@ -4,7 +4,7 @@
 
 Reads the ``history.json`` of every run folder directly below ``ROOT`` and writes into ``--out``
 ``stability.json`` (the commit, the command and one record per run from
-:func:`galib.experiments.training.stability`: where it diverged — a validation loss above
+:func:`galib.studies.training.stability`: where it diverged — a validation loss above
 ``--factor`` × its best so far, or not finite — and which loss term or latent diagnostic left its
 own early trend first), ``stability.md`` (a table), ``val_loss.png`` (the validation loss of
 every run on a log axis) and, when the histories carry the latent diagnostics,
@@ -20,10 +20,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..experiments.training import DIVERGENCE_FACTOR, stability
+
 from ..io import save_json, write_text
-from ..notebook import figures
-from ..notebook.context import relative_paths, source_commit
+from ..studies import training
+from ..paths import relative_paths, source_commit
 
 
 def read_history(path: Path) -> list[dict]:
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("root", help="folder holding the run folders (each with history.json)")
     ap.add_argument("--out", required=True, help="folder for stability.json, stability.md, val_loss.png")
-    ap.add_argument("--factor", type=float, default=DIVERGENCE_FACTOR,
+    ap.add_argument("--factor", type=float, default=training.DIVERGENCE_FACTOR,
                     help="a run diverged at the first epoch whose validation loss exceeds this "
                          "multiple of its best so far")
     args = ap.parse_args(argv)
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     if out.exists() and not out.is_dir():
         raise SystemExit(f"stability: --out {out} is a file; give a folder")
     hist = histories(Path(args.root))
-    records = {name: stability(h, args.factor) for name, h in hist.items()}
+    records = {name: training.stability(h, args.factor) for name, h in hist.items()}
     n_div = sum(r["diverged_epoch"] is not None for r in records.values())
     command = "python -m galib.tools.stability " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
@@ -96,10 +96,10 @@ def main(argv: list[str] | None = None) -> dict:
                            "runs": records})
     save_json(meta, out / "stability.json")
     write_text(out / "stability.md", table_md(records))
-    figures.plot_val_curves(hist, {n: r["diverged_epoch"] for n, r in records.items()},
+    training.plot_val_curves(hist, {n: r["diverged_epoch"] for n, r in records.items()},
                             out / "val_loss.png", str(args.root))
     if any("zv_offset" in h[0] for h in hist.values()):
-        figures.plot_diagnostics(hist, out / "diagnostics.png", str(args.root))
+        training.plot_diagnostics(hist, out / "diagnostics.png", str(args.root))
     print(table_md(records))
     print(f"[stability] {n_div} of {len(records)} runs diverged (validation loss above "
           f"{args.factor:g}× its best so far); wrote {out}/stability.json, stability.md, val_loss.png")

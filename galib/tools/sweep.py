@@ -7,7 +7,7 @@ the notebook kernels.
     python -m galib.tools.sweep --profile paper --executor ray --ray-address auto
     galib-sweep ...                                                  # the same, as a console script
 
-The plan is what the notebooks' own study functions open (:mod:`galib.experiments.registry`),
+The plan is what the notebooks' own study functions open (:mod:`galib.studies.registry`),
 with the parameters the pipeline injects, in the same run folders (``--run-root``, as the
 pipeline's), and the scoring tasks (:class:`~galib.experiments.plan.Scoring`): each row, test
 score, swap score and probe-budget check a notebook reads, computed by the same study function
@@ -31,9 +31,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..experiments.plan import Scoring, Training, epochs_done, merge, run_status
-from ..experiments.registry import notebook_scorings, notebook_trainings
+from ..studies.registry import study_scorings, study_trainings
 from ..experiments.rows import is_scored
-from ..notebook.context import DATA_ENV, home, notebook_config
+from ..paths import DATA_ENV, home
+from ..studies.params import notebook_config
 from ..train.cli import ShortUsageParser, int_at_least
 from .executors import ENGINES, EngineError, EngineOptions, make_engine, run_plan
 from .profiles import PipelineError, check_profile, load_profile, notebook_parameters, select_notebooks
@@ -55,8 +56,8 @@ def profile_plan(profile: str | dict, run_root: str | Path, fig_dir: str | Path 
                                        overrides)
         try:
             params, cfg = notebook_config(stem, injected)
-            out += notebook_trainings(stem, params, cfg)
-            scorings += notebook_scorings(stem, params, cfg) if scoring else []
+            out += study_trainings(stem, params, cfg)
+            scorings += study_scorings(stem, params, cfg) if scoring else []
         except (ValueError, TypeError) as err:           # a bad value: one line naming it
             raise PipelineError(f"{stem}: {' '.join(str(err).split())}") from None
     return merge(out, scorings)
@@ -101,11 +102,11 @@ def probe_seconds(n: int, f: int, iters: int, lk: int = 40) -> float:
 
     from ..evaluation import probe
     g = torch.Generator().manual_seed(0)
-    design = probe._Design(torch.randn(n, f, generator=g), lk)
+    design = probe.Design(torch.randn(n, f, generator=g), lk)
     W, b, y = torch.zeros(lk, f), torch.zeros(lk), torch.randint(0, 10, (n,), generator=g)
-    probe._loss_and_grad(design, W.view(lk // 10, 10, f), b.view(lk // 10, 10), y, (1e-3,) * (lk // 10))
+    probe.loss_and_grad(design, W.view(lk // 10, 10, f), b.view(lk // 10, 10), y, (1e-3,) * (lk // 10))
     t0 = time.perf_counter()
-    probe._loss_and_grad(design, W.view(lk // 10, 10, f), b.view(lk // 10, 10), y, (1e-3,) * (lk // 10))
+    probe.loss_and_grad(design, W.view(lk // 10, 10, f), b.view(lk // 10, 10), y, (1e-3,) * (lk // 10))
     return (time.perf_counter() - t0) * 1.3 * iters
 
 

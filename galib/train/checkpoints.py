@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..io import write_bytes
-from .config import MODEL_FIELDS, LEGACY, TrainConfig, _check_compatible, model_from_config
+from .config import MODEL_FIELDS, LEGACY, TrainConfig, check_compatible, model_from_config
 
 # What a checkpoint must hold to rebuild its model, and to resume training from it.
 MODEL_KEYS = ("config", "model", "image_shape")
@@ -114,7 +114,7 @@ def load_checkpoint(path: str | Path, cfg: TrainConfig | None = None,
     ckpt = read_checkpoint(path, MODEL_KEYS, map_location)
     saved = config_of(ckpt, path)
     if cfg is not None:
-        _check_compatible(ckpt["config"], cfg, MODEL_FIELDS, path)
+        check_compatible(ckpt["config"], cfg, MODEL_FIELDS, path)
     model = model_from_config(saved, tuple(ckpt["image_shape"]))
     try:
         model.load_state_dict(ckpt["model"])

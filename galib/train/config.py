@@ -19,7 +19,7 @@ from ..devices import amp_problem, resolve_device
 from ..groups import available_groups, get_group
 from ..losses import CONSISTENCY, INVARIANCE, OBJECTIVES, TARGETS, resolve_consistency
 from .limits import check_limits
-from ..models import INVARIANTS, MASKS, GroupLatentAutoencoder, build_model, fixed_mask_channels
+from ..models import INVARIANTS, MASKS, GroupLatentAutoencoder, ModelOptions, build_model, fixed_mask_channels
 
 # Fields that define the model's weights: a checkpoint only loads into a config that agrees on them.
 MODEL_FIELDS = ("group", "latent_channels", "mask", "objective", "latent_action", "mask_variant",
@@ -174,9 +174,9 @@ def model_from_config(cfg: TrainConfig, image_shape: tuple[int, ...]) -> GroupLa
     group.check_shape((1, 1, *image_shape), "image")
     action = None if cfg.latent_action == "exact" else group.make_latent_action(
         cfg.latent_action, cfg.latent_channels)
-    model = build_model(group, cfg.latent_channels, cfg.tau, mask=cfg.mask, latent_action=action,
-                        mask_variant=cfg.mask_variant, mask_seed=cfg.mask_seed,
-                        invariant=cfg.invariant)
+    options = ModelOptions(mask=cfg.mask, mask_variant=cfg.mask_variant, mask_seed=cfg.mask_seed,
+                           invariant=cfg.invariant, latent_action=action)
+    model = build_model(group, cfg.latent_channels, cfg.tau, options=options)
     if cfg.mask_init == "negated" and cfg.mask == "learned":   # after every draw: same weights
         with torch.no_grad():
             model.mask.logits.neg_()
@@ -241,7 +241,10 @@ def config_differences(saved: dict, cfg: TrainConfig, keys) -> list[str]:
             if _effective(saved, k) != _effective(cfg, k)]
 
 
-def _check_compatible(saved: dict, cfg: TrainConfig, keys, path) -> None:
+def check_compatible(saved: dict, cfg: TrainConfig, keys, path) -> None:
+    """Raise ``ValueError`` naming the checkpoint ``path`` and every difference
+    (:func:`config_differences`) if ``saved`` (a checkpoint's config) and ``cfg`` act differently
+    on any of ``keys``."""
     diffs = config_differences(saved, cfg, keys)
     if diffs:
         raise ValueError(f"checkpoint {path} is incompatible with the config ({', '.join(diffs)})")

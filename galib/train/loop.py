@@ -159,7 +159,9 @@ def _nonfinite_message(seen: list[torch.Tensor], training: bool, epoch: int | No
             f"{'term' if len(names) == 1 else 'terms'} {', '.join(names)} ({terms})")
 
 
-def _check_parameters(model: torch.nn.Module, epoch: int) -> None:
+def check_parameters(model: torch.nn.Module, epoch: int) -> None:
+    """Raise :class:`NonFiniteError` naming every parameter of ``model`` that holds a non-finite
+    value (``epoch``, 1-based, for the message): the check after each epoch's training steps."""
     named = list(model.named_parameters())
     finite = torch.stack([torch.isfinite(p).all() for _, p in named]).tolist()
     bad = [name for (name, _), ok in zip(named, finite) if not ok]
@@ -362,13 +364,13 @@ def _epochs(fit: _Fit, history: list[dict], start: int, best_val: float) -> dict
             tr = run_epoch(model, data.train, cfg, epoch_generator(cfg.seed, epoch), device, optimizer,
                            progress=fit.progress, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                            step=train_step, epoch=epoch + 1)
-            _check_parameters(model, epoch + 1)
+            check_parameters(model, epoch + 1)
             va = run_epoch(model, data.val, cfg, torch.Generator().manual_seed(val_gen_seed), device,
                            step=step, epoch=epoch + 1)
         except NonFiniteError as err:
             raise NonFiniteError(f"{err}. {_kept(run, history)} Lower lr (now {cfg.lr:g}) or the "
                                  f"loss weights, or check the data") from None
-        row = _epoch_row(epoch, tr, va, model, t0)
+        row = epoch_row(epoch, tr, va, model, t0)
         row.update(latent_diagnostics(model.encode, model.hard_mask(), model.group, diag_x, diag_g))
         history.append(row)
         improved = va["loss"] < best_val
@@ -392,9 +394,10 @@ def _kept(run: RunDir | None, history: list[dict]) -> str:
     return f"{run.path / 'last.pt'} (epoch {history[-1]['epoch']}) is kept, unchanged."
 
 
-def _epoch_row(epoch: int, tr: dict, va: dict, model, t0: float) -> dict:
+def epoch_row(epoch: int, tr: dict, va: dict, model, t0: float) -> dict:
     """One ``history`` row: every loss term on train and validation, the mask and its flips over
-    the epoch's steps, seconds (the latent diagnostics are added by the caller)."""
+    the epoch's steps, seconds since ``t0`` (``time.perf_counter``); ``epoch`` is 0-based, ``tr`` /
+    ``va`` are :func:`run_epoch`'s results. The latent diagnostics are added by the caller."""
     tr = dict(tr)
     flips = tr.pop("mask_flips", 0)
     return {"epoch": epoch + 1, **{f"train_{k}": v for k, v in tr.items()},

@@ -314,8 +314,8 @@ class RunDir:
             what, fix = (f"are swapped: last.pt holds epoch {a}, the best of the run's {b} epochs, and "
                          f"best.pt the newer state", "swaps them back")
         elif want == b:
-            what, fix = (f"do not fit: last.pt is an older state of the same run (an old copy put "
-                         f"back?), best.pt the newer one", f"resumes from best.pt (epoch {b}) and "
+            what, fix = ("do not fit: last.pt is an older state of the same run (an old copy put "
+                         "back?), best.pt the newer one", f"resumes from best.pt (epoch {b}) and "
                          f"trains the later epochs again (deterministic: the same result)")
         else:
             raise RunError(f"{names} do not fit, and the best epoch of the run ({want}) is kept in "

@@ -9,7 +9,7 @@ from torch import nn
 from galib.datasets import DataSplits
 from galib.datasets.blocked import Occluder, blocked
 from galib.evaluation.block import block_pictures, block_scores, block_share, occluder_region
-from galib.models import ALDMask, GroupLatentAutoencoder, build_model
+from galib.models import ALDMask, GroupLatentAutoencoder, ModelOptions, build_model
 from tests.synthetic import synthetic_splits
 
 OCC = Occluder(top=3, left=17, size=8, value=1.0)                   # the bright block
@@ -124,7 +124,7 @@ def test_constructed_model_outside_the_block_is_shared():
 @pytest.mark.parametrize("n_variant", [0, 8])
 def test_paper_model_parts_vanish_exactly_when_a_side_is_empty(n_variant):
     torch.manual_seed(0)
-    model = build_model("c4", 8, mask="manual", mask_variant=n_variant).eval()
+    model = build_model("c4", 8, options=ModelOptions(mask="manual", mask_variant=n_variant)).eval()
     s = block_scores(model, _data(16), n_images=16)
     empty = "block_gain_zv" if n_variant == 0 else "block_gain_zi"
     assert s[empty] == pytest.approx(0.0, abs=1e-9) and math.isfinite(s["block_gain"])

@@ -26,10 +26,10 @@ def _split(X, y, n_train):
 # ----------------------------------------------------------------------------- fit_probe
 
 @pytest.fixture(params=[True, False], ids=["packed", "plain"])
-def pack(request, monkeypatch):
+def pack(request):
     """Run a test on the MKL-packed design and on plain matmuls."""
-    monkeypatch.setattr(probe, "_PACK", request.param)
-    return request.param
+    with probe.packing(request.param):
+        yield request.param
 
 
 def test_one_hot_features_are_perfect(pack):
@@ -143,14 +143,14 @@ def one_thread():
 
 
 @pytest.mark.parametrize("packed,max_iter", [(True, 30), (True, 100), (False, 100)])
-def test_fit_agrees_with_the_autograd_fit(packed, max_iter, monkeypatch, one_thread):
+def test_fit_agrees_with_the_autograd_fit(packed, max_iter, one_thread):
     """The written-out, packed fit against the fit it replaced (autograd closure, plain matmuls):
     the same l2, and every validation accuracy of the grid and the test accuracy within 0.002."""
-    monkeypatch.setattr(probe, "_PACK", packed)
     Xtr, ytr, Xva, yva, Xte, yte = _glyph_features()
     assert Xtr.shape == (3000, 294)
     ref = _reference(max_iter)
-    new = fit_probe(Xtr, ytr, Xva, yva, max_iter=max_iter, solver="warm-path")
+    with probe.packing(packed):
+        new = fit_probe(Xtr, ytr, Xva, yva, max_iter=max_iter, solver="warm-path")
     assert new.l2 == ref.l2 and set(new.val_scores) == set(ref.val_scores)
     assert 0.9 < ref.val_accuracy < 1.0
     for l2, acc in ref.val_scores.items():
@@ -182,11 +182,11 @@ def test_an_unknown_solver_is_named():
 
 def test_the_packed_design_is_used_where_mkl_is():
     Z = torch.randn(300, 40)
-    design = probe._Design(Z, 10)
+    design = probe.Design(Z, 10)
     if torch.backends.mkl.is_available() and hasattr(torch.ops.mkl, "_mkl_linear"):
         assert design.packed and design.Z is None                     # Z itself is dropped
-    assert not probe._Design(Z.double(), 10).packed                    # float32 only
-    assert not probe._Design(Z, 10, pack=False).packed
+    assert not probe.Design(Z.double(), 10).packed                    # float32 only
+    assert not probe.Design(Z, 10, pack=False).packed
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -199,7 +199,7 @@ def test_written_out_loss_and_gradient_are_autograds(dtype):
     loss.backward()
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
     for pack in (True, False):
-        got = probe._loss_and_grad(probe._Design(Z, 4, pack=pack), W.detach(), b.detach(), y, 0.01)
+        got = probe.loss_and_grad(probe.Design(Z, 4, pack=pack), W.detach(), b.detach(), y, 0.01)
         for a, e in zip(got, (loss, W.grad, b.grad)):
             assert torch.allclose(a, e.detach(), **tol), (pack, a, e)
 
@@ -211,8 +211,8 @@ def test_reported_gradient_norm_is_the_one_of_the_returned_weights():
     X, y = _blobs(1200, k=5, d=30, sep=0.5, seed=2)
     for solver, tol in (("warm-path", 0.0), ("preconditioned", 1e-5)):
         res = fit_probe(X[:900], y[:900], X[900:], y[900:], max_iter=15, solver=solver)
-        Z = probe._standardise(X[:900], res.mean, res.inv_std)
-        _, gW, gb = probe._loss_and_grad(probe._Design(Z, 5), res.W, res.b, y[:900], res.l2)
+        Z = probe.standardise(X[:900], res.mean, res.inv_std)
+        _, gW, gb = probe.loss_and_grad(probe.Design(Z, 5), res.W, res.b, y[:900], res.l2)
         expect = float(torch.cat([gW.flatten(), gb]).norm())
         assert abs(res.grad_norm - expect) <= tol * expect, (solver, res.grad_norm, expect)
 

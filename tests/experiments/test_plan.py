@@ -82,7 +82,7 @@ def test_negated_initial_logits_keep_every_weight():
 
 
 def test_plateau_epoch_known_answers():
-    from galib.experiments.training import plateau_epoch
+    from galib.studies.training import plateau_epoch
     falling = [{"epoch": e, "val_loss": 1.0 * 0.9 ** e} for e in range(1, 21)]     # 10 % an epoch
     assert plateau_epoch(falling) is None                                        # never settles
     flat_after_8 = [{"epoch": e, "val_loss": 0.9 ** min(e, 8)} for e in range(1, 21)]

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from galib.notebook.context import collect_params, flat_scalars, train_config, write_metrics
+from galib.notebook.context import collect_params, train_config, write_metrics
+from galib.studies.training import flat_scalars
 
 
 def test_collect_params_and_config():
@@ -37,6 +38,8 @@ from pathlib import Path  # noqa: E402
 
 from galib.notebook import context  # noqa: E402
 from galib.train import TrainConfig  # noqa: E402
+from galib.studies import params as nb_params, registry
+from galib import paths
 
 ROOT = Path(__file__).resolve().parents[2]
 ALD = {"dataset": "glyphs", "group": "c4", "tau": 0.5, "epochs": 2, "seed": 42, "max_train": 256,
@@ -45,20 +48,20 @@ ALD = {"dataset": "glyphs", "group": "c4", "tau": 0.5, "epochs": 2, "seed": 42, 
 
 def _resolved(stem, **params):
     p = {**ALD, **params}
-    return context.resolve_params(stem, p, context.train_config(p))
+    return nb_params.resolve_params(stem, p, nb_params.train_config(p))
 
 
 def test_home(monkeypatch, tmp_path):
-    monkeypatch.delenv(context.HOME_ENV, raising=False)
-    assert context.home() == ROOT                                   # the checkout this galib is in
-    monkeypatch.setenv(context.HOME_ENV, str(tmp_path))
-    assert context.home() == tmp_path.resolve()
+    monkeypatch.delenv(paths.HOME_ENV, raising=False)
+    assert paths.home() == ROOT                                   # the checkout this galib is in
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    assert paths.home() == tmp_path.resolve()
 
 
 def test_paths_resolve_against_home_not_cwd(monkeypatch, tmp_path):
     home, cwd = tmp_path / "home", tmp_path / "elsewhere"
     cwd.mkdir()
-    monkeypatch.setenv(context.HOME_ENV, str(home))
+    monkeypatch.setenv(paths.HOME_ENV, str(home))
     monkeypatch.chdir(cwd)
     p = _resolved("02_training", fig_dir="figs", data_root="data")
     assert p["fig_dir"] == str(home / "figs") and p["data_root"] == str(home / "data")
@@ -72,7 +75,7 @@ def test_paths_resolve_against_home_not_cwd(monkeypatch, tmp_path):
 
 
 def test_run_folders_keyed_by_configuration(monkeypatch, tmp_path):
-    monkeypatch.setenv(context.HOME_ENV, str(tmp_path))
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
     base = _resolved("02_training")["run_dir"]
     # 02, 04 and 05 share the ALD run; 05's baselines train beside it, so its ALD baseline is 02's run
     assert _resolved("04_latent_traversals")["run_dir"] == base
@@ -88,7 +91,7 @@ def test_run_folders_keyed_by_configuration(monkeypatch, tmp_path):
     assert _resolved("03_mask_sparsity_vs_tau", tau=0.3)["run_dir"] == sweep != base
     assert _resolved("03_mask_sparsity_vs_tau", epochs=3)["run_dir"] != sweep
     assert _resolved("06_blocked", dataset="mnist")["run_dir"] == _resolved("06_blocked")["run_dir"]
-    assert context.run_key(TrainConfig(tau=0.3)) != context.run_key(TrainConfig())
+    assert registry.run_key(TrainConfig(tau=0.3)) != registry.run_key(TrainConfig())
 
 
 def test_describe_run_dir(tmp_path):
@@ -118,18 +121,18 @@ def test_injected_parameters_are_checked():
     with pytest.raises(context.UnknownParameterError, match="epoch"):
         context.check_injected("02_training", {"_ih": ["# Parameters\nepoch = 3\n"]})
     context.check_injected("02_training", {"_ih": ["# Parameters\nepochs = 3\n"]})
-    assert context.declared_in_notebook(ROOT / "notebooks" / "02_training.ipynb") >= {"epochs", "run_dir"}
+    assert nb_params.declared_in_notebook(ROOT / "notebooks" / "02_training.ipynb") >= {"epochs", "run_dir"}
 
 
 def test_relative_paths_known_answers(tmp_path):
     root = tmp_path / "repo"
     obj = {"run_dir": str(root / "runs" / "a"), "fig": [str(root)], "other": "/elsewhere/x", "n": 3}
-    assert context.relative_paths(obj, root) == {"run_dir": "runs/a", "fig": ["."],
+    assert paths.relative_paths(obj, root) == {"run_dir": "runs/a", "fig": ["."],
                                                  "other": "/elsewhere/x", "n": 3}
 
 
 def test_source_commit_names_the_checkout():
-    commit = context.source_commit()
+    commit = paths.source_commit()
     assert commit == "unknown" or len(commit.split("-")[0]) >= 7
 
 
@@ -148,7 +151,7 @@ def test_notebook_parameters_are_checked_naming_the_parameter(params, match):
     """Issue 27, 11 and 10: ``-p taus 0.5`` was "'float' object is not iterable", a huge seed an
     overflow naming no field; both now one line naming the parameter, before any data is loaded
     (train_config is what setup() and the sweep's plan call first)."""
-    from galib.notebook.context import notebook_config
+    from galib.studies.params import notebook_config
     with pytest.raises(ValueError) as err:
         train_config(params)
     assert match in str(err.value)
@@ -157,8 +160,8 @@ def test_notebook_parameters_are_checked_naming_the_parameter(params, match):
 
 
 def test_the_notebooks_own_defaults_pass_the_checks():
-    from galib.notebook.context import notebook_config
-    from galib.experiments.registry import STEMS
+    from galib.studies.params import notebook_config
+    from galib.studies.registry import STEMS
     for stem in STEMS:
         notebook_config(stem, {})
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from galib.notebook import figures, widgets
+from galib.notebook import widgets
+from galib.studies import traversals
 
 
 def test_explore_static_fallback(tmp_path):
@@ -17,7 +18,7 @@ def test_explore_static_fallback(tmp_path):
 
     def draw(index=3, name="a"):
         calls.append((index, name))
-        return figures.plot_magnitude_maps({"|z|": torch.rand(7, 7)})
+        return traversals.plot_magnitude_maps({"|z|": torch.rand(7, 7)})
 
     fig = widgets.show(draw, False, tmp_path / "x.png", index=(0, 9),
                        name=[("first", "a"), ("second", "b")])

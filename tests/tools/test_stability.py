@@ -1,9 +1,9 @@
-"""Known answers for the divergence check (galib.experiments.training) and its command line."""
+"""Known answers for the divergence check (galib.studies.training) and its command line."""
 import json
 
 import pytest
 
-from galib.experiments.training import (departure_epoch, divergence_epoch, first_signal, positive_epoch,
+from galib.studies.training import (departure_epoch, divergence_epoch, first_signal, positive_epoch,
                                          stability)
 from galib.tools import stability as tool
 

@@ -92,10 +92,10 @@ def test_the_sweep_scores_every_row_and_the_study_only_reads_them(local_run, mon
     """After the sweep every row 05 reads is cached: run_baselines under GALIB_EXPECT_TRAINED
     reads them all (it would raise naming a row it had to score); a row with other settings is
     an error naming it."""
-    from galib.experiments.baselines import run_baselines
+    from galib.studies.baselines import run_baselines
     from galib.experiments.plan import EXPECT_ENV
-    from galib.experiments.probes import eval_settings
-    from galib.notebook.context import notebook_config
+    from galib.studies.probes import eval_settings
+    from galib.studies.params import notebook_config
     from galib.tools.profiles import load_profile, notebook_parameters
     prof = load_profile(str(next(local_run.parent.glob("tiny.json"))))
     params, cfg = notebook_config("05_linear_probe", notebook_parameters(

@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from galib.studies import plotting, training, traversals
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from galib.notebook import figures as viz
 
 
 def _history(lo, hi, n=6):
@@ -22,7 +22,7 @@ def _history(lo, hi, n=6):
 @pytest.mark.parametrize("lo, hi", [(0.021, 0.029), (0.0069, 0.0178), (0.01, 0.035), (0.02, 0.2),
                                     (1e-4, 1.0), (1e-7, 10.0)])
 def test_log_tick_labels_do_not_overlap(lo, hi):
-    fig = viz.plot_loss_curves(_history(lo, hi))
+    fig = training.plot_loss_curves(_history(lo, hi))
     FigureCanvasAgg(fig).draw()
     renderer = fig.canvas.get_renderer()
     for ax in fig.axes:
@@ -41,15 +41,15 @@ def test_error_maps_use_the_99th_percentile():
     torch.manual_seed(0)
     x = torch.rand(4, 1, 28, 28) * 2 - 1
     pred = (x + 0.05 * torch.randn_like(x)).clamp(-1, 1)
-    fig = viz.plot_reconstructions(x, x, pred, list("abcd"))
+    fig = training.plot_reconstructions(x, x, pred, list("abcd"))
     err = (pred - x).abs().numpy()
     expected = float(np.percentile(err, 99))
-    images = [im for ax in fig.axes for im in ax.get_images() if im.get_cmap().name == viz.ERR_CMAP]
+    images = [im for ax in fig.axes for im in ax.get_images() if im.get_cmap().name == plotting.ERR_CMAP]
     assert images and all(im.norm.vmax == pytest.approx(expected) for im in images)
     assert expected < 0.5                                       # not the old fixed 0–2 scale
     notes = [ax.get_title(loc="left") for ax in fig.axes]
     assert any("99th" in n and f"{expected:.2g}" in n for n in notes)
-    assert viz.error_scale(np.zeros(5)) == 1.0                  # all exact: a unit scale
-    assert viz.error_scale([0.0] * 200 + [3.0]) == 3.0         # p99 is 0: the maximum
-    orbit = viz.plot_orbit(x, pred, list("abcd"))
+    assert plotting.error_scale(np.zeros(5)) == 1.0                  # all exact: a unit scale
+    assert plotting.error_scale([0.0] * 200 + [3.0]) == 3.0         # p99 is 0: the maximum
+    orbit = traversals.plot_orbit(x, pred, list("abcd"))
     assert any("99th" in ax.get_title(loc="left") for ax in orbit.axes)

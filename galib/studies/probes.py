@@ -18,20 +18,28 @@ from __future__ import annotations
 import functools
 import math
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
+import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from ..datasets import DataSplits
-from ..evaluation.features import PROBE_FIT, probe_model
+from ..evaluation.features import CONTROL_FEATURES, FEATURES, PROBE_FIT, probe_model
 from ..evaluation.spread import aggregate
 from ..evaluation.stats import paired_comparison
+from ..evaluation.stats import VERDICTS
 from ..evaluation.swap import swap_scores
+from ..experiments.plan import DataRequest, Scoring, train_or_load
+from ..experiments.rows import EvalSettings, cached_scores
 from ..train import TrainConfig
 from .baselines import BASELINES, RANDOM_CONTROLS, baseline_trainings, score_baseline
-from .plan import DataRequest, Scoring, Training, train_or_load
-from .rows import EvalSettings, cached_scores
-from .training import DIVERGENCE_FACTOR, ald_training, run_identity
+from .plotting import rc_style, save, to_numpy
+from .training import DIVERGENCE_FACTOR, run_identity
+from .wording import n_seeds, num, nums, text_of
+
+
+KEEP_POINTS = 5.0        # a probe feature "keeps" its accuracy if protocol b loses at most this many points
 
 INVARIANT_FEATURES = ("z_i", "orbit")     # features meant not to change under the group
 FEATURE_LABELS = {"orbit": "orbit inv. of z_v"}   # how figures name a probe feature
@@ -41,7 +49,7 @@ FEATURE_LABELS = {"orbit": "orbit inv. of z_v"}   # how figures name a probe fea
 def best_invariant(rows: list[dict], protocol: str = "b") -> tuple[str, str, float] | None:
     """``(baseline name, feature, test accuracy)`` of the best invariant feature under
     ``protocol``, chosen on the *validation* accuracy (``probe/<f>/val_<protocol>``, mean over
-    seeds) over the rows of :func:`~galib.experiments.baselines.run_baselines`; ``None`` if no
+    seeds) over the rows of :func:`~galib.studies.baselines.run_baselines`; ``None`` if no
     row has one."""
     best, best_val = None, -math.inf
     keys = [f"probe/{f}/{p}" for f in INVARIANT_FEATURES for p in (protocol, f"val_{protocol}")]
@@ -100,7 +108,7 @@ def describe_confusions(cm: torch.Tensor, class_names: list[str], digits: bool,
     return text
 
 
-PROBE_FEATURES = ("pixels", "z", "z_i", "z_v", "orbit", "pixels-orbit", "random-orbit")
+PROBE_FEATURES = FEATURES     # every feature a row probes (galib.evaluation.features)
 
 
 def probe_dict(rows: list[dict], features=PROBE_FEATURES, protocols=("a", "b", "c"),
@@ -168,7 +176,7 @@ def compare_rows(rows: list[dict], a: str, b: str | tuple, keys) -> list[dict]:
 
 def learned_vs_random(rows: list[dict], keys=CONTROL_KEYS, learned: str = "ald") -> list[dict]:
     """The learned mask (baseline ``learned``, default ``ald``) against random masks of the same
-    size (its controls in :data:`~galib.experiments.baselines.RANDOM_CONTROLS`, e.g. ``random``,
+    size (its controls in :data:`~galib.studies.baselines.RANDOM_CONTROLS`, e.g. ``random``,
     ``random2``, ``random3``: their mean per seed), paired by seed (same initial weights and batch
     order): per key, the means, the paired difference with its 95 % t interval, the equivalence
     margin and the verdict of :func:`galib.evaluation.stats.paired_comparison` (better, worse,
@@ -223,7 +231,7 @@ def probe_summary(rows: list[dict], confusion: dict | None = None, digits: bool 
     """``"<baseline> <feature> <a|b>": accuracy`` (mean over seeds) for the headline features, the
     learned-vs-random differences, plus the refitted best invariant accuracy and (digits only) the
     6↔9 confusion rate."""
-    keys = [f"probe/{f}/{p}" for f in ("pixels", "z", "z_i", "orbit", "pixels-orbit", "random-orbit")
+    keys = [f"probe/{f}/{p}" for f in FEATURES if f != "z_v"
             for p in ("a", "b")]
     out = {f"{r['name']} {k[6:].replace('/', ' ')}": r[k] for r in aggregate(rows, keys)
            for k in keys if r.get(k) is not None}
@@ -336,35 +344,6 @@ def eval_settings(params: Mapping, jobs: int = 1) -> EvalSettings:
                         extra=SWAP_SCORES, jobs=jobs)
 
 
-# ----------------------------------------------------------------------------- swaps (04)
-SWAP_IMAGES = 1000        # training and test images of 04's swap scores
-
-
-def swap_numbers(training: Training, data: DataSplits | DataRequest, seed: int, verbose: bool = True) -> dict:
-    """:func:`~galib.evaluation.swap.swap_scores` of one finished run (``SWAP_IMAGES`` images,
-    elements from ``seed``), computed once and kept in its folder (``swaps.json``)."""
-    data = data.load() if isinstance(data, DataRequest) else data
-    res = train_or_load(training, data, verbose=verbose)
-    return cached_scores(Path(training.run_dir) / "swaps.json",
-                         {"scores": "swaps", "seed": int(seed), "images": SWAP_IMAGES, "run": run_identity(res)},
-                         lambda: swap_scores(res.model, data, n_train=SWAP_IMAGES, n_test=SWAP_IMAGES, seed=seed),
-                         f"swaps of {training.key}", cfg=res.config, data=data, verbose=verbose)
-
-
-def swap_trainings(base_cfg: TrainConfig, run_dir: str | Path, designs, run_root: str | Path) -> dict:
-    """``{"paper": 02's run, design name: its run}``: the models whose swaps 04 shows."""
-    return {"paper": ald_training(base_cfg, run_dir),
-            **{t.key.split("/")[1]: t for t in design_trainings(base_cfg, designs, run_root)}}
-
-
-def swap_scorings(base_cfg: TrainConfig, run_dir: str | Path, designs, run_root: str | Path, seed: int,
-                  data: DataRequest) -> list[Scoring]:
-    """04's scoring tasks: the swaps of each model it shows."""
-    return [Scoring(f"{t.key}/swaps", t.run_dir, functools.partial(swap_numbers, t, data, int(seed)),
-                    needs=(t.key,), images=2 * SWAP_IMAGES)
-            for t in swap_trainings(base_cfg, run_dir, designs, run_root).values()]
-
-
 # ----------------------------------------------------------------------------- invariant designs
 DESIGNS = {"ald": "paper", "ald-pooled": "pooled", "ald-orbit": "orbit",            # baseline → design
            "ald-pooled-norm": "pooled + normalised L_inv", "ald-orbit-norm": "orbit + normalised L_inv",
@@ -444,14 +423,190 @@ def comparison_sentence(comparisons: list[dict], a: str, b: str) -> str:
 SWAP_SCORES = functools.partial(swap_scores, n_train=1000, n_test=1000, seed=0)
 
 
-def design_trainings(base_cfg: TrainConfig, names, run_root: str | Path) -> list[Training]:
-    """04's plan: the base seed of each design of the invariant part, where 05 looks for it."""
-    return baseline_trainings(base_cfg, names, run_root)
+# ----------------------------------------------------------------------------- figures
+def plot_probe_bars(table: Mapping[str, Mapping[str, Mapping[str, float]]], out_path=None,
+                    title: str = "", chance: float | None = None,
+                    protocols: Sequence[str] = ("a", "b", "c"), per_seed=None) -> Figure:
+    """Grouped bars of probe test accuracy: ``table[method][feature][protocol]``.
+
+    One group of bars per (method, feature), one bar per protocol. ``per_seed`` (the same layout,
+    lists of per-seed accuracies) adds a dot per seed and an sd error bar to each bar.
+    """
+    keys = [(m, f) for m in table for f in table[m]]
+    x = np.arange(len(keys))
+    w = 0.8 / len(protocols)
+    with rc_style():
+        fig = Figure(figsize=(max(7, 0.75 * len(keys) + 2), 4.4), layout="constrained")
+        ax = fig.subplots()
+        colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
+        for k, prot in enumerate(protocols):
+            vals = [table[m][f].get(prot, np.nan) for m, f in keys]
+            xs = x + (k - (len(protocols) - 1) / 2) * w
+            seeds = [[v for v in ((per_seed or {}).get(m, {}).get(f, {}).get(prot) or []) if v is not None]
+                     for m, f in keys]
+            sd = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in seeds]
+            ax.bar(xs, vals, w, yerr=sd if any(sd) else None, capsize=2, label=f"protocol {prot}",
+                   color=colors[k % len(colors)])
+            for xi, v in zip(xs, seeds):
+                if len(v) > 1:
+                    ax.scatter([xi] * len(v), v, s=7, color="k", alpha=0.6, zorder=3)
+        if chance is not None:
+            ax.axhline(chance, color="gray", ls=":", label="chance")
+        if len(keys) <= 8:
+            ax.set_xticks(x, [f"{m}\n{f}" for m, f in keys])
+        else:
+            ax.set_xticks(x, [f"{m}: {f}" for m, f in keys], rotation=40, ha="right")
+        ax.set_ylabel("test accuracy")
+        ax.set_ylim(0, 1.05)
+        ax.legend(ncol=len(protocols) + 1, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                  frameon=False)
+        fig.suptitle(f"Linear probes (a: upright→upright, b: upright→transformed, "
+                     f"c: transformed→transformed)\n{title}".strip(), fontsize=12)
+    return save(fig, out_path)
 
 
-def design_models(base_cfg: TrainConfig, names, run_root: str | Path, data: DataSplits,
-                  progress: bool = False, verbose: bool = True) -> dict:
-    """``{baseline name: model}`` for the base seed of each design of the invariant part (loaded
-    from ``run_root/<name>``, where notebook 05's baselines look for them; trained if missing)."""
-    return {t.key.split("/")[1]: train_or_load(t, data, progress=progress, verbose=verbose).model
-            for t in design_trainings(base_cfg, names, run_root)}
+def plot_confusion(cm, class_names: Sequence[str], out_path=None, title: str = "",
+                   normalize: bool = True) -> Figure:
+    """Confusion matrix (rows: true class, columns: predicted), row-normalised by default."""
+    cm = to_numpy(cm).astype(float)
+    shown = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
+    n = len(class_names)
+    with rc_style():
+        fig = Figure(figsize=(1.2 + 0.55 * n, 1.0 + 0.5 * n), layout="constrained")
+        ax = fig.subplots()
+        im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+        for i in range(n):
+            for j in range(n):
+                if shown[i, j] >= 0.005 or i == j:
+                    ax.text(j, i, f"{shown[i, j]:.2f}" if normalize else f"{int(cm[i, j])}",
+                            ha="center", va="center", fontsize=8,
+                            color="white" if shown[i, j] > 0.6 * (shown.max() or 1) else "black")
+        ax.set_xticks(range(n), class_names, rotation=45 if max(len(c) for c in class_names) > 2 else 0,
+                      ha="right" if max(len(c) for c in class_names) > 2 else "center")
+        ax.set_yticks(range(n), class_names)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of true class" if normalize else "count")
+        ax.set_title(title)
+    return save(fig, out_path)
+
+
+# ----------------------------------------------------------------------------- findings
+FEATURE_WORDS = {"pixels": "pixels", "z": "the whole latent z", "z_i": "z_i",
+                 "orbit": "the orbit invariants of z_v",
+                 "pixels-orbit": "the orbit invariants of the pixels",
+                 "random-orbit": "the orbit invariants of an untrained encoder"}
+CONTROLS = CONTROL_FEATURES      # exactly invariant features that need no training
+
+
+def _drop(s: Mapping, name: str, feature: str) -> tuple[float, float, float] | None:
+    v = nums(s, f"{name} {feature} a", f"{name} {feature} b")
+    return None if v is None else (v[0], v[1], 100 * (v[0] - v[1]))
+
+
+def _row_mean(rows, name: str, key: str) -> float | None:
+    """Mean of ``key`` over the rows of baseline ``name`` (``None`` if none holds a number)."""
+    vals = [num(r.get(key)) for r in rows if r.get("name") == name]
+    vals = [v for v in vals if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _worst_element(rows, name: str, feature: str) -> tuple[str, float] | None:
+    """The non-identity element with the lowest protocol-b accuracy (``probe/<f>/b/<e>``, mean
+    over the rows of ``name``)."""
+    prefix = f"probe/{feature}/b/"
+    elements = dict.fromkeys(k[len(prefix):] for r in rows if r.get("name") == name for k in r
+                             if k.startswith(prefix))
+    accs = {e: _row_mean(rows, name, prefix + e) for e in elements}
+    accs = {e: v for e, v in accs.items() if v is not None}
+    return min(accs.items(), key=lambda kv: kv[1]) if accs else None
+
+
+def _comparisons(m: Mapping) -> list[dict]:
+    """The paired learned-vs-random comparisons 05 wrote, those with an interval and a known verdict."""
+    out = []
+    for c in m.get("learned_vs_random") or []:
+        if (isinstance(c, Mapping) and c.get("verdict") in VERDICTS and isinstance(c.get("key"), str)
+                and nums(c, "diff", "low", "high", "margin")):
+            out.append(c)
+    return out
+
+
+def _ald_drops(s: Mapping, rows: list) -> list[str]:
+    """The learned mask's features under protocol b, and which of them keep their accuracy."""
+    drops = {f: _drop(s, "ald", f) for f in ("z", "z_i", "orbit")}
+    drops = {f: d for f, d in drops.items() if d}
+    if not drops:
+        return []
+    parts = [f"{FEATURE_WORDS[f]} from {a:.3f} to {b:.3f} "
+             + (f"({d:.0f} points lower)" if d > 0.5 else "(no loss)")
+             for f, (a, b, d) in drops.items()]
+    out = ["With the learned mask (ALD), protocol b takes "
+           + (", ".join(parts[:-1]) + " and " if len(parts) > 1 else "") + parts[-1] + "."]
+    keep = [f for f, (_, _, d) in drops.items() if d <= KEEP_POINTS]
+    lose = [FEATURE_WORDS[f] for f, (_, _, d) in drops.items() if d > KEEP_POINTS]
+    words = []
+    for f in keep:
+        w = _worst_element(rows, "ald", f)
+        words.append(FEATURE_WORDS[f] + (f" (worst element {w[0]}: {w[1]:.3f})" if w else ""))
+    text = (f"Invariant under the non-identity group elements (protocol b losing at most "
+            f"{KEEP_POINTS:g} points): {', '.join(words) if words else 'none of them'}")
+    if lose:
+        text += f"; not invariant: {', '.join(lose)}"
+    return out + [text + "."]
+
+
+def _best_against_controls(m: Mapping, controls: dict) -> list[str]:
+    """The best invariant feature (chosen on validation) against the better untrained control."""
+    best, chance = m.get("best_invariant"), num(m.get("chance"))
+    if not isinstance(best, Mapping) or num(best.get("accuracy_table")) is None:
+        return []
+    acc = float(best["accuracy_table"])
+    text = (f"Chosen on validation accuracy, the best invariant feature under protocol b is "
+            f"{FEATURE_WORDS.get(best['feature'], best['feature'])} of the {best['baseline']} model, "
+            f"at {acc:.3f} on the test images" + (f" (chance {chance:.2f})" if chance is not None else ""))
+    if controls:
+        ctrl, (_, cb) = max(controls.items(), key=lambda kv: kv[1][1])
+        d = 100 * (acc - cb)
+        text += (f"; that is {abs(d):.0f} points " + ("above" if d > 0 else "below")
+                 + f" the better control ({FEATURE_WORDS[ctrl]}, {cb:.3f}): "
+                 + ("training buys invariant class information beyond it" if d > KEEP_POINTS else
+                    "training falls behind it" if d < -KEEP_POINTS else
+                    f"within {KEEP_POINTS:g} points, no better than invariance alone"))
+    return [text + "."]
+
+
+def _paired_words(m: Mapping) -> list[str]:
+    comps = _comparisons(m)
+    if not comps:
+        return []
+    decided = [c for c in comps if c["verdict"] != "inconclusive"]
+    if decided:
+        return ["Paired by seed, learned minus random (95 % interval; equivalence margin): "
+                + "; ".join(f"{c['key']} {c['diff']:+.3g} [{c['low']:+.3g}, {c['high']:+.3g}]; "
+                            f"±{c['margin']:g} → {c['verdict']}" for c in decided) + "."]
+    return [f"No paired comparison of the learned mask with random masks is decided "
+            f"({len(comps)} inconclusive): every 95 % interval holds 0 and reaches beyond "
+            f"its equivalence margin, so more seeds are needed to tell."]
+
+
+def findings(m: Mapping) -> list[str]:
+    s, out, rows = m.get("summary", {}), [], m.get("rows") or []
+    n = n_seeds(m)
+    px = _drop(s, "pixels", "pixels")
+    if px:
+        out.append(f"A linear probe on pixels trained on upright images scores {px[0]:.3f} on upright test "
+                   f"images (protocol a) and {px[1]:.3f} on test images each moved by a non-identity "
+                   f"group element (protocol b), {px[2]:.0f} points lower"
+                   + (f" (means over {n} seeds)." if n > 1 else "."))
+    out += _ald_drops(s, rows)
+    controls = {c: (_row_mean(rows, c, f"probe/{c}/a"), _row_mean(rows, c, f"probe/{c}/b"))
+                for c in CONTROLS}
+    controls = {c: v for c, v in controls.items() if None not in v}
+    if controls:
+        parts = [f"{FEATURE_WORDS[c]} {a:.3f} upright and {b:.3f} moved" for c, (a, b) in controls.items()]
+        out.append("The exactly invariant controls, which need no training, score: "
+                   + "; ".join(parts) + " — what invariance alone gives a linear probe.")
+    out += _best_against_controls(m, controls)
+    out += text_of(m, "learned_vs_random_text")
+    return out + _paired_words(m)

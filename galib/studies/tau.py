@@ -13,7 +13,11 @@ import functools
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
 from ..datasets import DataSplits
 from ..evaluation.features import probe_model
@@ -21,9 +25,12 @@ from ..evaluation.metrics import mask_side_agreement
 from ..evaluation.scores import SCORE_LABELS, evaluate_model
 from ..evaluation.spread import aggregate, format_spread, mean_sd
 from ..evaluation.tables import markdown_table
+from ..experiments.plan import DataRequest, Scoring, Training, run_folder, seeds_of, train_or_load
+from ..experiments.rows import EvalSettings, scored_row
 from ..train import TrainConfig, initial_mask_probs
-from .plan import DataRequest, Scoring, Training, run_folder, train_or_load
-from .rows import EvalSettings, scored_row
+from .plotting import rc_style, save
+from .wording import WORSE, num, pm, text_of
+
 
 INVARIANT_FEATURES = ("z_i", "orbit")     # features meant not to change under the group
 
@@ -39,7 +46,7 @@ def tau_trainings(base_cfg: TrainConfig, taus, run_root: str | Path, seeds=None,
     ``negated_taus`` also its twin with the initial logits negated (same weights: the
     initialisation test, :func:`init_test`), in ``tau_<τ>[_seed<s>]_negated``."""
     base_cfg = base_cfg.validate()
-    seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
+    seeds = seeds_of(base_cfg, seeds)
     data = data or DataRequest.of(base_cfg)
     out = []
     for s in seeds:
@@ -247,3 +254,119 @@ def sweep_summary(rows: list[dict]) -> dict:
             "seconds": sum(r["seconds"] for r in rows)}
 
 
+# ----------------------------------------------------------------------------- figures
+def plot_tau_sweep(rows: Sequence[Mapping], out_path=None, title: str = "",
+                   chance: float | None = None) -> Figure:
+    """Four panels against τ: variant fraction, transformed-reconstruction MSE, share of latent
+    energy in ``z_i``, and protocol-b probe accuracy for ``z_i`` and for orbit invariants of ``z_v``.
+
+    ``rows`` hold ``tau``, ``variant_fraction``, ``recon_mse``, ``energy_share_zi`` and
+    ``probe_b_zi`` / ``probe_b_zv_orbit`` (missing keys are skipped); rows aggregated over seeds
+    (``<key>_sd``, ``<key>_per_seed``) are drawn as mean ± sd with one dot per seed.
+    """
+    taus = [r["tau"] for r in rows]
+    panels = [("variant_fraction", "variant fraction", (0, 1)),
+              ("recon_mse", "transformed recon. MSE", None),
+              ("energy_share_zi", "energy share of z_i", (0, 1))]
+    with rc_style():
+        fig = Figure(figsize=(13, 3.6), layout="constrained")
+        axes = fig.subplots(1, 4)
+        for ax, (key, name, lim) in zip(axes, panels):
+            spread_line(ax, taus, rows, key, "-o")
+            ax.set_title(name)
+            ax.set_ylabel(name)
+            if lim:
+                ax.set_ylim(lim[0] - 0.03, lim[1] + 0.03)
+        ax = axes[3]
+        for key, name, m in (("probe_b_zi", "z_i", "-o"), ("probe_b_zv_orbit", "orbit inv. of z_v", "--s")):
+            if any(key in r for r in rows):
+                spread_line(ax, taus, rows, key, m, label=name)
+        if chance is not None:
+            ax.axhline(chance, color="gray", ls=":", label="chance")
+        ax.set_ylim(0, 1.02)
+        ax.set_title("probe accuracy, protocol b")
+        ax.set_ylabel("test accuracy (transformed)")
+        ax.legend(fontsize=9)
+        for ax in axes:
+            ax.set_xlabel("τ")
+        fig.suptitle(f"Mask threshold sweep\n{title}".strip())
+    return save(fig, out_path)
+
+
+def spread_line(ax, xs, rows, key, style, label=None):
+    """Mean line of ``rows[key]``; with ``<key>_sd`` error bars, with ``<key>_per_seed`` a dot per seed."""
+    ys = [r.get(key, np.nan) for r in rows]
+    ys = [np.nan if v is None else v for v in ys]
+    sd = [r.get(f"{key}_sd") for r in rows]
+    if any(v for v in sd if v is not None):
+        line = ax.errorbar(xs, ys, yerr=[0 if v is None else v for v in sd], fmt=style, capsize=3,
+                           label=label)[0]
+    else:
+        line = ax.plot(xs, ys, style, label=label)[0]
+    for x, r in zip(xs, rows):
+        vals = [v for v in r.get(f"{key}_per_seed") or [] if v is not None]
+        if len(vals) > 1:
+            ax.scatter([x] * len(vals), vals, s=9, color=line.get_color(), alpha=0.5, zorder=3)
+    return line
+
+
+def plot_final_mask_probs(taus: Sequence[float], probs: Sequence[Sequence[float]], out_path=None,
+                          title: str = "") -> Figure:
+    """Per-channel ``sigmoid(alpha)`` at the end of training for each τ (channels sorted by p),
+    one line per τ with its threshold drawn as a dashed line of the same colour."""
+    with rc_style():
+        fig = Figure(figsize=(10, 4), layout="constrained")
+        ax = fig.subplots()
+        cmap = matplotlib.colormaps["plasma"]
+        for k, (tau, p) in enumerate(zip(taus, probs)):
+            c = cmap(0.85 * k / max(len(taus) - 1, 1))              # stop before pale yellow
+            p = np.sort(np.asarray(p))[::-1]
+            ax.plot(np.arange(len(p)), p, "-", color=c, lw=2, label=f"τ = {tau:g} ({(p > tau).mean():.0%} variant)")
+            ax.axhline(tau, color=c, ls="--", lw=0.8)
+        ax.set_xlabel("latent channel (sorted by p, per τ)")
+        ax.set_ylabel("p = sigmoid(α) after training")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        fig.suptitle(f"Final mask probabilities (dashed: threshold τ)\n{title}".strip())
+    return save(fig, out_path)
+
+
+# ----------------------------------------------------------------------------- findings
+def findings(m: Mapping) -> list[str]:
+    rows = sorted(m.get("by_tau") or [], key=lambda r: r["tau"])
+    out = []
+    if rows:
+        lo, hi = rows[0], rows[-1]
+        seeds = max(int(r.get("n_seeds", 1)) for r in rows)
+        vf = [num(r.get("variant_fraction")) for r in rows]
+        if None not in vf:
+            mono = all(b <= a + 1e-9 for a, b in zip(vf, vf[1:]))
+            out.append(f"Over τ = {lo['tau']:g} … {hi['tau']:g} ({len(rows)} values, {seeds} seed(s) each) "
+                       f"the variant fraction goes from {pm(lo, 'variant_fraction', '.2f')} to "
+                       f"{pm(hi, 'variant_fraction', '.2f')}"
+                       + (", never rising with τ." if mono else ", but not monotonically in τ."))
+            full = [r["tau"] for r, v in zip(rows, vf) if v >= 1.0]
+            empty = [r["tau"] for r, v in zip(rows, vf) if v <= 0.0]
+            parts = []
+            if full:
+                parts.append(f"at τ = {', '.join(f'{t:g}' for t in full)} every channel is variant (z_i is empty)")
+            if empty:
+                parts.append(f"at τ = {', '.join(f'{t:g}' for t in empty)} none is (z_v is empty)")
+            if parts:
+                out.append("; ".join(parts).capitalize() + ".")
+        mse = [num(r.get("recon_mse")) for r in (lo, hi)]
+        if None not in mse:
+            worse = mse[1] > WORSE * mse[0]
+            out.append(f"The transformed-reconstruction MSE is {pm(lo, 'recon_mse')} at τ = {lo['tau']:g} "
+                       f"and {pm(hi, 'recon_mse')} at τ = {hi['tau']:g}: "
+                       + ("fewer variant channels leave the model less room to express the transformation."
+                          if worse else f"within a factor {WORSE:g} across the sweep."))
+        orbit = [(r["tau"], num(r.get("probe_b_zv_orbit"))) for r in rows]
+        orbit = [(t, v) for t, v in orbit if v is not None]
+        if len(orbit) >= 2:
+            out.append(f"Protocol-b probe accuracy (test images each moved by a non-identity element) "
+                       f"of the orbit invariants of z_v is {orbit[0][1]:.3f} at τ = {orbit[0][0]:g} and "
+                       f"{orbit[-1][1]:.3f} at τ = {orbit[-1][0]:g} (the largest τ with a non-empty z_v).")
+    out += text_of(m, "mask_dynamics")        # κ of initial vs final sides per τ (galib.studies.tau)
+    out += text_of(m, "init_test_text")       # the same weights with the initial logits negated
+    return out

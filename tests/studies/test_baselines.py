@@ -1,12 +1,11 @@
-"""Tests for galib.experiments.baselines (and the galib.tools.baselines CLI): configs, a tiny end-to-end run with reuse, tables and the CLI."""
+"""Tests for galib.studies.baselines (and the galib.tools.baselines CLI): configs, a tiny end-to-end run with reuse, tables and the CLI."""
 import json
 import math
 
 import numpy as np
 import pytest
-import torch
 
-from galib.experiments.baselines import (BASELINES, DEFAULT_NAMES, baseline_config, baseline_trainings,
+from galib.studies.baselines import (BASELINES, DEFAULT_NAMES, baseline_config, baseline_trainings,
                                         format_markdown, results_table, run_baselines, write_table)
 from galib.experiments.rows import EvalSettings
 from galib.tools.baselines import main
@@ -194,7 +193,7 @@ def test_probe_budget_reuses_the_rows_fits_exactly(tmp_path):
     """The budget check's base fit is the scored row's probe (same model, seed and budget), so
     reusing the row gives the numbers a refit gives; with every image in use, no '2x images' fit."""
     from galib.experiments.plan import train_or_load
-    from galib.experiments.probes import probe_budget
+    from galib.studies.probes import probe_budget
     data = synthetic_splits(n_test=64)
     settings = EvalSettings(probe_max_train=None, probe_iters=15)
     (row,) = run_baselines(tiny_cfg(), ["ald"], tmp_path, data=data, verbose=False, settings=settings)

@@ -1,4 +1,4 @@
-"""galib.notebook.findings: sentences built from a metrics dict, never hand-written numbers.
+"""galib.studies (each study's findings): sentences built from a metrics dict, never hand-written numbers.
 
 Each changed sentence has a known-answer test at both ends: a constructed metrics dict where the
 effect is fully present and one where it is fully absent."""
@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import math
 
+from pathlib import Path
+
 import pytest
 
-from galib.experiments import tau as tau_study
-from galib.experiments.probes import control_sentence
-from galib.experiments.registry import STEMS
 from galib.evaluation.stats import paired_comparison
-from galib.notebook import findings
+from galib.studies import blocked, probes, registry, tau, training, wording
+from galib.studies.probes import control_sentence
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _training(inv=1.08, ref=1.40, unsettled=49, channels=64):
@@ -28,23 +30,23 @@ def _training(inv=1.08, ref=1.40, unsettled=49, channels=64):
 
 
 def test_numbers_come_from_the_metrics():
-    text = str(findings.report(_training()))
+    text = str(registry.report(_training()))
     for s in ("In 5 epochs", "0.0691 to 0.0251", "factor 2.8", "44 of 64 channels", "τ = 0.5",
               "MSE 0.0232", "PSNR 22.8 dB", "SSIM 0.78", "0.056", "1.08", "against 1.40", "77%",
               "centred error is 0.21 against 1.05", "(20% of that level)", "non-identity", "7%"):
         assert s in text, s
-    other = str(findings.report(_training(inv=0.2, unsettled=3)))
+    other = str(registry.report(_training(inv=0.2, unsettled=3)))
     assert "1.08" not in other and "0.20" in other
 
 
 def test_no_hard_coded_reference():
     """The invariance reference is the run's own shuffled level, not a constant √2."""
-    for fn in (findings.training, findings.linear_probe, findings.tau_sweep, findings.blocked):
+    for fn in (training.findings, probes.findings, tau.findings, blocked.findings):
         assert fn.__doc__ is None or "1.41" not in fn.__doc__
-    text = str(findings.report(_training(inv=0.9, ref=3.0)))
+    text = str(registry.report(_training(inv=0.9, ref=3.0)))
     assert "1.41" not in text and "√2" not in text and "against 3.00" in text
     assert "largely invariant" in text                    # 0.9 / 3.0 = 30 % < INVARIANT
-    assert "not invariant" in str(findings.report(_training(inv=0.9, ref=1.0)))   # 90 %
+    assert "not invariant" in str(registry.report(_training(inv=0.9, ref=1.0)))   # 90 %
 
 
 @pytest.mark.parametrize("inv, verdict", [(0.0, "largely invariant"), (0.2, "largely invariant"),
@@ -52,35 +54,35 @@ def test_no_hard_coded_reference():
                                           (1.4, "is not invariant")])
 def test_verdicts_follow_thresholds_relative_to_the_reference(inv, verdict):
     # fully present (0: exact) to fully absent (at the shuffled reference itself)
-    assert verdict in str(findings.report(_training(inv=inv, ref=1.4)))
+    assert verdict in str(registry.report(_training(inv=inv, ref=1.4)))
 
 
 def test_threshold_fractions_are_named_and_ordered():
-    assert 0 < findings.INVARIANT < findings.NOT_INVARIANT < 1
-    assert findings.invariance_verdict(findings.INVARIANT * 2 - 1e-9, 2.0) == "largely invariant"
-    assert findings.invariance_verdict(findings.INVARIANT * 2, 2.0) == "only partly invariant"
-    assert findings.invariance_verdict(findings.NOT_INVARIANT * 2, 2.0).startswith("not invariant")
+    assert 0 < wording.INVARIANT < wording.NOT_INVARIANT < 1
+    assert wording.invariance_verdict(wording.INVARIANT * 2 - 1e-9, 2.0) == "largely invariant"
+    assert wording.invariance_verdict(wording.INVARIANT * 2, 2.0) == "only partly invariant"
+    assert wording.invariance_verdict(wording.NOT_INVARIANT * 2, 2.0).startswith("not invariant")
 
 
 def test_empty_or_missing_reference():
-    empty = str(findings.report(_training(inv=0.0, ref=0.0)))          # z_i empty: 0/0
+    empty = str(registry.report(_training(inv=0.0, ref=0.0)))          # z_i empty: 0/0
     assert "tells nothing" in empty and "largely invariant" not in empty
     m = _training()
     del m["summary"]["invariance_error_centred_shuffled"]
-    text = str(findings.report(m))
+    text = str(registry.report(m))
     assert "1.08" in text and "no shuffled reference" in text and "invariant" not in text.split("1.08")[1][:60]
 
 
 def test_unsettled_mask():
-    assert "not settled" in str(findings.report(_training(unsettled=20)))
-    assert "looks settled" in str(findings.report(_training(unsettled=2)))
+    assert "not settled" in str(registry.report(_training(unsettled=20)))
+    assert "looks settled" in str(registry.report(_training(unsettled=2)))
 
 
 def test_missing_or_nan_numbers_skip_their_sentence():
     m = _training()
     m["summary"]["invariance_error_centred"] = math.nan
     del m["summary"]["recon_psnr"]
-    text = str(findings.report(m))
+    text = str(registry.report(m))
     assert "invariance error" not in text and "PSNR" not in text and "In 5 epochs" in text
 
 
@@ -89,11 +91,11 @@ def test_data_pairing():
          "summary": {"n_train": 5000, "n_val": 1250, "n_test": 2000, "n_classes": 10,
                      "class_imbalance": 1.11, "element_max_rel_dev": 0.043,
                      "element_rel_sd_expected": 0.024, "roundtrip_error": 0.0}}
-    text = str(findings.report(m))
+    text = str(registry.report(m))
     assert "5000 images of 10 classes" in text and "1.11×" in text and "4.3%" in text
     assert "consistent with uniform" in text and "exact" in text
     m["summary"].update(element_max_rel_dev=0.2, roundtrip_error=0.3)
-    text = str(findings.report(m))
+    text = str(registry.report(m))
     assert "not uniform" in text and "not exact" in text
 
 
@@ -118,13 +120,13 @@ def _tau_metrics(kappa=1.0, logits=1.0, weights=-1.0):
                                     (0.7, 0.0, 0.284, math.nan))]
     init = _init_rows(logits, weights)
     return {"notebook": "03_mask_sparsity_vs_tau", "by_tau": rows,
-            "mask_dynamics": tau_study.mask_dynamics_sentence(_sweep_rows(kappa)),
-            "init_test": init, "init_test_text": tau_study.init_test_sentence(init),
+            "mask_dynamics": tau.mask_dynamics_sentence(_sweep_rows(kappa)),
+            "init_test": init, "init_test_text": tau.init_test_sentence(init),
             "summary": {"init_final_kappa": kappa}}
 
 
 def test_tau_sweep():
-    text = str(findings.report(_tau_metrics()))
+    text = str(registry.report(_tau_metrics()))
     assert "τ = 0.3 … 0.7 (3 values, 2 seed(s) each)" in text and "never rising" in text
     assert "0.0220 ± 0.0010" in text and "0.2840" in text and "less room" in text
     assert "every channel is variant" in text and "none is" in text
@@ -132,32 +134,32 @@ def test_tau_sweep():
 
 
 def test_tau_sweep_mask_dynamics_by_kappa():
-    follows = findings.report(_tau_metrics(kappa=1.0))                   # fully present
+    follows = registry.report(_tau_metrics(kappa=1.0))                   # fully present
     assert any("κ = 1.00" in s and "follows the initial logits" in s for s in follows)
-    learned = findings.report(_tau_metrics(kappa=0.0))                   # fully absent
+    learned = registry.report(_tau_metrics(kappa=0.0))                   # fully absent
     assert any("κ = 0.00" in s and "do not decide" in s for s in learned)
     assert not any("follows the initial logits:" in s for s in learned)
 
 
 def test_tau_sweep_init_test():
-    logits = str(findings.report(_tau_metrics(logits=1.0, weights=-1.0)))
+    logits = str(registry.report(_tau_metrics(logits=1.0, weights=-1.0)))
     assert "Initialisation test (2 runs" in logits
     assert "follows the initial logits, not what the channels encode" in logits
-    weights = str(findings.report(_tau_metrics(logits=-1.0, weights=1.0)))
+    weights = str(registry.report(_tau_metrics(logits=-1.0, weights=1.0)))
     assert "follows the weights" in weights and "not what the channels encode" not in weights
     m = _tau_metrics()
     del m["init_test_text"]
-    assert "Initialisation test" not in str(findings.report(m))
+    assert "Initialisation test" not in str(registry.report(m))
 
 
 def test_latent_traversals():
     m = {"notebook": "04_latent_traversals", "params": {"latent_channels": 64},
          "orbit_mse": {"0°": 0.021, "90°": 0.0233, "180°": 0.0234, "270°": 0.0236},
          "summary": {"n_invariant_channels": 20, "energy_share_zi": 0.07}}
-    text = str(findings.report(m))
+    text = str(registry.report(m))
     assert "worst g = 270°: 0.0236" in text and "equally well" in text and "20 of 64" in text
     m["orbit_mse"]["270°"] = 0.2
-    assert "worse than others" in str(findings.report(m))
+    assert "worse than others" in str(registry.report(m))
 
 
 # ----------------------------------------------------------------------------- 05
@@ -192,7 +194,7 @@ def _probe(orbit_b=0.775, comparisons=None, best_acc=0.79):
 
 
 def test_linear_probe():
-    text = str(findings.report(_probe()))
+    text = str(registry.report(_probe()))
     assert "0.829" in text and "0.257" in text and "57 points lower (means over 3 seeds)" in text
     assert "non-identity group element (protocol b)" in text
     assert "orbit invariants of z_v from 0.814 to 0.775 (4 points lower)" in text
@@ -204,32 +206,32 @@ def test_linear_probe():
 
 
 def test_linear_probe_invariance_fully_absent():
-    text = str(findings.report(_probe(orbit_b=0.30)))
+    text = str(registry.report(_probe(orbit_b=0.30)))
     assert "none of them; not invariant: the whole latent z, z_i, the orbit invariants of z_v" in text
 
 
 def test_linear_probe_controls():
-    text = str(findings.report(_probe()))
+    text = str(registry.report(_probe()))
     assert "orbit invariants of the pixels 0.610 upright and 0.610 moved" in text
     assert "orbit invariants of an untrained encoder 0.700 upright and 0.700 moved" in text
     # the best invariant feature against the better control (0.700): 9 points above → buys something
     assert "9 points above the better control" in text and "training buys" in text
-    assert "no better than invariance alone" in str(findings.report(_probe(best_acc=0.72)))
-    assert "falls behind" in str(findings.report(_probe(best_acc=0.50)))
+    assert "no better than invariance alone" in str(registry.report(_probe(best_acc=0.72)))
+    assert "falls behind" in str(registry.report(_probe(best_acc=0.50)))
     m = _probe()
     m["rows"] = [r for r in m["rows"] if r["name"] == "ald"]
-    assert "controls" not in str(findings.report(m)) and "control (" not in str(findings.report(m))
+    assert "controls" not in str(registry.report(m)) and "control (" not in str(registry.report(m))
 
 
 def test_linear_probe_paired_verdicts():
-    text = str(findings.report(_probe()))
+    text = str(registry.report(_probe()))
     assert "of the same size" in text and "better on recon_mse" in text
     assert "equivalent within the margin on probe/z/a" in text
     assert "recon_mse -0.01" in text and "→ better" in text and "→ equivalent" in text
     assert "sd" not in text.replace("seeds", "")                           # no sd-sum rule
     undecided = [_comparison("recon_mse", [0.02, 0.03, 0.01], [0.03, 0.01, 0.02])]
     assert undecided[0]["verdict"] == "inconclusive"
-    text = str(findings.report(_probe(comparisons=undecided)))
+    text = str(registry.report(_probe(comparisons=undecided)))
     assert "No paired comparison" in text and "(1 inconclusive)" in text and "inconclusive on recon_mse" in text
     assert "→" not in text
 
@@ -239,7 +241,7 @@ def test_linear_probe_ignores_malformed_comparisons():
            {"key": "recon_mse", "verdict": "better"}]
     m = {**_probe(comparisons=[]), "learned_vs_random": bad}
     del m["learned_vs_random_text"]
-    text = str(findings.report(m))
+    text = str(registry.report(m))
     assert "Paired by seed" not in text and "paired comparison" not in text
 
 
@@ -252,9 +254,9 @@ def _block_table(share=0.9, gain=0.8, img=0.3):
 
 
 def test_blocked_and_dispatch():
-    assert list(findings.report({"notebook": "06_blocked", "answer": ["a.", "b."]})) == ["a.", "b."]
-    assert "No findings" in str(findings.report({"notebook": "99_new"}))
-    assert "No metrics" in str(findings.report(None))
+    assert list(registry.report({"notebook": "06_blocked", "answer": ["a.", "b."]})) == ["a.", "b."]
+    assert "No findings" in str(registry.report({"notebook": "99_new"}))
+    assert "No metrics" in str(registry.report(None))
 
 
 @pytest.mark.parametrize("share, gain, words", [
@@ -267,7 +269,7 @@ def test_blocked_and_dispatch():
     (0.9, 0.1, "removes only 10%")])
 def test_blocked_verdict(share, gain, words):
     m = {"notebook": "06_blocked", "answer": ["The answer."], "table": _block_table(share, gain)}
-    out = list(findings.report(m))
+    out = list(registry.report(m))
     assert out[0] == "The answer." and len(out) == 2 and words in out[1]
     assert "blocked:bright:glyphs" in out[1]
 
@@ -275,19 +277,20 @@ def test_blocked_verdict(share, gain, words):
 def test_blocked_verdict_skips_missing_numbers():
     t = _block_table()
     del t[0]["block_gain"]
-    assert list(findings.report({"notebook": "06_blocked", "answer": [], "table": t})) == []
+    assert list(registry.report({"notebook": "06_blocked", "answer": [], "table": t})) == []
 
 
 # ----------------------------------------------------------------------------- registry
-def test_builders_are_the_registry_notebooks():
-    assert set(findings.BUILDERS) == set(STEMS)
-    findings.check_builders()
-    with pytest.raises(ValueError, match="99_new"):
-        findings.check_builders({**findings.BUILDERS, "99_new": findings.blocked})
+def test_every_study_of_the_registry_has_its_findings():
+    assert registry.STEMS == tuple(registry.STUDIES)
+    for stem, study in registry.STUDIES.items():
+        assert callable(study.module.findings), stem
+        assert study.notebook == f"notebooks/{stem}.ipynb" and (ROOT / study.notebook).is_file()
+    assert list(registry.report({"notebook": "99_new"})) == ["No findings are defined for notebook '99_new'."]
 
 
 def test_markdown_escapes_underscores():
-    f = findings.Findings(["z_i and z_v", "a*b"])
+    f = wording.Findings(["z_i and z_v", "a*b"])
     assert f._repr_markdown_() == "- z\\_i and z\\_v\n- a\\*b"
     assert str(f) == "• z_i and z_v\n• a*b"
 
@@ -296,15 +299,15 @@ def test_blocked_says_when_every_split_routes_the_block_alike():
     def row(name, swap):
         return {"dataset": "blocked:bright:toy", "name": name, "block_swap_zi": swap, "block_gain": 0.99,
                 "block_share_zi": 1.0, "image_share_zi": 0.1}
-    alike = findings.blocked({"table": [row("ald", 0.93), row("random", 0.92), row("recon", 0.94),
+    alike = blocked.findings({"table": [row("ald", 0.93), row("random", 0.92), row("recon", 0.94),
                                         row("all-variant", 0.0)]})
     assert any("neither the learned choice of channels nor L_inv/L_const" in s for s in alike)
-    apart = findings.blocked({"table": [row("ald", 0.93), row("random", 0.20), row("recon", 0.10)]})
+    apart = blocked.findings({"table": [row("ald", 0.93), row("random", 0.20), row("recon", 0.10)]})
     assert any("no other model does the same" in s for s in apart)
     assert not any("neither the learned choice" in s for s in apart)
 
 
 def test_missing_keys_names_what_a_builder_would_lack():
-    assert findings.missing_keys({"notebook": "06_blocked", "answer": [], "table": []}) == []
-    assert findings.missing_keys({"notebook": "06_blocked", "answer": []}) == ["table"]
-    assert findings.missing_keys({"notebook": "not-a-notebook"}) == []
+    assert registry.missing_keys({"notebook": "06_blocked", "answer": [], "table": []}) == []
+    assert registry.missing_keys({"notebook": "06_blocked", "answer": []}) == ["table"]
+    assert registry.missing_keys({"notebook": "not-a-notebook"}) == []

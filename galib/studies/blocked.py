@@ -16,16 +16,25 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
 
 from ..evaluation.block import block_pictures, block_scores
 from ..evaluation.spread import aggregate
 from ..evaluation.stats import paired_comparison
+from ..experiments.plan import DataRequest, Training, train_or_load
+from ..experiments.rows import EvalSettings
 from ..train import TrainConfig
 from .baselines import BASELINES, baseline_scorings, baseline_trainings, run_baselines
-from .plan import DataRequest, Training, train_or_load
+from .plotting import as_images, image_grid, rc_style, save, wrap_label
 from .probes import paired_values
-from .rows import EvalSettings
+from .wording import num
+
+
+BLOCK_DRAWN = 0.25       # block gain below this: the model hardly draws the block (no verdict on where)
+BLOCK_IN_PART = 0.75     # block share of z_i at or above this: drawn by z_i; at or below 1 − this: by z_v
 
 BLOCKED_MODELS = ("ald", "all-variant", "manual", "random", "recon+inv", "recon+const", "recon")
 BLOCK_KEYS = ("block_share_zi", "block_gain", "block_gain_zi", "block_gain_zv", "block_swap_zi",
@@ -167,3 +176,120 @@ def learned_model_pictures(base_cfg: TrainConfig, dataset: str, run_root: str | 
     data = replace(t.data, max_test=n).load(verbose=verbose)
     model = train_or_load(t, data, verbose=verbose).model
     return block_pictures(model, data.test, n=n, seed=seed)
+
+
+# ----------------------------------------------------------------------------- figures
+def plot_block_shares(table: Sequence[Mapping], out_path=None, title: str = "",
+                      labels: Mapping[str, str] | None = None) -> Figure:
+    """Per dataset (a column of panels) and model: the share of the block drawn by ``z_i`` (top)
+    and the transformed-reconstruction MSE inside and outside the block (bottom); mean ± sd over
+    seeds with a dot per seed. ``table``: rows of ``dataset``, ``name`` and aggregated keys."""
+    datasets = list(dict.fromkeys(r["dataset"] for r in table))
+    labels = labels or {}
+    with rc_style():
+        fig = Figure(figsize=(5.2 * len(datasets), 6.4), layout="constrained")
+        axes = fig.subplots(2, len(datasets), squeeze=False)
+        for j, ds in enumerate(datasets):
+            rows = [r for r in table if r["dataset"] == ds]
+            x = np.arange(len(rows))
+            names = [labels.get(r["name"], r["name"]) for r in rows]
+            ax = axes[0, j]
+            bars_with_seeds(ax, x, rows, "block_share_zi", 0.6, "tab:blue", None)
+            ax.set_ylim(0, 1.05)
+            ax.set_ylabel("share of the block drawn by z_i")
+            ax.set_title(ds)
+            ax = axes[1, j]
+            bars_with_seeds(ax, x - 0.2, rows, "recon_mse_block", 0.4, "tab:red", "inside the block")
+            bars_with_seeds(ax, x + 0.2, rows, "recon_mse_outside", 0.4, "tab:gray", "outside")
+            ax.set_ylabel("transformed recon. MSE")
+            ax.legend(fontsize=9)
+            for a in axes[:, j]:
+                a.set_xticks(x, names, rotation=20, ha="right")
+        fig.suptitle(f"Where does the fixed block go?\n{title}".strip())
+    return save(fig, out_path)
+
+
+def bars_with_seeds(ax, x, rows, key, width, color, label):
+    vals = [np.nan if r.get(key) is None else r[key] for r in rows]
+    sd = [r.get(f"{key}_sd") or 0.0 for r in rows]
+    ax.bar(x, vals, width, yerr=sd if any(sd) else None, capsize=3, color=color, alpha=0.8, label=label)
+    for xi, r in zip(x, rows):
+        v = [p for p in r.get(f"{key}_per_seed") or [] if p is not None]
+        if len(v) > 1:
+            ax.scatter([xi] * len(v), v, s=10, color="k", zorder=3)
+
+
+def plot_block_parts(pics: Mapping[str, object], out_path=None, title: str = "") -> Figure:
+    """Rows ``T_g x``, ``D(z_i + Φ_g z_v)``, ``D(z_i)`` alone and ``D(Φ_g z_v)`` alone (each
+    ``(N, 1, H, W)``): which part draws the block."""
+    rows = [as_images(pics[k]) for k in ("gx", "full", "zi", "zv")]
+    fig = image_grid(rows, ["T_g x\n(truth)", "D(z_i+Φ_g z_v)", "D(z_i)\nalone", "D(Φ_g z_v)\nalone"],
+                None, f"What each latent part draws (learned mask)\n{title}".strip())
+    return save(fig, out_path)
+
+
+def plot_design_swaps(xa, xb, swaps: Mapping[str, object], out_path=None, title: str = "") -> Figure:
+    """Latent swaps of several designs side by side: rows ``a``, ``b`` and, per design (label →
+    ``(N, C, H, W)``), ``D(z_i(a) + z_v(b))`` — ``a``'s content in ``b``'s pose when the split works."""
+    rows = [as_images(xa), as_images(xb)] + [as_images(v) for v in swaps.values()]
+    labels = ["a", "b"] + [wrap_label(f"{k}:\nz_i(a)+z_v(b)", 18) for k in swaps]
+    fig = image_grid(rows, labels, None, f"Latent swaps per design of z_i\n{title}".strip(), cell=1.2)
+    return save(fig, out_path)
+
+
+# ----------------------------------------------------------------------------- findings
+def _block_verdict(r: Mapping) -> str | None:
+    """Where the learned mask draws the block, from one ``table`` row (``None`` without a gain)."""
+    gain = num(r.get("block_gain"))
+    if gain is None:
+        return None
+    ds = r.get("dataset", "this dataset")
+    if gain < BLOCK_DRAWN:
+        drawn = (f"removes only {gain:.0%} of a blank decode's error in the block (less than "
+                 f"{BLOCK_DRAWN:.0%}), so it hardly draws the block" if gain > 0 else
+                 f"draws the block no better than a blank decode D(0) (block gain {gain:.0%})")
+        return f"Where the block lives on {ds} cannot be told: the learned mask {drawn}."
+    share = num(r.get("block_share_zi"))
+    if share is None:
+        return None
+    where = (f"the learned mask draws it with z_i (share {share:.0%}, at least {BLOCK_IN_PART:.0%}), "
+             f"as the paper claims" if share >= BLOCK_IN_PART else
+             f"the learned mask draws it with z_v (share of z_i {share:.0%}, at most "
+             f"{1 - BLOCK_IN_PART:.0%}), not with the invariant part the paper expects"
+             if share <= 1 - BLOCK_IN_PART else
+             f"the learned mask draws it with both parts (share of z_i {share:.0%}, between "
+             f"{1 - BLOCK_IN_PART:.0%} and {BLOCK_IN_PART:.0%})")
+    img = num(r.get("image_share_zi"))
+    if img is not None:
+        where += f"; the rest of the image takes {img:.0%} from z_i"
+    return f"Where the block lives on {ds} (block gain {gain:.0%}): " + where + "."
+
+
+SAME_SWAP = 0.05   # other models whose block swap toward z_i is within this of the learned mask's: "the same"
+
+
+def _block_others(table: list, ald: Mapping) -> str | None:
+    """Whether the other models with a z_i route the block as the learned mask does (swap measure)."""
+    a = num(ald.get("block_swap_zi"))
+    others = {r["name"]: num(r.get("block_swap_zi")) for r in table if isinstance(r, Mapping)
+              and r.get("dataset") == ald.get("dataset") and r.get("name") not in ("ald", "all-variant")}
+    others = {k: v for k, v in others.items() if v is not None}
+    if a is None or not others:
+        return None
+    same = sorted(k for k, v in others.items() if abs(v - a) <= SAME_SWAP)
+    text = (f"On {ald.get('dataset')}, in swaps the block follows z_i {a:.0%} of the way with the learned "
+            f"mask; {', '.join(same) or 'no other model'} "
+            f"{'do' if len(same) > 1 else 'does'} the same within {SAME_SWAP:.0%}")
+    if {"random", "recon"} <= set(same):
+        text += (": a random mask of its size and L_recon alone route the block as well, so neither "
+                 "the learned choice of channels nor L_inv/L_const is what sends it to z_i")
+    return text + "."
+
+
+def findings(m: Mapping) -> list[str]:
+    out = [a for a in (m.get("answer") or []) if isinstance(a, str)]   # block_sentences: numbers, paired verdicts
+    table = m.get("table") or []
+    for r in table:
+        if isinstance(r, Mapping) and r.get("name") == "ald":
+            out += [v for v in (_block_verdict(r), _block_others(table, r)) if v]
+    return out

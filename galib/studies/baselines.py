@@ -54,18 +54,18 @@ from pathlib import Path
 import torch
 
 from ..datasets import DataSplits
-from ..evaluation.features import DEFAULT_FEATURES, FEATURES, PROTOCOLS, probe_model
+from ..evaluation.features import FEATURES, LATENT_FEATURES, PROTOCOLS, probe_model
 from ..evaluation.scores import SCORE_LABELS, evaluate_model
 from ..evaluation.spread import aggregate
 from ..evaluation.tables import format_pm, markdown_table
+from ..experiments.plan import DataRequest, Scoring, Training, run_folder, seeds_of, train_or_load
+from ..experiments.rows import EvalSettings, scored_row
 from ..io import save_json, write_text
 from ..train import TrainConfig
-from .plan import DataRequest, Scoring, Training, run_folder, train_or_load
-from .rows import EvalSettings, scored_row
 from .training import divergence_epoch
 
 
-MODEL_FEATURES = tuple(f for f in DEFAULT_FEATURES if f != "pixels")   # pixels: a row of its own
+MODEL_FEATURES = LATENT_FEATURES   # pixels: a row of its own
 DESIGN_FEATURES = ("z_i", "orbit")   # designs of z_i: the invariant features are what they change
 
 
@@ -163,7 +163,7 @@ def baseline_trainings(base_cfg: TrainConfig, names, run_root: str | Path, seeds
             raise ValueError(f"baseline {r!r} takes as many variant channels as the learned mask: "
                              f"list {learned!r} before {r!r}")
     base_cfg = base_cfg.validate()
-    seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
+    seeds = seeds_of(base_cfg, seeds)
     data = data or DataRequest.of(base_cfg)
     out = []
     for s in seeds:
@@ -201,7 +201,7 @@ def run_baselines(base_cfg: TrainConfig, names=DEFAULT_NAMES, run_root: str | Pa
     data = data if data is not None else request.load(verbose=verbose)
     study = _Study({t.key: t for t in baseline_trainings(base_cfg, names, run_root, seeds, request)},
                    data, base_cfg.group, settings, progress, verbose)
-    seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
+    seeds = seeds_of(base_cfg, seeds)
     if settings.jobs > 1:
         _score_in_processes(base_cfg, names, run_root, data, settings, seeds, verbose)
     rows, untrained = [], {}
@@ -243,7 +243,7 @@ def baseline_scorings(base_cfg: TrainConfig, names, run_root: str | Path, seeds,
     (each trained baseline and seed, needing that training; each untrained baseline once), keys
     ``<prefix>/rows/<name>/seed<s>``."""
     base_cfg = base_cfg.validate()
-    seeds = [base_cfg.seed] if seeds is None else [int(s) for s in seeds]
+    seeds = seeds_of(base_cfg, seeds)
     trainings = {t.key: t for t in baseline_trainings(base_cfg, names, run_root, seeds, data, prefix)}
     out = []
     for s in seeds:
