@@ -61,7 +61,7 @@ def resolve_consistency(consistency: str, group) -> str:
     return consistency
 
 
-INVARIANCE = ("mse", "normalised")
+INV_FORMS = ("mse", "normalised")          # the form of L_inv
 TARGETS = ("detached", "both-ways", "scale-free")
 
 
@@ -81,7 +81,7 @@ def invariance_loss(z_i: torch.Tensor, target: torch.Tensor, kind: str = "mse") 
     if kind == "mse":
         return F.mse_loss(z_i, target)
     if kind != "normalised":
-        raise ValueError(f"unknown invariance loss {kind!r}; choose one of {list(INVARIANCE)}")
+        raise ValueError(f"unknown inv_form {kind!r}; choose one of {list(INV_FORMS)}")
     dims = (0,) + tuple(range(2, target.dim()))                  # batch and grid, per channel
     var = target.var(dims)                                        # (C,)
     eps = 1e-3 * var.mean() + 1e-12                               # scales with z_i: no escape by shrinking
@@ -93,21 +93,19 @@ class LossOptions:
     """How the loss terms are weighted and formed (every default is the paper's).
 
     ``lambda_inv`` / ``lambda_const`` weigh ``L_inv`` / ``L_const`` against ``L_recon``;
-    ``consistency`` (:data:`CONSISTENCY`), ``invariance`` (:data:`INVARIANCE`) and ``targets``
+    ``consistency`` (:data:`CONSISTENCY`), ``inv_form`` (:data:`INV_FORMS`) and ``targets``
     (:data:`TARGETS`) pick the forms described in this module's docstring.
     """
     lambda_inv: float = 1.0
     lambda_const: float = 1.0
     consistency: str = "auto"
-    invariance: str = "mse"
+    inv_form: str = "mse"
     targets: str = "detached"
 
     @classmethod
     def from_config(cls, cfg) -> "LossOptions":
-        """The options a ``TrainConfig`` asks for (``invariance`` / ``targets`` default to the
-        paper's for configs that predate them)."""
-        return cls(cfg.lambda_inv, cfg.lambda_const, cfg.consistency,
-                   getattr(cfg, "invariance", "mse"), getattr(cfg, "targets", "detached"))
+        """The options a ``TrainConfig`` asks for."""
+        return cls(cfg.lambda_inv, cfg.lambda_const, cfg.consistency, cfg.inv_form, cfg.targets)
 
 
 def ald_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor, g: torch.Tensor,
@@ -129,7 +127,7 @@ def ald_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor,
     pred_i, pred_v = out["z_i"], model.act(out["z_v"], h1) if midpoint else out["phi_z_v"]
     if targets == "scale-free":
         pred_i, zt_i, pred_v, zt_v = map(_standardised, (pred_i, zt_i, pred_v, zt_v))
-    inv = invariance_loss(pred_i, zt_i, options.invariance)
+    inv = invariance_loss(pred_i, zt_i, options.inv_form)
     const = F.mse_loss(pred_v, zt_v)
     total = recon + options.lambda_inv * inv + options.lambda_const * const
     return {"loss": total, "recon": recon, "inv": inv, "const": const}
@@ -144,27 +142,24 @@ def ae_losses(model: GroupLatentAutoencoder, x: torch.Tensor, gx: torch.Tensor, 
     return {"loss": recon, "recon": recon, "inv": zero, "const": zero}
 
 
-OBJECTIVES = {"group": ald_losses, "ae": ae_losses}
-
-
 class PairLoss(nn.Module):
-    """``model`` and an objective as one module: ``forward(x, gx, g)`` returns the loss terms.
+    """``model`` and its objective as one module: ``forward(x, gx, g)`` returns the loss terms —
+    :func:`ald_losses` for a model with a mask, :func:`ae_losses` for one without (``mask='none'``).
 
     The training loop calls this module, so wrapping it in ``DistributedDataParallel`` puts the
     whole step (the stop-gradient encoding of ``T_g x`` included) under DDP's gradient all-reduce,
     and every parameter of ``model`` (the ALD mask logits too) is synchronised.
     """
 
-    def __init__(self, model: GroupLatentAutoencoder, objective: str = "group",
-                 options: LossOptions = LossOptions()):
+    def __init__(self, model: GroupLatentAutoencoder, options: LossOptions = LossOptions()):
         super().__init__()
-        self.model, self.loss_fn = model, OBJECTIVES[objective]
+        self.model, self.loss_fn = model, ae_losses if model.mask is None else ald_losses
         self.options = replace(options, consistency=resolve_consistency(options.consistency, model.group))
 
     @classmethod
     def from_config(cls, model: GroupLatentAutoencoder, cfg) -> "PairLoss":
         """The step a ``TrainConfig`` asks for."""
-        return cls(model, cfg.objective, LossOptions.from_config(cfg))
+        return cls(model, LossOptions.from_config(cfg))
 
     def forward(self, x: torch.Tensor, gx: torch.Tensor, g: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.loss_fn(self.model, x, gx, g, self.options)

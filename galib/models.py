@@ -97,7 +97,7 @@ def split_latent(z: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tens
     return (1 - m) * z, m * z
 
 
-INVARIANTS = ("paper", "pooled", "orbit", "spectrum")
+ZI_DESIGNS = ("paper", "pooled", "orbit", "spectrum")   # the design of z_i
 
 
 class OrbitSpectrum(nn.Module):
@@ -144,7 +144,7 @@ class GroupLatentAutoencoder(nn.Module):
     ``latent_action`` (default: the group's exact ``act_latent``) may be an ``nn.Module`` with
     parameters of its own (a learned representation of the group); it is then trained jointly.
 
-    ``invariant`` chooses what the invariant part is (:meth:`invariant_code`): ``paper`` — the
+    ``zi_design`` chooses what the invariant part is (:meth:`invariant_code`): ``paper`` — the
     masked map ``(1 − M)⊙z`` itself; ``pooled`` — its mean over the latent grid, per channel,
     broadcast back to the grid; ``orbit`` — its average over the group orbit
     ``mean_g Phi_g((1 − M)⊙z)`` (a symmetric map); ``spectrum`` — a learned per-cell linear map
@@ -156,14 +156,14 @@ class GroupLatentAutoencoder(nn.Module):
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, group: Group | str,
                  latent_channels: int, tau: float = 0.5, latent_action: LatentAction | None = None,
-                 mask: ALDMask | None = None, invariant: str = "paper"):
+                 mask: ALDMask | None = None, zi_design: str = "paper"):
         super().__init__()
-        if invariant not in INVARIANTS:
-            raise ValueError(f"unknown invariant design {invariant!r}; choose one of {list(INVARIANTS)}")
-        self.invariant = invariant
+        if zi_design not in ZI_DESIGNS:
+            raise ValueError(f"unknown zi_design {zi_design!r}; choose one of {list(ZI_DESIGNS)}")
+        self.zi_design = zi_design
         self.encoder, self.decoder = encoder, decoder
         self.group = get_group(group)
-        if invariant == "spectrum":
+        if zi_design == "spectrum":
             self.spectrum = OrbitSpectrum(latent_channels, len(self.group.evaluation_grid()[0]),
                                           self.group.orbit_kind())
         self.latent_channels = latent_channels
@@ -174,8 +174,8 @@ class GroupLatentAutoencoder(nn.Module):
             self._action_fn = latent_action or self.group.act_latent
 
     @property
-    def tau(self) -> float:
-        return self.mask.tau
+    def tau(self) -> float | None:
+        return None if self.mask is None else self.mask.tau
 
     def act(self, z_v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         if hasattr(self, "latent_action"):
@@ -195,19 +195,20 @@ class GroupLatentAutoencoder(nn.Module):
     def split(self, z: torch.Tensor, hard: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``(z_i, z_v)`` with ``z_i`` the invariant code; ``hard=True`` uses the 0/1 mask
         without gradient to the logits."""
-        z_i, z_v = split_latent(z, self.mask.hard() if hard else self.mask())
+        mask = None if self.mask is None else self.mask.hard() if hard else self.mask()
+        z_i, z_v = split_latent(z, mask)
         return self.invariant_code(z_i), z_v
 
     def invariant_code(self, z_i: torch.Tensor) -> torch.Tensor:
         """The invariant part as the decoder and ``L_inv`` see it, same shape as ``z_i``."""
-        if self.invariant == "paper":
+        if self.zi_design == "paper":
             return z_i
-        if self.invariant == "pooled":
+        if self.zi_design == "pooled":
             return z_i.mean(dim=tuple(range(2, z_i.dim())), keepdim=True).expand_as(z_i)
         els, _ = self.group.evaluation_grid()
         orbit = torch.stack([self.group.act_latent(z_i, e.unsqueeze(0).expand(len(z_i), *e.shape)
                                                    .to(z_i.device)) for e in els], 1)  # (B, G, C, h, w)
-        if self.invariant == "spectrum":
+        if self.zi_design == "spectrum":
             return self.spectrum(orbit)
         return orbit.mean(1)                                    # (B, C, h, w) symmetric map
 
@@ -218,14 +219,15 @@ class GroupLatentAutoencoder(nn.Module):
         phi = self.act(z_v, g)
         return {"z": z, "z_i": z_i, "z_v": z_v, "phi_z_v": phi, "recon": self.decode(z_i + phi)}
 
-    def hard_mask(self) -> torch.Tensor:
-        return self.mask.hard()
+    def hard_mask(self) -> torch.Tensor | None:
+        """The 0/1 mask ``(C,)`` (1: variant); ``None`` for a model without one (``mask='none'``)."""
+        return None if self.mask is None else self.mask.hard()
 
-    def variant_fraction(self) -> float:
-        return self.mask.hard().mean().item()
+    def variant_fraction(self) -> float | None:
+        return None if self.mask is None else self.mask.hard().mean().item()
 
 
-MASKS = ("learned", "manual", "random")
+MASKS = ("learned", "manual", "random", "none")
 
 
 def fixed_mask_channels(kind: str, channels: int, n_variant: int | None = None,
@@ -248,14 +250,15 @@ class ModelOptions:
 
     ``mask`` (:data:`MASKS`): ``'learned'`` is the ALD mask; ``'manual'`` fixes the first
     ``mask_variant`` channels variant (default half), ``'random'`` a random set of that size drawn
-    from ``mask_seed`` (the control for the learned mask). ``invariant`` (:data:`INVARIANTS`):
+    from ``mask_seed`` (the control for the learned mask); ``'none'``: no mask (the plain
+    autoencoder; :class:`~galib.losses.PairLoss` trains it without the group). ``zi_design`` (:data:`ZI_DESIGNS`):
     see :class:`GroupLatentAutoencoder`. ``latent_action``: ``Phi_g`` (default: the group's
     exact ``act_latent``; an ``nn.Module`` is trained with the model).
     """
     mask: str = "learned"
     mask_variant: int | None = None
     mask_seed: int = 0
-    invariant: str = "paper"
+    zi_design: str = "paper"
     latent_action: LatentAction | None = None
 
 
@@ -272,11 +275,14 @@ def build_model(group: Group | str = "c4", latent_channels: int = 64, tau: float
     enc = paper_encoder(in_channels, latent_channels, group.spatial_dims)
     dec = paper_decoder(in_channels, latent_channels, group.spatial_dims)
     ald = None
-    if mask != "learned":
-        if not 0.0 < tau < 1.0:
-            raise ValueError(f"tau must lie in the open interval (0, 1); got {tau!r}")
+    if mask in ("manual", "random"):
         logits = torch.full((latent_channels,), -10.0)
         logits[fixed_mask_channels(mask, latent_channels, options.mask_variant, options.mask_seed)] = 10.0
         ald = ALDMask(latent_channels, tau, trainable=False, init_logits=logits)
-    return GroupLatentAutoencoder(enc, dec, group, latent_channels, tau, options.latent_action, ald,
-                                  options.invariant)
+    model = GroupLatentAutoencoder(enc, dec, group, latent_channels, tau, options.latent_action, ald,
+                                   options.zi_design)
+    if mask == "none":
+        # Built with a learned mask and then without it: its initial draw is still made, so the random
+        # stream after it (the data order, the pairs) is that of every autoencoder trained before.
+        model.mask = None
+    return model

@@ -51,7 +51,7 @@ def test_every_field_has_help_and_its_choices():
         assert "--" + f.name.replace("_", "-") in text
         if choices:
             assert all(c in text for c in choices), f.name
-    assert "{learned,manual,random}" in text and "{paper,pooled,orbit,spectrum}" in text
+    assert "{learned,manual,random,none}" in text and "{paper,pooled,orbit,spectrum}" in text
     assert "fashion-mnist" in text and "c4" in text and "(default: 0.001)" in text
     with pytest.raises(SystemExit):
         config_parser().parse_args(["--mask", "bogus"])
@@ -99,7 +99,7 @@ def test_config_of_a_folder_named_last_pt_says_it_is_a_folder(tmp_path):
 
 
 def test_config_of_an_old_run_gets_the_legacy_values(tmp_path):
-    old = {k: v for k, v in asdict(CFG).items() if k not in ("consistency", "invariant")}
+    old = {k: v for k, v in asdict(CFG).items() if k not in ("consistency", "zi_design")}
     (tmp_path / "history.json").write_text(json.dumps({"config": old, "history": []}))
     assert saved_config(tmp_path)["consistency"] == "direct"
     assert config_from_args(config_parser().parse_args(["--config", str(tmp_path)])).tau == 0.4

@@ -1,18 +1,18 @@
-"""Known answers for the designs of the invariant part (models.GroupLatentAutoencoder.invariant)."""
+"""Known answers for the designs of the invariant part (models.GroupLatentAutoencoder.zi_design)."""
 import pytest
 import torch
 from torch import nn
 
 from galib.datasets import ImageSet
 from galib.evaluation.scores import evaluate_model
-from galib.models import INVARIANTS, GroupLatentAutoencoder, ModelOptions, build_model
+from galib.models import ZI_DESIGNS, GroupLatentAutoencoder, ModelOptions, build_model
 
 
 def _pointwise(invariant, group="c4"):
     """A 1x1-conv encoder is exactly equivariant under rot90 (and flips): z(T_g x) = Phi_g z(x).
     The spectrum design's map gets random weights, so its |DFT| part is exercised too."""
     torch.manual_seed(0)
-    model = GroupLatentAutoencoder(nn.Conv2d(1, 6, 1), nn.Conv2d(6, 1, 1), group, 6, invariant=invariant)
+    model = GroupLatentAutoencoder(nn.Conv2d(1, 6, 1), nn.Conv2d(6, 1, 1), group, 6, zi_design=invariant)
     with torch.no_grad():
         model.mask.logits.copy_(torch.tensor([5.0, 5.0, -5.0, -5.0, -5.0, 5.0]))  # 3 invariant channels
         if invariant == "spectrum":
@@ -79,21 +79,21 @@ def test_the_paper_code_is_not_invariant_there(group):
     assert (a - b).abs().max() > 1e-2
 
 
-@pytest.mark.parametrize("invariant", INVARIANTS)
+@pytest.mark.parametrize("invariant", ZI_DESIGNS)
 def test_invariance_error_is_zero_for_inputs_whose_orbit_is_constant(invariant):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(16, 28, 28, generator=g)
     sym = sum(torch.rot90(x, k, dims=(-2, -1)) for k in range(4)) / 4        # rot90-symmetric
     data = ImageSet((sym * 255).round().to(torch.uint8), torch.arange(16) % 4)
     torch.manual_seed(0)
-    model = build_model("c4", 8, options=ModelOptions(invariant=invariant))
+    model = build_model("c4", 8, options=ModelOptions(zi_design=invariant))
     scores = evaluate_model(model, data)
     assert scores["invariance_error_centred"] == 0.0 and scores["invariance_error"] == 0.0
 
 
 def test_unknown_design_is_named():
-    with pytest.raises(ValueError, match="unknown invariant design 'bogus'"):
-        build_model("c4", 8, options=ModelOptions(invariant="bogus"))
+    with pytest.raises(ValueError, match="unknown zi_design 'bogus'"):
+        build_model("c4", 8, options=ModelOptions(zi_design="bogus"))
 
 
 def test_normalised_invariance_loss_cannot_be_met_by_shrinking():
@@ -106,5 +106,5 @@ def test_normalised_invariance_loss_cannot_be_met_by_shrinking():
     offset = b + 5.0                                      # a constant offset is not invariance either
     assert invariance_loss(b, offset, "normalised") > 1.0
     assert invariance_loss(a, a, "normalised") == 0.0
-    with pytest.raises(ValueError, match="unknown invariance loss 'l1'"):
+    with pytest.raises(ValueError, match="unknown inv_form 'l1'"):
         invariance_loss(a, b, "l1")

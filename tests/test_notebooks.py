@@ -66,7 +66,7 @@ def test_committed_notebook_is_clean(stem):
     assert "findings-md" in ids and "findings-code" in ids, f"{stem}: no closing findings cell"
     finish = max(i for i, c in enumerate(nb.cells) if "ctx.finish(" in c.source)
     code = nb.cells[ids.index("findings-code")]
-    assert ids.index("findings-code") > finish and "registry.report(ctx.metrics)" in code.source
+    assert ids.index("findings-code") > finish and "report(ctx.metrics)" in code.source
     assert "What this run shows" in nb.cells[ids.index("findings-md")].source
 
 

@@ -95,7 +95,7 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
     ("tau", 1.0, "tau must lie in the open interval"), ("tau", 0, "tau"),
     ("epochs", 0, "epochs must be a positive integer"), ("batch_size", -1, "batch_size"),
     ("group", "so5", "unknown group 'so5'"), ("device", "tpu", "unknown device 'tpu'"),
-    ("objective", "gan", "unknown objective"), ("mask", "bogus", "unknown mask 'bogus'"), ("mask_variant", 99, "mask_variant"),
+    ("zi_design", "bogus", "unknown zi_design 'bogus'"), ("mask", "bogus", "unknown mask 'bogus'"), ("mask_variant", 99, "mask_variant"),
 ])
 def test_bad_config_values_are_named(field, value, match, tiny):
     with pytest.raises(ValueError, match=match):

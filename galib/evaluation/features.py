@@ -12,16 +12,15 @@ of ``{E_0(T_h x) : h}`` for the paper encoder ``E_0`` at initialisation (fixed s
 Protocols b and c transform images by *non-identity* elements only (:func:`sample_moved`): drawing
 the identity would leave part of the "transformed" test set upright.
 
-``split`` says how the latent is divided: ``"mask"`` (the model's ALD mask) or ``"full"`` (the whole
-latent is treated as variant, ``z_v = z`` and ``z_i = 0``) — the right reading of a plain
-autoencoder (``objective='ae'``), which has no mask: its features that need ``z_i`` or a mask are
-``None`` and its orbit features are those of the full ``z``.
+The latent is divided by the model's own hard mask. A model without one (``mask='none'``, the plain
+autoencoder) is read with the whole latent variant, ``z_v = z`` and ``z_i = 0``: its features that
+need ``z_i`` or a mask are ``None`` and its orbit features are those of the full ``z``.
 
 How features are read and probed is set by two option objects instead of chains of keywords:
-:class:`FeatureOptions` (group, split, orbit kind, batch size, distinct coordinates) for
+:class:`FeatureOptions` (group, orbit kind, batch size, distinct coordinates) for
 :func:`features_from_latent`, :func:`compute_features` and :func:`probe_model`, and
 :class:`ProbeBudget` (image caps, fit keywords, the draw of elements) for :func:`probe_model`.
-Each of these functions also takes the fields as keywords (``split="full"``), applied to the
+Each of these functions also takes the fields as keywords (``batch_size=256``), applied to the
 objects with :func:`dataclasses.replace` (:func:`with_options`); an unknown keyword is an error.
 """
 from __future__ import annotations
@@ -50,7 +49,6 @@ IMAGE_FEATURES = ("pixels",) + CONTROL_FEATURES              # computed from ima
 RANDOM_ENCODER_SEED = 0
 SO2_AWAY = SO2.moved_away  # continuous rotations: moved elements are at least 22.5° from the identity
 PROTOCOLS = ("a", "b", "c")     # train/test: upright/upright, upright/transformed, transformed/transformed
-SPLITS = ("mask", "full")
 PROBE_FIT = {"max_iter": 30}     # L-BFGS iterations per l2: ~0.5% from converged, 3-4x faster
 
 
@@ -59,7 +57,6 @@ class FeatureOptions:
     """How features are read off a model (every default runs as it is)."""
     group: Group | str | None = None   # group whose action and elements are used (None: the model's;
                                        # without a model: c4); the model's learned action if same name
-    split: str = "mask"                # "mask": the model's hard ALD mask; "full": z_v = z, z_i = 0
     orbit_kind: str | None = None      # orbit_invariants kind (None: the group's orbit_kind())
     batch_size: int = 512              # images / latents per batch
     distinct: bool = True              # orbit features: one latent position per coordinate orbit
@@ -88,29 +85,26 @@ def with_options(overrides: dict, *options):
 
 
 class LatentView(NamedTuple):
-    """How a model's latent is read under a split (:func:`resolve_view`)."""
+    """How a model's latent is read (:func:`resolve_view`)."""
     group: Group                       # the group evaluated
     act: Callable                      # its latent action Phi_g (the model's own, maybe learned)
-    mask: torch.Tensor | None          # hard mask (C,); None under split='full'
+    mask: torch.Tensor | None          # hard mask (C,); None for a model without one
 
 
-def resolve_view(model, group, split) -> LatentView:
-    """``(group, latent action, hard mask (C,) or None)`` for ``model`` evaluated under ``split``
+def resolve_view(model, group) -> LatentView:
+    """``(group, latent action, hard mask (C,) or None)`` for ``model`` evaluated under ``group``
     (a :class:`LatentView`)."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
     if group is None or get_group(group).name == model.group.name:
         group, act = model.group, model.act                 # may be a learned latent action
     else:
         group = get_group(group)
         act = group.act_latent
-    mask = None if split == "full" else model.hard_mask()
-    return LatentView(group, act, mask)
+    return LatentView(group, act, model.hard_mask())
 
 
 def view_split(model, z: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(z_i, z_v)`` as evaluated: the model's invariant code under the hard ``mask``, or
-    ``(0, z)`` without a mask (``split='full'``)."""
+    ``(0, z)`` without a mask (``mask='none'``)."""
     z_i, z_v = split_latent(z, mask)
     return (z_i if mask is None else model.invariant_code(z_i)), z_v
 
@@ -190,17 +184,17 @@ def features_from_latent(model, z: torch.Tensor, name: str, options: FeatureOpti
     """Probe feature ``name`` (``z``, ``z_i``, ``z_v`` or ``orbit``) of latents ``z``, ``(N, F)``.
 
     ``options`` (:class:`FeatureOptions`; its fields may also be given as keywords, e.g.
-    ``split='full'``) says how: the group and ``split`` (:func:`resolve_view`), the orbit kind,
+    ``batch_size=256``) says how: the group (:func:`resolve_view`), the orbit kind,
     the batch size and ``distinct``. ``z_i``/``z_v`` keep only their own channels; ``orbit``
     stacks ``{Phi_g z_v : g}`` over ``n_eval`` evaluation elements, ``(N, G, C_v, h, w)``, keeps
     the variant channels and maps it through :func:`galib.evaluation.probe.orbit_invariants`
     (kind: the group's ``orbit_kind()`` unless given); with ``distinct`` it keeps one latent
     position per coordinate orbit (:func:`coordinate_orbit_representatives`: 13 of 49 positions
     for C4 on 7x7) since the others repeat the same columns exactly. ``None`` when the feature is
-    undefined (``z_i``/``z_v`` under ``split='full'``) or empty.
+    undefined (``z_i``/``z_v`` of a model without a mask) or empty.
     """
     (opt,) = with_options(overrides, options or FeatureOptions())
-    group, act, mask = resolve_view(model, opt.group, opt.split)
+    group, act, mask = resolve_view(model, opt.group)
     if name == "z":
         return z.flatten(1)
     if name in ("z_i", "z_v"):
@@ -271,7 +265,7 @@ def compute_features(model, data: ImageSet, features=DEFAULT_FEATURES, *, g: tor
     """``{feature: (N, F) tensor or None}`` for the first ``max_images`` images of ``data``
     (transformed by ``g`` (N,…) if given); see :func:`features_from_latent` and
     :func:`control_features`. ``options`` (:class:`FeatureOptions`; its fields may also be given
-    as keywords: ``group``, ``split``, ``orbit_kind``, ``batch_size``, ``distinct``) says how
+    as keywords: ``group``, ``orbit_kind``, ``batch_size``, ``distinct``) says how
     they are read. ``pixels`` and the controls need no model; ``model=None`` allows only those
     (``random-orbit`` then uses 64 channels)."""
     (opt,) = with_options(overrides, options or FeatureOptions())
@@ -337,10 +331,10 @@ def probe_model(model, splits: DataSplits, features=DEFAULT_FEATURES, seed: int 
                 **overrides) -> dict:
     """Linear-probe accuracy of each feature under protocols a, b, c.
 
-    ``options`` (:class:`FeatureOptions`: ``group``, ``split``, ``orbit_kind``, ``batch_size``,
+    ``options`` (:class:`FeatureOptions`: ``group``, ``orbit_kind``, ``batch_size``,
     ``distinct``) says how features are read, ``budget`` (:class:`ProbeBudget`: ``max_train``,
     ``max_test``, ``fit_kwargs``, ``include_identity``) what the probes get; any of these fields
-    may also be given as a keyword (``max_train=2000, split="full"``), applied to the two objects.
+    may also be given as a keyword (``max_train=2000, batch_size=256``), applied to the two objects.
 
     (a) probe trained and tested on upright images; (b) the same probe tested on test images each
     transformed by a random *non-identity* element (:func:`sample_moved`); (c) probe trained (and
@@ -352,7 +346,7 @@ def probe_model(model, splits: DataSplits, features=DEFAULT_FEATURES, seed: int 
     ``b/<element>`` and ``c/<element>`` per element for finite groups (``b/90°``),
     ``l2_upright``, ``l2_transformed``, ``val_upright``, ``val_transformed``, ``iters``,
     ``grad_norm`` — and ``dim``. Features
-    undefined for this model/split are left out. ``model=None`` probes only ``IMAGE_FEATURES``
+    undefined for this model are left out. ``model=None`` probes only ``IMAGE_FEATURES``
     (``group`` then defaults to ``c4``). ``fit_kwargs`` (default ``PROBE_FIT``) go to
     :func:`galib.evaluation.probe.fit_probe`. ``include_identity=True`` draws transformations
     from the group's own ``sample`` (identity included), the old protocol, for comparison only.

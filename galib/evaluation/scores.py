@@ -39,8 +39,8 @@ class PairBatch:
 class PairScore:
     """``compute(batch)`` gives the batch mean (a float) or an error dict of
     :mod:`galib.evaluation.metrics` (``mean``, ``max``, ``n_zero_target``), which adds the keys
-    ``<name>_max`` and ``<first word>_n_zero_target``. ``needs_mask``: ``None`` under
-    ``split='full'``. ``moved_only``: the overall mean (and ``_max``, zero count) is over the
+    ``<name>_max`` and ``<first word>_n_zero_target``. ``needs_mask``: ``None`` for a model
+    without a mask (``mask='none'``). ``moved_only``: the overall mean (and ``_max``, zero count) is over the
     non-identity elements only (at the identity an error is 0 by construction)."""
     label: str                # how tables name it
     compute: Callable[[PairBatch], "float | dict"]
@@ -194,7 +194,7 @@ def _mask_scores(model, mask) -> dict:
 
 @torch.no_grad()
 def evaluate_model(model, data: ImageSet | DataSplits, group: Group | str | None = None, seed: int = 0,
-                   batch_size: int = 512, split: str = "mask", max_images: int | None = None,
+                   batch_size: int = 512, max_images: int | None = None,
                    n_eval: int = 8) -> dict:
     """Scores of ``model`` on every image of ``data`` paired with every evaluation element ``g``.
 
@@ -211,8 +211,8 @@ def evaluate_model(model, data: ImageSet | DataSplits, group: Group | str | None
     sides spread alike); ``energy_share_zi``
     (``Σz_i²/Σz²``); mask statistics ``variant_fraction``, ``n_variant``, ``variant_channels``,
     ``mask_probs`` (sigmoid(alpha)), ``n_unsettled`` (``|p − τ| < 0.05``), ``tau``; and
-    ``group``, ``split``, ``elements``, ``n_images``, ``n_pairs``, ``n_pairs_moved``. Under
-    ``split='full'`` the ``z_i``/mask scores are ``None``. Overall means weight every element
+    ``group``, ``elements``, ``n_images``, ``n_pairs``, ``n_pairs_moved``. For a model without a
+    mask (``mask='none'``) the ``z_i``/mask scores are ``None``. Overall means weight every element
     equally; those of the equivariance and invariance errors (plain, ``_max``, zero counts and
     centred) are over the *non-identity* elements only, since at the identity they are 0 by
     construction; per-element keys are reported for every element, the identity included.
@@ -220,7 +220,7 @@ def evaluate_model(model, data: ImageSet | DataSplits, group: Group | str | None
     """
     if isinstance(data, DataSplits):
         data = data.test
-    view = resolve_view(model, group, split)
+    view = resolve_view(model, group)
     group, mask = view.group, view.mask
     els, names = group.evaluation_grid(n_eval, seed)
     device, was_training = model_device(model), model.training
@@ -243,7 +243,7 @@ def evaluate_model(model, data: ImageSet | DataSplits, group: Group | str | None
             if moved[k]:
                 totals.add_pairs(k, b)
     model.train(was_training)
-    out = {"group": group.name, "split": split, "elements": names, "n_images": n,
+    out = {"group": group.name, "elements": names, "n_images": n,
            "n_pairs": n * len(els), "n_pairs_moved": n * sum(moved),
            **scores.result(n, names), **totals.result(n)}
     if mask is None:                                   # no mask: z_i and mask scores are undefined

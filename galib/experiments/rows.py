@@ -26,7 +26,8 @@ from typing import Callable
 from ..io import save_json
 from .plan import EXPECT_ENV, NotSweptError, expect_trained, expecting_trained, in_scoring_task
 
-ROW_VERSION = 3                  # bump when the scores change meaning: cached rows are recomputed
+ROW_VERSION = 4                  # bump when the scores change meaning: cached rows are recomputed
+                                 # (4: rows without split/objective, configs in today's names)
 _ONLY_CACHED = contextvars.ContextVar("galib_only_cached", default=False)
 
 

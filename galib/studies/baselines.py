@@ -12,8 +12,8 @@ name            what                                         config overrides
                 the pixels: a control without training
 ``random-orbit`` orbit invariants of a randomly initialised  (no model; exactly invariant)
                 paper encoder: a control without training
-``ae``          plain autoencoder, reconstructs ``x``        ``objective='ae'`` (evaluated with the
-                                                             whole latent variant: ``split='full'``)
+``ae``          plain autoencoder, reconstructs ``x``        ``mask='none'`` (no mask, no group: read
+                                                             with the whole latent variant)
 ``manual``      fixed mask, first half of channels variant   ``mask='manual'``
 ``ald``         the paper: learned mask, all three losses    ``mask='learned'``
 ``random``      fixed random mask, as many variant channels  ``mask='random'``, ``mask_variant`` =
@@ -22,11 +22,11 @@ name            what                                         config overrides
 ``random-mask-  a design of ``z_i`` with a random mask of its    ``mask='random'``, the design's fields;
 *-norm``        learned size (the design's control)          size from ``ald-*-norm``
 ``all-variant`` fixed mask, every channel variant            ``mask='manual'``, ``mask_variant=C``
-``ald-pooled``  learned mask, ``z_i`` pooled over the grid      ``invariant='pooled'``
-``ald-orbit``   learned mask, ``z_i`` averaged over the orbit   ``invariant='orbit'``
-``ald-spectrum`` learned mask, ``z_i`` a learned map of the     ``invariant='spectrum'``
+``ald-pooled``  learned mask, ``z_i`` pooled over the grid      ``zi_design='pooled'``
+``ald-orbit``   learned mask, ``z_i`` averaged over the orbit   ``zi_design='orbit'``
+``ald-spectrum`` learned mask, ``z_i`` a learned map of the     ``zi_design='spectrum'``
 ``-norm``       orbit's invariant spectrum                   (with the normalised ``L_inv``)
-``ald-*-norm``  the same with the normalised ``L_inv``           ``invariance='normalised'``
+``ald-*-norm``  the same with the normalised ``L_inv``           ``inv_form='normalised'``
 ``recon+inv``   ablation ``L_recon + L_inv``                 ``lambda_const=0``
 ``recon+const`` ablation ``L_recon + L_const``               ``lambda_inv=0``
 ``recon``       ablation ``L_recon`` only (not by default)   ``lambda_inv=lambda_const=0``
@@ -73,38 +73,36 @@ DESIGN_FEATURES = ("z_i", "orbit")   # designs of z_i: the invariant features ar
 class Baseline:
     label: str                       # how the table names it
     overrides: dict | None           # TrainConfig fields to change; None: no model
-    split: str = "mask"              # "mask" (its ALD mask) or "full" (whole latent variant)
     features: tuple = MODEL_FEATURES  # probe features that mean something for it
 
 
-_GROUP = {"objective": "group"}
 BASELINES: dict[str, Baseline] = {
     "pixels": Baseline("pixels", None, features=("pixels",)),
-    "ae": Baseline("AE", {"objective": "ae"}, split="full", features=("z", "orbit")),
-    "manual": Baseline("manual mask", {**_GROUP, "mask": "manual"}),
-    "ald": Baseline("ALD (all three)", {**_GROUP, "mask": "learned"}),
-    "random": Baseline("random mask", {**_GROUP, "mask": "random"}),
-    "random2": Baseline("random mask, draw 2", {**_GROUP, "mask": "random"}),
-    "random3": Baseline("random mask, draw 3", {**_GROUP, "mask": "random"}),
+    "ae": Baseline("AE", {"mask": "none"}, features=("z", "orbit")),
+    "manual": Baseline("manual mask", {"mask": "manual"}),
+    "ald": Baseline("ALD (all three)", {"mask": "learned"}),
+    "random": Baseline("random mask", {"mask": "random"}),
+    "random2": Baseline("random mask, draw 2", {"mask": "random"}),
+    "random3": Baseline("random mask, draw 3", {"mask": "random"}),
     "pixels-orbit": Baseline("orbit inv. of pixels", None, features=("pixels-orbit",)),
     "random-orbit": Baseline("orbit inv. of a random encoder", None, features=("random-orbit",)),
-    "all-variant": Baseline("all variant", {**_GROUP, "mask": "manual"}),
-    "ald-pooled": Baseline("ALD, pooled z_i", {**_GROUP, "mask": "learned", "invariant": "pooled"},
+    "all-variant": Baseline("all variant", {"mask": "manual"}),
+    "ald-pooled": Baseline("ALD, pooled z_i", {"mask": "learned", "zi_design": "pooled"},
                            features=DESIGN_FEATURES),
-    "ald-orbit": Baseline("ALD, orbit-mean z_i", {**_GROUP, "mask": "learned", "invariant": "orbit"},
+    "ald-orbit": Baseline("ALD, orbit-mean z_i", {"mask": "learned", "zi_design": "orbit"},
                            features=DESIGN_FEATURES),
     "ald-orbit-norm": Baseline("ALD, orbit-mean z_i, normalised L_inv",
-                               {**_GROUP, "mask": "learned", "invariant": "orbit", "invariance": "normalised"},
+                               {"mask": "learned", "zi_design": "orbit", "inv_form": "normalised"},
                                features=DESIGN_FEATURES),
     "ald-spectrum-norm": Baseline("ALD, orbit-spectrum z_i, normalised L_inv",
-                                  {**_GROUP, "mask": "learned", "invariant": "spectrum",
-                                   "invariance": "normalised"}, features=DESIGN_FEATURES),
+                                  {"mask": "learned", "zi_design": "spectrum",
+                                   "inv_form": "normalised"}, features=DESIGN_FEATURES),
     "ald-pooled-norm": Baseline("ALD, pooled z_i, normalised L_inv",
-                                {**_GROUP, "mask": "learned", "invariant": "pooled", "invariance": "normalised"},
+                                {"mask": "learned", "zi_design": "pooled", "inv_form": "normalised"},
                                 features=DESIGN_FEATURES),
-    "recon+inv": Baseline("L_recon + L_inv", {**_GROUP, "mask": "learned", "lambda_const": 0.0}),
-    "recon+const": Baseline("L_recon + L_const", {**_GROUP, "mask": "learned", "lambda_inv": 0.0}),
-    "recon": Baseline("L_recon only", {**_GROUP, "mask": "learned", "lambda_inv": 0.0,
+    "recon+inv": Baseline("L_recon + L_inv", {"mask": "learned", "lambda_const": 0.0}),
+    "recon+const": Baseline("L_recon + L_const", {"mask": "learned", "lambda_inv": 0.0}),
+    "recon": Baseline("L_recon only", {"mask": "learned", "lambda_inv": 0.0,
                                        "lambda_const": 0.0}),
 }
 DEFAULT_NAMES = ("pixels", "ae", "manual", "ald", "recon+inv", "recon+const")
@@ -117,7 +115,7 @@ def _random_mask_of(learned: str) -> Baseline:
     """Baseline ``learned`` (a design of ``z_i``) with a random mask instead of its learned one."""
     spec = BASELINES[learned]
     return Baseline(spec.label.replace("ALD", "random mask", 1), {**spec.overrides, "mask": "random"},
-                    spec.split, spec.features)
+                    spec.features)
 
 
 for _design in ("ald-orbit-norm", "ald-spectrum-norm"):       # each design's random-mask control
@@ -185,8 +183,7 @@ def run_baselines(base_cfg: TrainConfig, names=DEFAULT_NAMES, run_root: str | Pa
     """Load (or train), evaluate and probe each baseline for each training seed; one flat dict per
     (baseline, seed).
 
-    Row keys: ``name``, ``label``, ``seed``, ``dataset``, ``group``, ``split``; for trained models
-    ``objective``, ``mask``, ``lambda_inv``, ``lambda_const``, ``epochs``, ``best_epoch``,
+    Row keys: ``name``, ``label``, ``seed``, ``dataset``, ``group``; for trained models ``mask``, ``lambda_inv``, ``lambda_const``, ``epochs``, ``best_epoch``,
     ``best_val_loss``, ``train_seconds`` and every :func:`galib.evaluation.scores.evaluate_model`
     key (on ``data.test``); with ``settings.probe``, ``probe/<feature>/<a|b|c|val_*|…>`` and
     ``probe/<feature>/dim``; and ``eval_seconds``. Untrained baselines (``pixels``, the orbit
@@ -308,14 +305,14 @@ class _Study:
         """Load (or train) one baseline for one seed, and score it (or reuse its cached row)."""
         spec, data = BASELINES[name], self.data
         row = {"name": name, "label": spec.label, "seed": seed, "dataset": data.name,
-               "group": self.group, "split": spec.split}
+               "group": self.group}
         if training is None:                  # no model: one value, copied to every seed
             row["single_valued"] = True
         model, cfg = None, None
         if training is not None:
             res = train_or_load(training, data, self.plan, progress=self.progress, verbose=self.verbose)
             model, cfg, best = res.model, res.config, res.best
-            row.update(objective=cfg.objective, mask=cfg.mask, lambda_inv=cfg.lambda_inv,
+            row.update(mask=cfg.mask, lambda_inv=cfg.lambda_inv,
                        lambda_const=cfg.lambda_const, epochs=len(res.history),
                        best_epoch=best["epoch"], best_val_loss=best["val_loss"],
                        train_seconds=sum(h["seconds"] for h in res.history))
@@ -323,7 +320,7 @@ class _Study:
 
         def score() -> dict:
             out = _score(model, data, spec, self.group, self.settings)
-            if extra is not None and model is not None and spec.split == "mask":
+            if extra is not None and model is not None and model.mask is not None:
                 out.update(extra(model, data))
             return out
         scored = scored_row(run_dir, row, cfg, data, self.settings.cache_key(), score,
@@ -338,12 +335,11 @@ def _score(model, data: DataSplits, spec: Baseline, group: str, settings: EvalSe
     ``probe/<feature>/<a|b|c|dim>`` of :func:`probe_model`."""
     row = {}
     if model is not None:
-        scores = evaluate_model(model, data.test, seed=settings.seed, split=spec.split,
-                                max_images=settings.max_images)
-        row.update({k: v for k, v in scores.items() if k not in ("group", "split")})
+        scores = evaluate_model(model, data.test, seed=settings.seed, max_images=settings.max_images)
+        row.update({k: v for k, v in scores.items() if k != "group"})
     if settings.probe:
         found = probe_model(model, data, features=spec.features, seed=settings.seed, group=group,
-                            split=spec.split, **settings.probe_kwargs())
+                            **settings.probe_kwargs())
         for feat, res in found.items():            # a, b, c, val_*, b/<element>, dim, iters, cm_b …
             row.update({f"probe/{feat}/{k}": v for k, v in res.items()
                         if k == "cm_b" or (isinstance(v, (int, float)) and not isinstance(v, bool))})

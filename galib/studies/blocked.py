@@ -28,7 +28,7 @@ from ..experiments.plan import DataRequest, Training, train_or_load
 from ..experiments.rows import EvalSettings
 from ..train import TrainConfig
 from .baselines import BASELINES, baseline_scorings, baseline_trainings, run_baselines
-from .plotting import as_images, image_grid, rc_style, save, wrap_label
+from .plotting import as_images, image_grid, rc_style, save
 from .probes import paired_values
 from .wording import num
 
@@ -225,15 +225,6 @@ def plot_block_parts(pics: Mapping[str, object], out_path=None, title: str = "")
     rows = [as_images(pics[k]) for k in ("gx", "full", "zi", "zv")]
     fig = image_grid(rows, ["T_g x\n(truth)", "D(z_i+Φ_g z_v)", "D(z_i)\nalone", "D(Φ_g z_v)\nalone"],
                 None, f"What each latent part draws (learned mask)\n{title}".strip())
-    return save(fig, out_path)
-
-
-def plot_design_swaps(xa, xb, swaps: Mapping[str, object], out_path=None, title: str = "") -> Figure:
-    """Latent swaps of several designs side by side: rows ``a``, ``b`` and, per design (label →
-    ``(N, C, H, W)``), ``D(z_i(a) + z_v(b))`` — ``a``'s content in ``b``'s pose when the split works."""
-    rows = [as_images(xa), as_images(xb)] + [as_images(v) for v in swaps.values()]
-    labels = ["a", "b"] + [wrap_label(f"{k}:\nz_i(a)+z_v(b)", 18) for k in swaps]
-    fig = image_grid(rows, labels, None, f"Latent swaps per design of z_i\n{title}".strip(), cell=1.2)
     return save(fig, out_path)
 
 

@@ -280,7 +280,7 @@ def probe_metrics(rows: list[dict], conf: dict | None, table_md: str, data: Data
             "summary": probe_summary(rows, conf, data.digits)}
 
 
-def probe_budget(model, data: DataSplits, features=("z", "orbit"), split: str = "mask", seed: int = 0,
+def probe_budget(model, data: DataSplits, features=("z", "orbit"), seed: int = 0,
                  max_train: int | None = 2000, fit: dict | None = None, base: dict | None = None) -> dict:
     """Is the probe limited by its budget? ``fit``: the probe's ``fit_probe`` keywords (default
     ``{"max_iter": 50}``). Refit with twice the L-BFGS iterations and with twice the training images (not when ``max_train`` is ``None``: every image is used already); per
@@ -294,7 +294,7 @@ def probe_budget(model, data: DataSplits, features=("z", "orbit"), split: str = 
     if max_train is not None:
         budgets["2x images"] = (2 * max_train, probe_iters)
     fits = {name: probe_model(model, data, features=list(features), seed=seed, max_train=n,
-                              split=split, fit_kwargs={**fit, "max_iter": it})
+                              fit_kwargs={**fit, "max_iter": it})
             for name, (n, it) in budgets.items() if not (name == "base" and base is not None)}
     if base is not None:
         keys = ("a", "b", "c", "iters", "grad_norm")
@@ -419,7 +419,7 @@ def comparison_sentence(comparisons: list[dict], a: str, b: str) -> str:
             f"'better' and 'worse' are {a}'s): " + "; ".join(parts) + ".")
 
 
-# run_baselines(extra_scores=SWAP_SCORES): the latent-swap numbers for every model with a split
+# run_baselines(extra_scores=SWAP_SCORES): the latent-swap numbers for every model with a mask
 SWAP_SCORES = functools.partial(swap_scores, n_train=1000, n_test=1000, seed=0)
 
 

@@ -21,6 +21,7 @@ from typing import Callable, Mapping
 
 from ..experiments.plan import DataRequest, Scoring, Training
 from ..train import TrainConfig
+from ..train.config import RENAMED, key_fields
 from . import blocked, pairing, probes, tau, training, traversals
 from .baselines import baseline_scorings, baseline_trainings
 from .wording import Findings
@@ -67,15 +68,18 @@ class Study:
 
 def run_key(cfg: TrainConfig, exclude=()) -> str:
     """A short hash of the config fields that define a run (all but ``KEY_FREE`` and
-    ``exclude``); ints given for float fields count as the same float."""
+    ``exclude``), under the names they had before the renaming
+    (:func:`~galib.train.config.key_fields`), so folders keyed before it keep their keys; ints given for float fields count as the
+    same float."""
+    floats = {f.name for f in fields(TrainConfig) if isinstance(f.default, float)}
+    floats |= {old for old, new in RENAMED.items() if new in floats}
     d = {}
-    for f in fields(TrainConfig):
-        if f.name in KEY_FREE or f.name in exclude:
+    for name, v in key_fields(cfg).items():
+        if name in KEY_FREE or name in exclude:
             continue
-        v = getattr(cfg, f.name)
-        if isinstance(f.default, float) and isinstance(v, int) and not isinstance(v, bool):
+        if name in floats and isinstance(v, int) and not isinstance(v, bool):
             v = float(v)
-        d[f.name] = v
+        d[name] = v
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 

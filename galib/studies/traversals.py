@@ -14,7 +14,7 @@ from ..experiments.plan import DataRequest, Scoring, Training, train_or_load
 from ..experiments.rows import cached_scores
 from ..train import TrainConfig
 from .baselines import baseline_trainings
-from .plotting import MAP_CMAP, as_images, image_grid, middle_slice, rc_style, save, to_numpy
+from .plotting import MAP_CMAP, as_images, image_grid, middle_slice, rc_style, save, to_numpy, wrap_label
 from .training import ald_training, run_identity
 from .wording import WORSE, num
 
@@ -117,6 +117,15 @@ def plot_magnitude_maps(maps: Mapping[str, object], out_path=None, title: str = 
         if shared_scale:
             fig.colorbar(im, ax=list(axes), shrink=0.8, label="mean per-location norm")
         fig.suptitle(f"Average latent magnitude maps\n{title}".strip())
+    return save(fig, out_path)
+
+
+def plot_design_swaps(xa, xb, swaps: Mapping[str, object], out_path=None, title: str = "") -> Figure:
+    """Latent swaps of several designs side by side: rows ``a``, ``b`` and, per design (label →
+    ``(N, C, H, W)``), ``D(z_i(a) + z_v(b))`` — ``a``'s content in ``b``'s pose when the split works."""
+    rows = [as_images(xa), as_images(xb)] + [as_images(v) for v in swaps.values()]
+    labels = ["a", "b"] + [wrap_label(f"{k}:\nz_i(a)+z_v(b)", 18) for k in swaps]
+    fig = image_grid(rows, labels, None, f"Latent swaps per design of z_i\n{title}".strip(), cell=1.2)
     return save(fig, out_path)
 
 

@@ -130,7 +130,7 @@ def estimate(plan: list[Training | Scoring], threads: int, status: dict | None =
             continue
         done = min(epochs_done(t.run_dir), t.config.epochs - 1)
         todo += 1
-        kind = (t.data, t.config.batch_size, t.config.latent_channels, t.config.group, t.config.invariant)
+        kind = (t.data, t.config.batch_size, t.config.latent_channels, t.config.group, t.config.zi_design)
         if kind not in measured:
             measured[kind] = step_seconds(t)
         data = t.data.load()
@@ -157,7 +157,7 @@ def _scoring_estimate(scorings: list[Scoring], trainings: list[Training], measur
         size = (len(data.train), f, t.config.max_train)
         if size not in fits:
             fits[size] = probe_seconds(len(data.train), f, 50)
-        kind = (t.data, t.config.batch_size, t.config.latent_channels, t.config.group, t.config.invariant)
+        kind = (t.data, t.config.batch_size, t.config.latent_channels, t.config.group, t.config.zi_design)
         if kind not in measured:                                # measured once per kind, as for trainings
             measured[kind] = step_seconds(t)
         per_image = measured[kind] / t.config.batch_size / 3 * 9   # 8 elements + x

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..io import write_bytes
-from .config import MODEL_FIELDS, LEGACY, TrainConfig, check_compatible, model_from_config
+from .config import MODEL_FIELDS, TrainConfig, check_compatible, model_from_config, upgrade_config, with_legacy
 
 # What a checkpoint must hold to rebuild its model, and to resume training from it.
 MODEL_KEYS = ("config", "model", "image_shape")
@@ -96,13 +96,40 @@ def read_checkpoint(path: str | Path, keys=MODEL_KEYS, map_location="cpu") -> di
         err = CheckpointError(f"checkpoint {path} is {problem}")
         err.problem = problem
         raise err
+    return upgrade_checkpoint(ckpt)
+
+
+def upgrade_checkpoint(ckpt: dict) -> dict:
+    """A checkpoint as an earlier galib wrote it, in today's form: its config in today's names
+    (:func:`~galib.train.config.upgrade_config`); an autoencoder of commit 4624a4a
+    (``objective="ae"``, today ``mask="none"``) carried mask logits it never used, which leave its
+    weights and, by their position among the parameters, its optimizer state. Today's
+    checkpoints come back unchanged."""
+    config = ckpt.get("config")
+    if not isinstance(config, dict):
+        return ckpt
+    ckpt = {**ckpt, "config": upgrade_config(config)}
+    if config.get("objective") == "ae" and "mask.logits" in ckpt.get("model", {}):
+        names = list(ckpt["model"])       # the paper model has no buffers: the parameters, in order
+        ckpt["model"] = {k: v for k, v in ckpt["model"].items() if k != "mask.logits"}
+        if isinstance(ckpt.get("optimizer"), dict):
+            ckpt["optimizer"] = _drop_parameter(ckpt["optimizer"], names.index("mask.logits"))
     return ckpt
+
+
+def _drop_parameter(optimizer: dict, index: int) -> dict:
+    """An optimizer state dict of one parameter group without parameter ``index`` (later indices
+    shift down by one)."""
+    shift = {i: i - (i > index) for group in optimizer["param_groups"] for i in group["params"] if i != index}
+    groups = [{**g, "params": [shift[i] for i in g["params"] if i != index]} for g in optimizer["param_groups"]]
+    return {**optimizer, "param_groups": groups,
+            "state": {shift[i]: s for i, s in optimizer["state"].items() if i != index}}
 
 
 def config_of(ckpt: dict, path) -> TrainConfig:
     """The ``TrainConfig`` a checkpoint was trained with (legacy defaults filled in)."""
     try:
-        return TrainConfig.from_dict({**LEGACY, **ckpt["config"]})
+        return TrainConfig.from_dict(with_legacy(ckpt["config"]))
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint {path} holds a configuration this galib cannot use: "
                               f"{err}") from None

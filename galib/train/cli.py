@@ -20,7 +20,7 @@ import torch
 
 from ..devices import configure_threads
 from .checkpoints import read_checkpoint
-from .config import LEGACY, TrainConfig, describe_field
+from .config import TrainConfig, describe_field, with_legacy
 from .limits import check_limits, seed_arg
 from .loop import train
 
@@ -102,7 +102,7 @@ def saved_config(path: str | Path) -> dict:
     if not p.is_dir():
         if not p.is_file():
             raise FileNotFoundError(f"--config {p}: no such file or folder")
-        return {**LEGACY, **_config_in(p)}
+        return with_legacy(_config_in(p))
     names = ("history.json", "last.pt", "best.pt")
     found = [p / n for n in names if (p / n).is_file()]
     if not found:
@@ -120,7 +120,7 @@ def saved_config(path: str | Path) -> dict:
             continue
         if problems:
             print(f"[galib] {'; '.join(problems)}: using the configuration in {f}", file=sys.stderr)
-        return {**LEGACY, **config}
+        return with_legacy(config)
     raise ValueError(f"--config {p}: no readable configuration in the run dir ({'; '.join(problems)})")
 
 

@@ -17,19 +17,51 @@ import torch
 from ..datasets import available_datasets
 from ..devices import amp_problem, resolve_device
 from ..groups import available_groups, get_group
-from ..losses import CONSISTENCY, INVARIANCE, OBJECTIVES, TARGETS, resolve_consistency
+from ..losses import CONSISTENCY, INV_FORMS, TARGETS, resolve_consistency
 from .limits import check_limits
-from ..models import INVARIANTS, MASKS, GroupLatentAutoencoder, ModelOptions, build_model, fixed_mask_channels
+from ..models import MASKS, ZI_DESIGNS, GroupLatentAutoencoder, ModelOptions, build_model, fixed_mask_channels
 
 # Fields that define the model's weights: a checkpoint only loads into a config that agrees on them.
-MODEL_FIELDS = ("group", "latent_channels", "mask", "objective", "latent_action", "mask_variant",
-                "mask_seed", "invariant")
+MODEL_FIELDS = ("group", "latent_channels", "mask", "latent_action", "mask_variant", "mask_seed",
+                "zi_design")
 # Fields that may differ when resuming (everything else must match the checkpoint).
 RESUME_FREE = ("epochs", "device", "data_root", "amp", "threads")
 # Fields added after checkpoints were first written, with the behaviour the code had before them.
-LEGACY = {"consistency": "direct", "mask_variant": None, "mask_seed": 0, "invariant": "paper",
-          "invariance": "mse", "mask_init": "normal", "pose": "upright", "targets": "detached",
+LEGACY = {"consistency": "direct", "mask_variant": None, "mask_seed": 0, "zi_design": "paper",
+          "inv_form": "mse", "mask_init": "normal", "pose": "upright", "targets": "detached",
           "weight_decay": 0.0, "threads": None}
+# Fields renamed after commit 4624a4a (old name → today's). That commit's ``objective`` is folded
+# into ``mask``: ``objective="ae"`` (the plain autoencoder) is ``mask="none"``; "group" is the rest.
+RENAMED = {"invariant": "zi_design", "invariance": "inv_form"}
+
+
+def upgrade_config(d: dict) -> dict:
+    """A config dict as an earlier galib wrote it (checkpoints, ``history.json``, cached rows,
+    profiles), in today's names (:data:`RENAMED`; ``objective`` folded into ``mask``). Today's
+    dicts come back unchanged; an unknown objective is kept, so ``from_dict`` names it."""
+    out = {RENAMED.get(k, k): v for k, v in d.items()}
+    if out.get("objective") in ("group", "ae"):
+        if out.pop("objective") == "ae":
+            out["mask"] = "none"
+    return out
+
+
+def with_legacy(d: dict) -> dict:
+    """``d`` upgraded (:func:`upgrade_config`), with :data:`LEGACY` filling the fields it predates."""
+    return {**LEGACY, **upgrade_config(d)}
+
+
+def key_fields(cfg: "TrainConfig") -> dict:
+    """The config's fields under the names they had before the renaming (the inverse of
+    :func:`upgrade_config`): what run keys hash, so folders keyed before it keep their keys."""
+    back = {new: old for old, new in RENAMED.items()}
+    d = {back.get(f.name, f.name): getattr(cfg, f.name) for f in fields(cfg)}
+    d["objective"] = "ae" if d["mask"] == "none" else "group"
+    if d["mask"] == "none":
+        d["mask"] = "learned"
+    return d
+
+
 MASK_INITS = ("normal", "negated")   # the initialisation test: same network seed, logits negated
 POSES = ("upright", "random")        # the pose of x in each training pair
 
@@ -57,23 +89,21 @@ class TrainConfig:
     max_train: int | None = _f(None, "cap on training images; None = all (validation keeps the ratio)")
     device: str = _f("auto", "auto (cuda, mps, cpu) | cpu | cuda | cuda:N | mps")
     val_fraction: float = _f(0.2, "fraction of the training set held out for validation, in (0, 1)")
-    mask: str = _f("learned", "learned (ALD) | manual (first channels variant) | random (fixed draw)",
-                   MASKS)
+    mask: str = _f("learned", "learned (ALD, the paper's model) | manual (first channels variant) | random "
+                   "(fixed draw) | none (no mask and no group: the plain autoencoder baseline)", MASKS)
     mask_variant: int | None = _f(None, "variant channels of a manual/random mask; None = half")
     mask_seed: int = _f(0, "which random mask (mask=random)")
-    invariant: str = _f("paper", "the invariant part: paper (masked map) | pooled (grid mean) | "
-                        "orbit (orbit mean) | spectrum (learned map of the orbit's invariant "
-                        "spectrum)", INVARIANTS)
-    objective: str = _f("group", "group (the paper's losses) | ae (plain autoencoder baseline)",
-                        tuple(OBJECTIVES))
+    zi_design: str = _f("paper", "the design of z_i: paper (masked map) | pooled (grid mean) | orbit "
+                        "(orbit mean) | spectrum (learned map of the orbit's invariant spectrum)",
+                        ZI_DESIGNS)
     latent_action: str = _f("exact", "exact (the group's own Phi_g) | a learned kind the group offers "
                             "(so2: learned)")
     amp: bool = _f(False, "bf16 autocast of the training and validation steps (CUDA, or a CPU with "
                    "native bf16: amx_bf16 / avx512_bf16)")
     consistency: str = _f("auto", "L_const form: auto | direct (paper) | midpoint (see galib.losses)",
                           CONSISTENCY)
-    invariance: str = _f("mse", "L_inv form: mse (paper) | normalised (per-channel, by the target's "
-                         "batch variance; see galib.losses)", INVARIANCE)
+    inv_form: str = _f("mse", "the form of L_inv: mse (paper) | normalised (per-channel, by the "
+                       "target's batch variance; see galib.losses)", INV_FORMS)
     mask_init: str = _f("normal", "initial mask logits: normal (N(0, 0.1²), the paper) | negated (the "
                         "same draw with the sign flipped: same weights, opposite initial sides)",
                         MASK_INITS)
@@ -93,8 +123,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Raise ``ValueError`` naming the first bad value and what is allowed; return ``self``."""
         self._check_numbers()
-        for key in ("dataset", "group", "device", "mask", "objective", "latent_action", "invariant",
-                    "consistency"):
+        for key in ("dataset", "group", "device", "mask", "latent_action", "zi_design", "consistency"):
             if not isinstance(getattr(self, key), str) or not getattr(self, key):
                 raise ValueError(f"{key} must be a non-empty string; got {getattr(self, key)!r}")
         for key, allowed in (("mask_init", MASK_INITS), ("pose", POSES), ("targets", TARGETS)):
@@ -102,13 +131,11 @@ class TrainConfig:
                 raise ValueError(f"{key} must be one of {list(allowed)}; got {getattr(self, key)!r}")
         if self.data_root is not None and not isinstance(self.data_root, str):
             raise ValueError(f"data_root must be a folder path or None; got {self.data_root!r}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r}; choose one of {sorted(OBJECTIVES)}")
         resolve_consistency(self.consistency, get_group(self.group))  # raises on unknown names
-        if self.invariant not in INVARIANTS:
-            raise ValueError(f"unknown invariant {self.invariant!r}; choose one of {list(INVARIANTS)}")
-        if self.invariance not in INVARIANCE:
-            raise ValueError(f"unknown invariance {self.invariance!r}; choose one of {list(INVARIANCE)}")
+        if self.zi_design not in ZI_DESIGNS:
+            raise ValueError(f"unknown zi_design {self.zi_design!r}; choose one of {list(ZI_DESIGNS)}")
+        if self.inv_form not in INV_FORMS:
+            raise ValueError(f"unknown inv_form {self.inv_form!r}; choose one of {list(INV_FORMS)}")
         if self.mask not in MASKS:
             raise ValueError(f"unknown mask {self.mask!r}; choose one of {list(MASKS)}")
         fixed_mask_channels("manual", self.latent_channels, self.mask_variant)  # checks the count
@@ -140,6 +167,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """The config of ``d``, whose names may be those of an earlier galib (:func:`upgrade_config`)."""
+        d = upgrade_config(d)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -175,7 +204,7 @@ def model_from_config(cfg: TrainConfig, image_shape: tuple[int, ...]) -> GroupLa
     action = None if cfg.latent_action == "exact" else group.make_latent_action(
         cfg.latent_action, cfg.latent_channels)
     options = ModelOptions(mask=cfg.mask, mask_variant=cfg.mask_variant, mask_seed=cfg.mask_seed,
-                           invariant=cfg.invariant, latent_action=action)
+                           zi_design=cfg.zi_design, latent_action=action)
     model = build_model(group, cfg.latent_channels, cfg.tau, options=options)
     if cfg.mask_init == "negated" and cfg.mask == "learned":   # after every draw: same weights
         with torch.no_grad():
@@ -236,7 +265,8 @@ def _effective(config: dict | TrainConfig, key: str):
 
 def config_differences(saved: dict, cfg: TrainConfig, keys) -> list[str]:
     """``"key: checkpoint A vs config B"`` for each of ``keys`` on which ``saved`` and ``cfg`` act
-    differently (legacy defaults filled in)."""
+    differently (legacy defaults filled in; ``saved`` may use an earlier galib's names)."""
+    saved = upgrade_config(saved)
     return [f"{k}: checkpoint {saved.get(k)!r} vs config {getattr(cfg, k)!r}" for k in keys
             if _effective(saved, k) != _effective(cfg, k)]
 

@@ -56,17 +56,18 @@ def _part_stats(z: torch.Tensor, group: Group) -> tuple[float, float, float]:
 
 
 @torch.no_grad()
-def latent_diagnostics(encode: Callable[[torch.Tensor], torch.Tensor], mask: torch.Tensor,
+def latent_diagnostics(encode: Callable[[torch.Tensor], torch.Tensor], mask: torch.Tensor | None,
                        group: Group, x: torch.Tensor, g: torch.Tensor, batch: int = 512) -> dict:
     """The diagnostics above for an encoder ``encode`` (float images (B, 1, *S) → (B, C, *s)),
-    a hard per-channel 0/1 ``mask`` (C,), and float images ``x`` with group elements ``g``."""
+    a hard per-channel 0/1 ``mask`` (C,; ``None``: every channel variant, a model without a mask), and
+    float images ``x`` with group elements ``g``."""
     za, zb = [], []
     for s in range(0, len(x), batch):
         xb, gb = x[s:s + batch], g[s:s + batch]
         za.append(encode(xb).float())
         zb.append(encode(group.act_image(xb, gb)).float())
     za, zb = torch.cat(za), torch.cat(zb)                           # (N, C, *s)
-    variant = mask.to(za.device) > 0.5
+    variant = torch.ones(za.shape[1], dtype=torch.bool, device=za.device) if mask is None else mask.to(za.device) > 0.5
     out = {}
     for part, keep in (("zv", variant), ("zi", ~variant)):
         off, share, var = _part_stats(za[:, keep], group)

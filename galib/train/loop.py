@@ -100,7 +100,7 @@ def run_epoch(model, data: ImageSet, cfg: TrainConfig, generator: torch.Generato
     batches = iterate_pairs(data, model.group, cfg.batch_size, generator,
                             shuffle=optimizer is not None, device=device,
                             pose_generator=_pose_generator(cfg, generator))
-    mask, flips = model.mask.hard(), torch.zeros((), dtype=torch.long, device=device)
+    mask, flips = model.hard_mask(), torch.zeros((), dtype=torch.long, device=device)
     bar = _progress(batches, total=math.ceil(len(data) / cfg.batch_size), desc=options.desc,
                     enabled=options.progress)
     with torch.set_grad_enabled(optimizer is not None):
@@ -114,8 +114,9 @@ def run_epoch(model, data: ImageSet, cfg: TrainConfig, generator: torch.Generato
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()                                # DDP: mean over ranks = batch mean
                 optimizer.step()
-                mask, before = model.mask.hard(), mask
-                flips += (mask != before).sum()                # no sync: read once an epoch
+                if mask is not None:                           # a model with a mask (not 'none')
+                    mask, before = model.hard_mask(), mask
+                    flips += (mask != before).sum()            # no sync: read once an epoch
             seen.append(torch.stack([terms[k].detach() for k in LOSS_TERMS]))
             owns.append(own)
     sums = _weighted_sums(seen, owns, device)                  # one reduction per epoch, no per-step sync
@@ -353,7 +354,7 @@ def _epochs(fit: _Fit, history: list[dict], start: int, best_val: float) -> dict
         from torch.nn.parallel import DistributedDataParallel
         train_step = DistributedDataParallel(
             step, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=cfg.objective != "group")  # 'ae' leaves the mask logits unused
+            find_unused_parameters=cfg.mask == "none")  # the autoencoder leaves Phi_g unused
     val_gen_seed = cfg.seed + 1                                # the same validation pairs every epoch
     diag_x, diag_g = diagnostic_pairs(data.val.images, model.group, cfg.seed + 2)
     diag_x, diag_g = to_float(diag_x).to(device), diag_g.to(device)   # without an occluder
@@ -380,7 +381,8 @@ def _epochs(fit: _Fit, history: list[dict], start: int, best_val: float) -> dict
         if fit.verbose:
             print(f"epoch {epoch + 1:3d}/{cfg.epochs}  train {tr['loss']:.4f}  val {va['loss']:.4f} "
                   f"(recon {va['recon']:.4f} inv {va['inv']:.4f} const {va['const']:.4f})  "
-                  f"variant {row['variant_fraction']:.2f}  {row['seconds']:.1f}s" + ("  *" if improved else ""))
+                  + ("" if model.mask is None else f"variant {row['variant_fraction']:.2f}  ")
+                  + f"{row['seconds']:.1f}s" + ("  *" if improved else ""))
         if run is not None and rank == 0:
             run.save(cfg, model, optimizer, epoch, history, best_val, improved)
     return best_state
@@ -403,6 +405,7 @@ def epoch_row(epoch: int, tr: dict, va: dict, model, t0: float) -> dict:
     return {"epoch": epoch + 1, **{f"train_{k}": v for k, v in tr.items()},
             **{f"val_{k}": v for k, v in va.items()},
             "variant_fraction": model.variant_fraction(),
-            "variant_channels": model.hard_mask().nonzero().flatten().tolist(),
-            "mask_probs": model.mask.probs().detach().cpu().tolist(), "mask_flips": flips,
+            "variant_channels": None if model.mask is None else model.hard_mask().nonzero().flatten().tolist(),
+            "mask_probs": None if model.mask is None else model.mask.probs().detach().cpu().tolist(),
+            "mask_flips": flips,
             "seconds": time.perf_counter() - t0}

@@ -27,6 +27,12 @@ def exact_model(group="c4", channels=8, variant=(0, 1, 2, 5)):
     return GroupLatentAutoencoder(enc, dec, group, channels, mask=mask).eval()
 
 
+def unmasked(model):
+    """``model`` without its mask, as ``build_model(mask='none')`` makes the plain autoencoder."""
+    model.mask = None
+    return model
+
+
 def random_images(n=48, seed=0):
     g = torch.Generator().manual_seed(seed)
     return ImageSet(torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g),
@@ -95,13 +101,11 @@ def test_evaluate_is_deterministic_and_json_friendly():
     json.dumps(a, allow_nan=False)
 
 
-def test_full_split_treats_whole_latent_as_variant():
-    out = evaluate_model(exact_model(variant=()), random_images(16), split="full")
-    assert out["equivariance_error"] <= 1e-6 and out["split"] == "full"
+def test_a_model_without_a_mask_is_read_with_the_whole_latent_variant():
+    out = evaluate_model(unmasked(exact_model()), random_images(16))
+    assert out["equivariance_error"] <= 1e-6 and "split" not in out
     assert out["invariance_error"] is None and out["energy_share_zi"] is None
     assert out["variant_fraction"] is None
-    with pytest.raises(ValueError):
-        evaluate_model(exact_model(), random_images(4), split="bogus")
 
 
 def test_continuous_group_uses_its_evaluation_grid():
@@ -121,7 +125,7 @@ def test_feature_shapes():
         "pixels": (10, 784), "z": (10, 8 * 49), "z_i": (10, 4 * 49), "z_v": (10, 4 * 49),
         "orbit": (10, 3 * 4 * 13)}    # rfft over the 4-orbit: 3 bins; 13 position orbits of 49
     assert compute_features(None, data, ("pixels",))["pixels"].shape == (10, 784)
-    full = compute_features(m, data, ("z_v", "orbit"), split="full")
+    full = compute_features(unmasked(exact_model()), data, ("z_v", "orbit"))
     assert full["z_v"] is None and full["orbit"].shape == (10, 3 * 8 * 13)
     every = compute_features(m, data, ("orbit",), distinct=False)["orbit"]
     assert every.shape == (10, 3 * 4 * 49)
@@ -167,7 +171,7 @@ def test_probe_model_features_and_orbit_protocol_b():
     assert out["orbit"]["a"] == pytest.approx(out["orbit"]["b"], abs=0.02)   # invariant features
     again = probe_model(exact_model(), splits, features=("orbit",), seed=1, fit_kwargs=FAST_FIT)
     assert again["orbit"] == out["orbit"]             # deterministic for a seed
-    ae = probe_model(exact_model(), splits, split="full", max_train=48, max_test=32,
+    ae = probe_model(unmasked(exact_model()), splits, max_train=48, max_test=32,
                      fit_kwargs=FAST_FIT)
     assert set(ae) == {"pixels", "z", "orbit"}        # z_i / z_v undefined without a mask
 
@@ -186,7 +190,7 @@ def test_shuffled_reference_is_computed_and_far_above_an_exact_model():
     assert out["equivariance_error_centred"] <= 1e-6
     assert 1.0 < out["equivariance_error_centred_shuffled"] < 2.0            # ≈ √2 for iid images
     assert out["invariance_error_centred"] < out["invariance_error_centred_shuffled"]
-    assert evaluate_model(exact_model(), random_images(8), split="full")[
+    assert evaluate_model(unmasked(exact_model()), random_images(8))[
         "invariance_error_centred_shuffled"] is None
 
 

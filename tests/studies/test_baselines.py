@@ -26,10 +26,10 @@ def tiny_cfg(**kw):
 def test_baseline_configs_differ_only_where_they_should():
     base = tiny_cfg(lambda_inv=0.7)
     assert baseline_config(base, "pixels") is None
-    assert baseline_config(base, "ae").objective == "ae"
+    assert baseline_config(base, "ae").mask == "none"
     assert baseline_config(base, "manual").mask == "manual"
     ald = baseline_config(base, "ald")
-    assert (ald.mask, ald.objective, ald.lambda_inv, ald.lambda_const) == ("learned", "group", 0.7, 1.0)
+    assert (ald.mask, ald.lambda_inv, ald.lambda_const) == ("learned", 0.7, 1.0)
     assert baseline_config(base, "recon+inv").lambda_const == 0.0
     rc = baseline_config(base, "recon+const")
     assert rc.lambda_inv == 0.0 and rc.lambda_const == 1.0
@@ -152,7 +152,7 @@ def test_a_designs_random_mask_control_needs_that_design(tmp_path):
     plan = baseline_trainings(tiny_cfg(), names, tmp_path, seeds=[0])
     rnd = plan[1]
     assert rnd.needs == ("baselines/ald-spectrum-norm/seed0",) and rnd.derive == "random-mask-size"
-    assert (rnd.config.mask, rnd.config.invariant, rnd.config.invariance) == ("random", "spectrum", "normalised")
+    assert (rnd.config.mask, rnd.config.zi_design, rnd.config.inv_form) == ("random", "spectrum", "normalised")
     with pytest.raises(ValueError, match="list 'ald-spectrum-norm' before 'random-mask-spectrum-norm'"):
         baseline_trainings(tiny_cfg(), names[::-1], tmp_path)
     with pytest.raises(ValueError, match="list 'ald-orbit-norm' before"):
