@@ -106,6 +106,14 @@ def seeds_of(cfg: TrainConfig, seeds=None) -> list[int]:
     return [cfg.seed] if seeds is None else [int(s) for s in seeds]
 
 
+def plan_inputs(cfg: TrainConfig, seeds=None, data: DataRequest | None = None
+                ) -> tuple[TrainConfig, list[int], DataRequest]:
+    """What every plan starts from: the base config validated, its training seeds
+    (:func:`seeds_of`) and the data they all train on (default: the base config's own)."""
+    cfg = cfg.validate()
+    return cfg, seeds_of(cfg, seeds), data or DataRequest.of(cfg)
+
+
 # ----------------------------------------------------------------------------- derived configs
 def n_variant_of(training: Training, data: DataSplits | None = None) -> int:
     """Variant channels of the finished run ``training`` (its best epoch's hard mask)."""

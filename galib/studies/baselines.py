@@ -58,7 +58,7 @@ from ..evaluation.features import FEATURES, LATENT_FEATURES, PROTOCOLS, probe_mo
 from ..evaluation.scores import SCORE_LABELS, evaluate_model
 from ..evaluation.spread import aggregate
 from ..evaluation.tables import format_pm, markdown_table
-from ..experiments.plan import DataRequest, Scoring, Training, run_folder, seeds_of, train_or_load
+from ..experiments.plan import DataRequest, Scoring, Training, plan_inputs, run_folder, seeds_of, train_or_load
 from ..experiments.rows import EvalSettings, scored_row
 from ..io import save_json, write_text
 from ..train import TrainConfig
@@ -160,9 +160,7 @@ def baseline_trainings(base_cfg: TrainConfig, names, run_root: str | Path, seeds
         if learned not in names or names.index(learned) > names.index(r):
             raise ValueError(f"baseline {r!r} takes as many variant channels as the learned mask: "
                              f"list {learned!r} before {r!r}")
-    base_cfg = base_cfg.validate()
-    seeds = seeds_of(base_cfg, seeds)
-    data = data or DataRequest.of(base_cfg)
+    base_cfg, seeds, data = plan_inputs(base_cfg, seeds, data)
     out = []
     for s in seeds:
         for name in names:

@@ -25,7 +25,7 @@ from ..evaluation.metrics import mask_side_agreement
 from ..evaluation.scores import SCORE_LABELS, evaluate_model
 from ..evaluation.spread import aggregate, format_spread, mean_sd
 from ..evaluation.tables import markdown_table
-from ..experiments.plan import DataRequest, Scoring, Training, run_folder, seeds_of, train_or_load
+from ..experiments.plan import DataRequest, Scoring, Training, plan_inputs, run_folder, train_or_load
 from ..experiments.rows import EvalSettings, scored_row
 from ..train import TrainConfig, initial_mask_probs
 from .plotting import rc_style, save
@@ -45,9 +45,7 @@ def tau_trainings(base_cfg: TrainConfig, taus, run_root: str | Path, seeds=None,
     """The plan of the sweep: one training per (seed, τ), seeds outermost; for each τ in
     ``negated_taus`` also its twin with the initial logits negated (same weights: the
     initialisation test, :func:`init_test`), in ``tau_<τ>[_seed<s>]_negated``."""
-    base_cfg = base_cfg.validate()
-    seeds = seeds_of(base_cfg, seeds)
-    data = data or DataRequest.of(base_cfg)
+    base_cfg, seeds, data = plan_inputs(base_cfg, seeds, data)
     out = []
     for s in seeds:
         for tau in taus:
