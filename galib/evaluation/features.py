@@ -2,7 +2,10 @@
 
 Features: ``pixels``, the whole latent ``z``, its parts ``z_i`` / ``z_v`` (hard mask), and
 ``orbit`` — invariants of the orbit ``{Phi_g z_v : g}`` (:func:`galib.evaluation.probe.orbit_invariants`).
-Two controls need no trained model and are exactly invariant (``CONTROL_FEATURES``):
+``random-orbit-zv`` (``MATCHED_CONTROLS``) is ``random-orbit`` kept to the model's own variant
+channels and the latent positions its ``orbit`` keeps (:func:`matched_coordinates`): the untrained
+control with exactly as many features as the model's ``orbit``, so that the two compare like for
+like. Two controls need no trained model and are exactly invariant (``CONTROL_FEATURES``):
 ``pixels-orbit`` — invariants of the image orbit ``{T_h x : h}``, and ``random-orbit`` — invariants
 of ``{E_0(T_h x) : h}`` for the paper encoder ``E_0`` at initialisation (fixed seed
 ``RANDOM_ENCODER_SEED``). Both orbits are only re-ordered when ``x`` is replaced by ``T_g x``
@@ -43,8 +46,11 @@ from .probe import orbit_invariants, run_protocols
 # The feature names: declared here once; every other list of them derives from these.
 LATENT_FEATURES = ("z", "z_i", "z_v", "orbit")              # read off a model's latent
 CONTROL_FEATURES = ("pixels-orbit", "random-orbit")          # exactly invariant, need no trained model
+# exactly invariant like random-orbit, but of the model's own variant channels and orbit positions:
+# the untrained control with as many features as the model's orbit(z_v)
+MATCHED_CONTROLS = ("random-orbit-zv",)
 DEFAULT_FEATURES = ("pixels",) + LATENT_FEATURES             # what probe_model computes by default
-FEATURES = DEFAULT_FEATURES + CONTROL_FEATURES               # every feature
+FEATURES = DEFAULT_FEATURES + CONTROL_FEATURES + MATCHED_CONTROLS   # every feature
 IMAGE_FEATURES = ("pixels",) + CONTROL_FEATURES              # computed from images, no model needed
 RANDOM_ENCODER_SEED = 0
 SO2_AWAY = SO2.moved_away  # continuous rotations: moved elements are at least 22.5° from the identity
@@ -231,25 +237,47 @@ def random_encoder(channels: int, spatial_dims: int = 2, seed: int = RANDOM_ENCO
         return paper_encoder(1, channels, spatial_dims).eval()
 
 
+def matched_coordinates(model, latent_shape, n_eval: int = 8) -> torch.Tensor | None:
+    """Bool ``(C, *spatial)``: the latent coordinates the model's ``orbit`` feature keeps (its
+    variant channels, one position per coordinate orbit where ``Phi_g`` permutes positions);
+    ``None`` for a model without a mask or variant channels (``random-orbit-zv`` is then undefined)."""
+    mask = model.hard_mask()
+    if mask is None or not bool((mask > 0).any()):
+        return None
+    keep = (mask > 0).cpu().view(-1, *([1] * (len(latent_shape) - 1))).expand(*latent_shape)
+    els, _ = model.group.evaluation_grid(n_eval)
+    reps = coordinate_orbit_representatives(model.act, els, tuple(latent_shape))
+    return keep.clone() if reps is None else keep & reps.cpu()
+
+
 @torch.no_grad()
 def control_features(name: str, images: torch.Tensor, group: Group, orbit_kind: str | None = None,
-                     channels: int = 64, batch_size: int = 512) -> torch.Tensor:
-    """``pixels-orbit`` / ``random-orbit`` of float images ``(N, 1, *spatial)``, ``(N, F)`` on the CPU.
+                     channels: int = 64, batch_size: int = 512, keep: torch.Tensor | None = None
+                     ) -> torch.Tensor:
+    """``pixels-orbit`` / ``random-orbit`` / ``random-orbit-zv`` of float images
+    ``(N, 1, *spatial)``, ``(N, F)`` on the CPU.
 
     The orbit ``{T_h x : h}`` (or ``{E_0(T_h x) : h}``, ``E_0`` = :func:`random_encoder` with
     ``channels``) over the evaluation elements, stacked ``(B, G, F)``, through
     :func:`galib.evaluation.probe.orbit_invariants` (kind: the group's ``orbit_kind()`` unless
-    given). ``pixels-orbit`` keeps one pixel per pixel orbit when ``T_h`` permutes pixels.
+    given). ``pixels-orbit`` keeps one pixel per pixel orbit when ``T_h`` permutes pixels;
+    ``random-orbit-zv`` keeps the latent coordinates ``keep`` (bool ``(channels, *spatial)``,
+    :func:`matched_coordinates`).
     """
-    if name not in CONTROL_FEATURES:
-        raise ValueError(f"unknown control feature {name!r}; choose one of {CONTROL_FEATURES}")
+    if name not in CONTROL_FEATURES + MATCHED_CONTROLS:
+        raise ValueError(f"unknown control feature {name!r}; choose one of "
+                         f"{CONTROL_FEATURES + MATCHED_CONTROLS}")
+    if (name in MATCHED_CONTROLS) != (keep is not None):
+        raise ValueError(f"{name!r}: the coordinates to keep are given for random-orbit-zv, and only for it")
     els, _ = group.evaluation_grid()
     kind = orbit_kind or group.orbit_kind()
     images = images.cpu()
     reps = None
     if name == "pixels-orbit":
         reps = coordinate_orbit_representatives(group.act_image, els, images.shape[1:])
-    enc = random_encoder(channels, group.spatial_dims) if name == "random-orbit" else None
+    enc = random_encoder(channels, group.spatial_dims) if name != "pixels-orbit" else None
+    if keep is not None:
+        reps = keep.cpu()
     out = []
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size]
@@ -281,12 +309,12 @@ def compute_features(model, data: ImageSet, features=DEFAULT_FEATURES, *, g: tor
     data = data.head(max_images)
     n = len(data)
     out = {}
-    if set(features) & set(IMAGE_FEATURES):
+    if set(features) & set(IMAGE_FEATURES + MATCHED_CONTROLS):
         images = images_of(data, torch.arange(n), group, None if g is None else g[:n])
-        for f in [f for f in features if f in IMAGE_FEATURES]:
-            out[f] = images.flatten(1) if f == "pixels" else control_features(
-                f, images, group or get_group("c4"), opt.orbit_kind, _channels(model), batch_size)
-    latent = [f for f in features if f not in IMAGE_FEATURES]
+        for f in [f for f in features if f in IMAGE_FEATURES + MATCHED_CONTROLS]:
+            out[f] = images.flatten(1) if f == "pixels" else _control(
+                model, f, images, group or get_group("c4"), opt)
+    latent = [f for f in features if f not in IMAGE_FEATURES + MATCHED_CONTROLS]
     if latent:
         z = encode_images(model, data, group, g, batch_size, n)
         for f in latent:
@@ -299,6 +327,18 @@ def _channels(model) -> int:
     return 64 if model is None else int(model.latent_channels)
 
 
+def _control(model, f: str, images: torch.Tensor, group: Group, opt: FeatureOptions) -> torch.Tensor | None:
+    """Control feature ``f`` of float images; ``random-orbit-zv`` with the model's coordinates
+    (``None`` when the model has none: no mask, or no variant channel)."""
+    keep = None
+    if f in MATCHED_CONTROLS:
+        shape = random_encoder(_channels(model), group.spatial_dims)(images[:1].cpu()).shape[1:]
+        keep = matched_coordinates(model, shape)
+        if keep is None:
+            return None
+    return control_features(f, images, group, opt.orbit_kind, _channels(model), opt.batch_size, keep)
+
+
 # ----------------------------------------------------------------------------- probe_model
 def probe_sets(splits: DataSplits, max_train: int | None = None,
                max_test: int | None = None) -> dict[str, ImageSet]:
@@ -309,18 +349,19 @@ def probe_sets(splits: DataSplits, max_train: int | None = None,
             "test": splits.test.head(max_test)}
 
 
-def _probe_features(model, f: str, sets: dict, latents: dict, elements: dict, opt: FeatureOptions,
-                    channels: int) -> dict | None:
+def _probe_features(model, f: str, sets: dict, latents: dict, elements: dict,
+                    opt: FeatureOptions) -> dict | None:
     """``{set name (``_t``: transformed): (N, F)}`` for feature ``f``; ``None`` if undefined.
     ``opt.group`` is the resolved :class:`~galib.groups.Group`."""
     group = opt.group
-    if f in IMAGE_FEATURES:
+    if f in IMAGE_FEATURES + MATCHED_CONTROLS:
         feats = {}
         for k, d in sets.items():
             for key, g in ((k, None), (k + "_t", elements[k])):
                 x = images_of(d, slice(None), group, g)
-                feats[key] = x.flatten(1) if f == "pixels" else control_features(
-                    f, x, group, opt.orbit_kind, channels, opt.batch_size)
+                feats[key] = x.flatten(1) if f == "pixels" else _control(model, f, x, group, opt)
+                if feats[key] is None:
+                    return None
         return feats
     feats = {k: features_from_latent(model, z, f, opt) for k, z in latents.items()}
     return None if any(v is None for v in feats.values()) else feats
@@ -367,14 +408,14 @@ def probe_model(model, splits: DataSplits, features=DEFAULT_FEATURES, seed: int 
     draw = group.sample if budget.include_identity else functools.partial(sample_moved, group)
     elements = {k: draw(len(d), gen) for k, d in sets.items()}          # one element per image
     latents = {}
-    if model is not None and set(features) - set(IMAGE_FEATURES):
+    if model is not None and set(features) - set(IMAGE_FEATURES + MATCHED_CONTROLS):
         for k, d in sets.items():
             latents[k] = encode_images(model, d, group, None, opt.batch_size)
             latents[k + "_t"] = encode_images(model, d, group, elements[k], opt.batch_size)
     names = {k: element_names(group, elements[k]) for k in ("val", "test")}
     results = {}
     for f in features:
-        feats = _probe_features(model, f, sets, latents, elements, opt, _channels(model))
+        feats = _probe_features(model, f, sets, latents, elements, opt)
         if feats is None:
             continue
         y = {k: d.labels.to(feats["train"].device) for k, d in sets.items()}

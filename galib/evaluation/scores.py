@@ -61,7 +61,8 @@ PAIR_SCORES: dict[str, PairScore] = {
 SCORE_LABELS: dict[str, str] = {
     **{key: s.label for key, s in PAIR_SCORES.items()},
     "equivariance_error_centred": "equiv err c", "invariance_error_centred": "inv err c",
-    "energy_share_zi": "E(z_i) share", "variant_fraction": "variant frac",
+    "energy_share_zi": "E(z_i) share", "energy_share_zi_centred": "E(z_i) share c",
+    "variant_fraction": "variant frac",
 }
 
 
@@ -86,7 +87,7 @@ class _SetSums:
 
     def __init__(self, n_elements: int):
         self.energy_i = self.energy = 0.0
-        self.zi_sum = 0.0
+        self.zi_sum = self.z_sum = 0.0
         self.zt_sum, self.zt_sq = [0.0] * n_elements, [0.0] * n_elements
         self.num = {k: 0.0 for k in ("eq", "inv", "eq_shuffled", "inv_shuffled")}
         self.n_shuffled, self.n_moved, self.moved_ids = 0, 0, []
@@ -95,6 +96,7 @@ class _SetSums:
         self.energy_i += _sq(z_i)
         self.energy += _sq(z)
         self.zi_sum = self.zi_sum + z_i.to(wide_dtype(z_i.device)).sum(0)    # (C, h, w)
+        self.z_sum = self.z_sum + z.to(wide_dtype(z.device)).sum(0)
 
     def add_pairs(self, k: int, b: PairBatch) -> None:
         """Pairs of a non-identity element ``k`` (pairs of the identity are not added)."""
@@ -113,9 +115,11 @@ class _SetSums:
     def result(self, n: int) -> dict:
         ks = self.moved_ids
         eq_den = sum(self.zt_sq[k] - _sq(self.zt_sum[k]) / n for k in ks)
-        inv_den = len(ks) * (self.energy_i - _sq(self.zi_sum) / n)
+        centred_i, centred = self.energy_i - _sq(self.zi_sum) / n, self.energy - _sq(self.z_sum) / n
+        inv_den = len(ks) * centred_i
         scale = self.n_moved / self.n_shuffled if self.n_shuffled else math.nan
         out = {"energy_share_zi": self.energy_i / self.energy if self.energy > 0 else math.nan,
+               "energy_share_zi_centred": centred_i / centred if centred > 0 else math.nan,
                "equivariance_error_centred": _root_ratio(self.num["eq"], eq_den),
                "invariance_error_centred": _root_ratio(self.num["inv"], inv_den)}
         for key, num, den in (("equivariance", "eq_shuffled", eq_den), ("invariance", "inv_shuffled", inv_den)):
@@ -208,8 +212,9 @@ def evaluate_model(model, data: ImageSet | DataSplits, group: Group | str | None
     norm) with their reference levels ``equivariance_error_centred_shuffled`` and
     ``invariance_error_centred_shuffled``, computed alike with the images shuffled (each prediction
     against another image's target: what knowing nothing about the pairing scores, ≈ √2 when both
-    sides spread alike); ``energy_share_zi``
-    (``Σz_i²/Σz²``); mask statistics ``variant_fraction``, ``n_variant``, ``variant_channels``,
+    sides spread alike); ``energy_share_zi`` (``Σz_i²/Σz²``) and ``energy_share_zi_centred``
+    (the same with each latent coordinate's mean over the images taken out of ``z_i`` and ``z``:
+    a constant offset, which carries nothing about the image, no longer counts); mask statistics ``variant_fraction``, ``n_variant``, ``variant_channels``,
     ``mask_probs`` (sigmoid(alpha)), ``n_unsettled`` (``|p − τ| < 0.05``), ``tau``; and
     ``group``, ``elements``, ``n_images``, ``n_pairs``, ``n_pairs_moved``. For a model without a
     mask (``mask='none'``) the ``z_i``/mask scores are ``None``. Overall means weight every element
@@ -248,6 +253,6 @@ def evaluate_model(model, data: ImageSet | DataSplits, group: Group | str | None
            **scores.result(n, names), **totals.result(n)}
     if mask is None:                                   # no mask: z_i and mask scores are undefined
         masked = tuple(k.split("_")[0] + "_" for k, s in PAIR_SCORES.items() if s.needs_mask)
-        for key in [k for k in out if k.startswith(masked)] + ["energy_share_zi"]:
+        for key in [k for k in out if k.startswith(masked)] + ["energy_share_zi", "energy_share_zi_centred"]:
             out[key] = None
     return {**out, **_mask_scores(model, mask)}

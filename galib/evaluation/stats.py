@@ -8,9 +8,14 @@ difference ``d_s = a_s − b_s``, then
 * :func:`bootstrap_interval` — a percentile bootstrap over seeds × test images, when per-image
   values ``(seeds, images)`` are available (seeds and images resampled with replacement, the same
   draw for both models, so the pairing is kept);
-* :func:`verdict` — the rule that turns an interval into words (see there);
+* :func:`verdict` — the rule that turns an interval into words (see there): *equivalent* by two
+  one-sided tests at 5 % each (the 90 % interval inside the margin), *better* / *worse* (or
+  *higher* / *lower* for a score without a direction, :data:`UNDIRECTED`) by the 95 % interval;
+* :func:`spread_margin` — the equivalence margin of a comparison from the spread of its control
+  over the reseeded runs (the basis every learned-vs-control comparison uses);
 * :func:`paired_comparison` — all of it for one score, with the margin and direction of
-  ``MARGINS`` / ``LOWER_IS_BETTER`` unless given.
+  ``MARGINS`` / ``LOWER_IS_BETTER`` unless given; a score whose both sides sit at chance gets no
+  verdict (``at chance``).
 
 The t quantile is computed here (regularised incomplete beta by continued fraction, then
 bisection): scipy is not a dependency.
@@ -23,10 +28,17 @@ from typing import Sequence
 
 import torch
 
-VERDICTS = ("better", "worse", "equivalent", "inconclusive")
+VERDICTS = ("better", "worse", "higher", "lower", "equivalent", "inconclusive", "at chance")
+EQUIVALENCE_CONFIDENCE = 0.90      # two one-sided tests at 5 %: the 90 % interval inside ±margin
+# Scores with no better or worse side for a learned code: their verdicts say higher / lower.
+UNDIRECTED = ("energy_share_zi", "variant_fraction")
+# A score sits at chance when both sides' means lie at or below chance × (1 + this): no verdict.
+CHANCE_BAND = 0.5
 
-# Equivalence margins: a difference smaller than this is of no practical consequence (absolute
-# units of the score). Looked up by exact key, then by the longest matching prefix.
+# Fixed equivalence margins (absolute units of the score), for comparisons whose control has no
+# measured spread (fewer than MIN_SPREAD_SEEDS reseeded runs): a difference smaller than this is
+# of no practical consequence. Looked up by exact key, then by the longest matching prefix. Their
+# basis is stated in docs/results.md ("Margins").
 MARGINS: dict[str, float] = {
     "probe/": 0.01,                          # probe accuracy: one percentage point
     "recon_mse": 0.001, "recon_psnr": 0.25, "recon_ssim": 0.005,
@@ -58,6 +70,36 @@ def margin_for(key: str) -> float:
 def lower_is_better(key: str) -> bool:
     """Whether a lower value of score ``key`` is better (errors, MSE) — else higher is better."""
     return key.startswith(LOWER_IS_BETTER_PREFIXES)
+
+
+def is_undirected(key: str) -> bool:
+    """Whether score ``key`` has no better or worse side (:data:`UNDIRECTED`, also centred)."""
+    return key.startswith(UNDIRECTED)
+
+
+MIN_SPREAD_SEEDS = 3     # a control's spread needs this many reseeded runs
+
+
+def spread_margin(control: Sequence[float], key: str = "") -> tuple[float, str]:
+    """``(margin, basis)``: the sample sd of the control's values over its reseeded runs — a
+    difference smaller than what reseeding the control alone moves it by is of no practical
+    consequence — or, with fewer than :data:`MIN_SPREAD_SEEDS` runs or no spread at all, the fixed
+    margin of ``key`` (:func:`margin_for`)."""
+    vals = [float(v) for v in control]
+    if len(vals) >= MIN_SPREAD_SEEDS:
+        sd = statistics.stdev(vals)
+        if sd > 0 and math.isfinite(sd):
+            return sd, f"sd of the control over its {len(vals)} reseeded runs"
+    return margin_for(key), "fixed (MARGINS)"
+
+
+def at_chance(a: Sequence[float], b: Sequence[float], chance: float | None) -> bool:
+    """Whether both sides' means sit at or below ``chance × (1 + CHANCE_BAND)`` (a score that
+    reads chance on both sides says nothing either way); ``False`` without a chance level."""
+    if chance is None:
+        return False
+    top = chance * (1.0 + CHANCE_BAND)
+    return statistics.fmean(a) <= top and statistics.fmean(b) <= top
 
 
 # ----------------------------------------------------------------------------- t quantile
@@ -175,50 +217,62 @@ def bootstrap_interval(a, b, confidence: float = 0.95, n_boot: int = 2000, seed:
             "n_boot": n_boot}
 
 
-def verdict(low: float, high: float, margin: float, lower_is_better: bool) -> str:
+def verdict(low: float, high: float, margin: float, lower_is_better: bool,
+            equivalence: tuple[float, float] | None = None, directed: bool = True) -> str:
     """Words for an interval ``[low, high]`` of the difference ``a − b``.
 
-    The rule (TOST-style, direction aware): first flip the sign when lower is better, so that a
-    positive difference means ``a`` is better. Then
+    The rule (direction aware): first flip the sign when lower is better, so that a positive
+    difference means ``a`` is better. Then
 
-    * ``equivalent`` iff the whole interval lies inside ``(−margin, +margin)`` (this is checked
-      first: a difference that is significant but smaller than the margin is of no consequence);
-    * else ``better`` iff the interval lies above 0, ``worse`` iff it lies below 0;
+    * ``equivalent`` iff the equivalence interval (``equivalence``, the 90 % interval of two
+      one-sided tests; default ``[low, high]``) lies inside ``(−margin, +margin)`` (checked first:
+      a difference that is significant but smaller than the margin is of no consequence);
+    * else ``better`` iff ``[low, high]`` lies above 0, ``worse`` iff it lies below 0 (``higher``
+      / ``lower`` when not ``directed``: a score without a better side);
     * else ``inconclusive`` (the interval holds 0 and reaches beyond the margin).
     """
     if not margin > 0:
         raise ValueError(f"the equivalence margin must be a positive number; got {margin!r}")
     if math.isnan(low) or math.isnan(high) or low > high:
         raise ValueError(f"need an interval low <= high; got [{low!r}, {high!r}]")
-    if lower_is_better:
-        low, high = -high, -low
-    if -margin < low and high < margin:
+    e_low, e_high = equivalence if equivalence is not None else (low, high)
+    if -margin < e_low and e_high < margin:
         return "equivalent"
+    if lower_is_better and directed:
+        low, high = -high, -low
     if low > 0:
-        return "better"
+        return "better" if directed else "higher"
     if high < 0:
-        return "worse"
+        return "worse" if directed else "lower"
     return "inconclusive"
 
 
 def paired_comparison(a: Sequence[float], b: Sequence[float], key: str = "",
                       margin: float | None = None, lower_is_better_: bool | None = None,
-                      confidence: float = 0.95, per_image: tuple | None = None) -> dict:
+                      confidence: float = 0.95, per_image: tuple | None = None,
+                      chance: float | None = None, margin_basis: str | None = None) -> dict:
     """Model ``a`` against ``b`` on score ``key`` (values per seed, the same seeds in order).
 
-    Returns :func:`t_interval`'s keys plus ``margin``, ``lower_is_better``, ``verdict``
-    (:func:`verdict` of the t interval) and ``significant`` (the interval excludes 0). With
-    ``per_image = (A, B)`` (``(seeds, images)`` tables) also ``bootstrap`` (the
-    :func:`bootstrap_interval` dict) and ``bootstrap_verdict``. ``margin`` and the direction default
-    to :func:`margin_for` / :func:`lower_is_better` of ``key``.
+    Returns :func:`t_interval`'s keys (the ``confidence`` interval, 95 %) plus ``tost_low`` /
+    ``tost_high`` (the :data:`EQUIVALENCE_CONFIDENCE` interval, 90 %), ``margin`` and
+    ``margin_basis``, ``lower_is_better``, ``directed``, ``verdict`` (:func:`verdict`; ``at
+    chance`` when both sides sit at ``chance``, :func:`at_chance`) and ``significant`` (the 95 %
+    interval excludes 0). With ``per_image = (A, B)`` (``(seeds, images)`` tables) also
+    ``bootstrap`` (the :func:`bootstrap_interval` dict) and ``bootstrap_verdict``. ``margin`` and
+    the direction default to :func:`margin_for` / :func:`lower_is_better` of ``key``.
     """
     m = margin_for(key) if margin is None else float(margin)
     low_better = lower_is_better(key) if lower_is_better_ is None else bool(lower_is_better_)
-    out = {"key": key, **t_interval(a, b, confidence), "margin": m, "lower_is_better": low_better}
-    out["verdict"] = verdict(out["low"], out["high"], m, low_better)
+    directed = not is_undirected(key)
+    tost = t_interval(a, b, EQUIVALENCE_CONFIDENCE)
+    out = {"key": key, **t_interval(a, b, confidence), "tost_low": tost["low"], "tost_high": tost["high"],
+           "margin": m, "margin_basis": margin_basis or ("given" if margin is not None else "fixed (MARGINS)"),
+           "lower_is_better": low_better, "directed": directed}
+    out["verdict"] = ("at chance" if at_chance(a, b, chance) else
+                      verdict(out["low"], out["high"], m, low_better, (tost["low"], tost["high"]), directed))
     out["significant"] = out["low"] > 0 or out["high"] < 0
     if per_image is not None:
         boot = bootstrap_interval(*per_image, confidence=confidence)
         out["bootstrap"] = boot
-        out["bootstrap_verdict"] = verdict(boot["low"], boot["high"], m, low_better)
+        out["bootstrap_verdict"] = verdict(boot["low"], boot["high"], m, low_better, directed=directed)
     return out

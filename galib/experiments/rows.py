@@ -26,8 +26,9 @@ from typing import Callable
 from ..io import save_json
 from .plan import EXPECT_ENV, NotSweptError, expect_trained, expecting_trained, in_scoring_task
 
-ROW_VERSION = 4                  # bump when the scores change meaning: cached rows are recomputed
-                                 # (4: rows without split/objective, configs in today's names)
+ROW_VERSION = 5                  # bump when the scores change meaning: cached rows are recomputed
+                                 # (4: rows without split/objective, configs in today's names;
+                                 # 5: the centred energy share, the matched random-encoder control)
 _ONLY_CACHED = contextvars.ContextVar("galib_only_cached", default=False)
 
 

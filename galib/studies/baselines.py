@@ -54,7 +54,7 @@ from pathlib import Path
 import torch
 
 from ..datasets import DataSplits
-from ..evaluation.features import FEATURES, LATENT_FEATURES, PROTOCOLS, probe_model
+from ..evaluation.features import FEATURES, LATENT_FEATURES, MATCHED_CONTROLS, PROTOCOLS, probe_model
 from ..evaluation.scores import SCORE_LABELS, evaluate_model
 from ..evaluation.spread import aggregate
 from ..evaluation.tables import format_pm, markdown_table
@@ -80,7 +80,7 @@ BASELINES: dict[str, Baseline] = {
     "pixels": Baseline("pixels", None, features=("pixels",)),
     "ae": Baseline("AE", {"mask": "none"}, features=("z", "orbit")),
     "manual": Baseline("manual mask", {"mask": "manual"}),
-    "ald": Baseline("ALD (all three)", {"mask": "learned"}),
+    "ald": Baseline("ALD (all three)", {"mask": "learned"}, features=MODEL_FEATURES + MATCHED_CONTROLS),
     "random": Baseline("random mask", {"mask": "random"}),
     "random2": Baseline("random mask, draw 2", {"mask": "random"}),
     "random3": Baseline("random mask, draw 3", {"mask": "random"}),

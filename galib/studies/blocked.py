@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from ..evaluation.block import block_pictures, block_scores
 from ..evaluation.spread import aggregate
-from ..evaluation.stats import paired_comparison
+from ..evaluation.stats import paired_comparison, spread_margin
 from ..experiments.plan import DataRequest, Training, train_or_load
 from ..experiments.rows import EvalSettings
 from ..train import TrainConfig
@@ -158,9 +158,10 @@ def _paired_words(rows: list[dict], other: str) -> str:
         seeds, a, b = paired_values(rows, "ald", other, key)
         if len(seeds) < 2:
             return ""
-        c = paired_comparison(a, b, key)
+        margin, basis = spread_margin(b, key)
+        c = paired_comparison(a, b, key, margin=margin, margin_basis=basis)
         words.append(f"{what} {c['verdict']} (difference {c['diff']:+.2f}, 95 % CI "
-                     f"[{c['low']:+.2f}, {c['high']:+.2f}], margin {c['margin']:.2f})")
+                     f"[{c['low']:+.2f}, {c['high']:+.2f}], margin {c['margin']:.2f}: {basis})")
     return f" Against {BASELINES[other].label} over {len(seeds)} seeds: " + "; ".join(words) + "."
 
 

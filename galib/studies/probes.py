@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from ..datasets import DataSplits
 from ..evaluation.features import CONTROL_FEATURES, FEATURES, PROBE_FIT, probe_model
 from ..evaluation.spread import aggregate
-from ..evaluation.stats import paired_comparison
+from ..evaluation.stats import paired_comparison, spread_margin
 from ..evaluation.stats import VERDICTS
 from ..evaluation.swap import swap_scores
 from ..experiments.plan import DataRequest, Scoring, train_or_load
@@ -127,10 +127,11 @@ def probe_dict(rows: list[dict], features=PROBE_FEATURES, protocols=("a", "b", "
     return out
 
 
-# (row key, lower is better) of the comparison of the learned mask with random masks of its size
-CONTROL_KEYS = ("recon_mse", "equivariance_error", "equivariance_error_centred",
-                "invariance_error_centred", "energy_share_zi", "probe/z/a", "probe/z_i/b",
-                "probe/orbit/b", "swap_content_a")
+# The scores on which the learned mask meets random masks of its size: centred errors only (a
+# constant offset dominates the plain relative ones), and the centred energy share (no direction).
+CONTROL_KEYS = ("recon_mse", "equivariance_error_centred", "invariance_error_centred",
+                "energy_share_zi_centred", "probe/z/a", "probe/z_i/b", "probe/orbit/b", "swap_content_a")
+CHANCE_KEYS = ("probe/", "swap_content")    # scores read against chance (1/K): no verdict at chance
 
 
 def diverged_seeds(rows: list[dict], names) -> list[int]:
@@ -157,24 +158,67 @@ def paired_values(rows: list[dict], a: str, b: str | tuple, key: str) -> tuple[l
     return seeds, va, vb
 
 
-def compare_rows(rows: list[dict], a: str, b: str | tuple, keys) -> list[dict]:
+def compare_rows(rows: list[dict], a: str, b: str | tuple, keys, chance: float | None = None) -> list[dict]:
     """Baseline ``a`` against ``b`` (or the mean of several ``b`` baselines per seed), paired by
     seed: per key with ≥ 2 shared seeds whose runs did not diverge, the means ``a_mean``/``b_mean``,
     ``n_seeds``, ``excluded_seeds`` (pairs left out because a run diverged) and
-    :func:`galib.evaluation.stats.paired_comparison` (difference a − b, 95 % t interval, margin,
-    verdict)."""
+    :func:`galib.evaluation.stats.paired_comparison` (difference a − b, 95 % and 90 % t intervals,
+    verdict). The margin is the spread of ``b`` over its reseeded runs
+    (:func:`~galib.evaluation.stats.spread_margin`); a score read against ``chance``
+    (:data:`CHANCE_KEYS`) that sits at chance on both sides gets no verdict."""
     out = []
     excluded = diverged_seeds(rows, (a, *((b,) if isinstance(b, str) else b)))
     for key in keys:
         seeds, va, vb = paired_values(rows, a, b, key)
         if len(seeds) >= 2:
+            margin, basis = spread_margin(vb, key)
             out.append({"key": key, "a_mean": sum(va) / len(va), "b_mean": sum(vb) / len(vb),
                         "n_seeds": len(seeds), "seeds": seeds, "excluded_seeds": excluded,
-                        **paired_comparison(va, vb, key)})
+                        **paired_comparison(va, vb, key, margin=margin, margin_basis=basis,
+                                            chance=chance if key.startswith(CHANCE_KEYS) else None)})
     return out
 
 
-def learned_vs_random(rows: list[dict], keys=CONTROL_KEYS, learned: str = "ald") -> list[dict]:
+def against_matched_control(rows: list[dict], name: str = "ald", protocol: str = "b",
+                            chance: float | None = None) -> dict | None:
+    """The orbit invariants of ``name``'s ``z_v`` against the untrained control with as many
+    features (``random-orbit-zv``: a random encoder's orbit invariants on the same channels and
+    positions), paired by seed within ``name``'s rows (diverged runs left out), under probe
+    ``protocol``: :func:`compare_rows`' dict for that one score, or ``None`` with fewer than 2 seeds."""
+    key, ctrl = f"probe/orbit/{protocol}", f"probe/random-orbit-zv/{protocol}"
+    mine = [r for r in rows if r["name"] == name and not r.get("diverged_epoch")]
+    pairs = [(r["seed"], r[key], r[ctrl]) for r in mine if isinstance(r.get(key), (int, float))
+             and isinstance(r.get(ctrl), (int, float))]
+    if len(pairs) < 2:
+        return None
+    seeds, va, vb = zip(*sorted(pairs))
+    margin, basis = spread_margin(vb, key)
+    dims = [r.get("probe/orbit/dim") for r in mine], [r.get("probe/random-orbit-zv/dim") for r in mine]
+    return {"key": key, "model": name, "a_mean": sum(va) / len(va), "b_mean": sum(vb) / len(vb),
+            "n_seeds": len(seeds), "seeds": list(seeds), "same_dims": dims[0] == dims[1],
+            "excluded_seeds": diverged_seeds(rows, (name,)),
+            **paired_comparison(list(va), list(vb), key, margin=margin, margin_basis=basis, chance=chance)}
+
+
+def matched_control_sentence(c: dict | None) -> str:
+    """:func:`against_matched_control` in words."""
+    if c is None:
+        return ""
+    if c["verdict"] == "at chance":
+        return (f"Under protocol b the orbit invariants of z_v ({c['a_mean']:.3f}) and the untrained "
+                f"control with as many features ({c['b_mean']:.3f}) both sit at chance: no verdict.")
+    what = {"better": "beat", "worse": "fall behind", "equivalent": "match",
+            "inconclusive": "cannot be told from"}[c["verdict"]]
+    return (f"Like for like (the same channels and positions, {'the same' if c['same_dims'] else 'different'} "
+            f"feature counts), the orbit invariants of z_v ({c['a_mean']:.3f} under protocol b) {what} "
+            f"those of an untrained encoder ({c['b_mean']:.3f}): difference {c['diff']:+.3f}, 95 % "
+            f"interval [{c['low']:+.3f}, {c['high']:+.3f}], margin {c['margin']:.3f} ({c['margin_basis']}), "
+            f"{c['n_seeds']} seeds" + (f", {len(c['excluded_seeds'])} diverged left out" if c["excluded_seeds"] else "")
+            + ".")
+
+
+def learned_vs_random(rows: list[dict], keys=CONTROL_KEYS, learned: str = "ald",
+                      chance: float | None = None) -> list[dict]:
     """The learned mask (baseline ``learned``, default ``ald``) against random masks of the same
     size (its controls in :data:`~galib.studies.baselines.RANDOM_CONTROLS`, e.g. ``random``,
     ``random2``, ``random3``: their mean per seed), paired by seed (same initial weights and batch
@@ -188,7 +232,7 @@ def learned_vs_random(rows: list[dict], keys=CONTROL_KEYS, learned: str = "ald")
     diverged = {side: diverged_seeds(rows, names) for side, names in (("learned", (learned,)), ("random", draws))}
     return [{**c, "model": learned, "learned": c["a_mean"], "random": c["b_mean"],
              "n_draws": len(draws), "diverged_seeds": diverged}
-            for c in compare_rows(rows, learned, draws, keys)]
+            for c in compare_rows(rows, learned, draws, keys, chance)]
 
 
 def control_sentence(comparisons: list[dict]) -> str:
@@ -196,16 +240,19 @@ def control_sentence(comparisons: list[dict]) -> str:
     if not comparisons:
         return ("No random-mask control with at least 2 seeds (whose runs did not diverge) in these "
                 "baselines.")
-    by = {v: [c["key"] for c in comparisons if c["verdict"] == v]
-          for v in ("better", "worse", "equivalent", "inconclusive")}
+    by = {v: [c["key"] for c in comparisons if c["verdict"] == v] for v in VERDICTS}
     c0 = comparisons[0]
     listed = f" {c0['seeds']}" if c0.get("seeds") else ""
+    parts = [f"{words} {', '.join(by[v])}" for v, words in (
+        ("better", "better on"), ("worse", "worse on"), ("higher", "higher (no better side) on"),
+        ("lower", "lower (no better side) on"), ("equivalent", "equivalent within the margin on"),
+        ("inconclusive", "inconclusive on"), ("at chance", "at chance on both sides (no verdict) on"))
+        if by[v]]
     text = (f"Paired over {c0['n_seeds']} seeds{listed} (learned mask against the mean of {c0['n_draws']} "
-            f"random mask draw{'s' if c0['n_draws'] > 1 else ''} of the same size, 95 % t intervals): "
-            f"better on {', '.join(by['better']) or 'nothing'}; worse on "
-            f"{', '.join(by['worse']) or 'nothing'}; equivalent within the margin on "
-            f"{', '.join(by['equivalent']) or 'nothing'}; inconclusive on "
-            f"{', '.join(by['inconclusive']) or 'nothing'}.")
+            f"random mask draw{'s' if c0['n_draws'] > 1 else ''} of the same size; a difference by its 95 % "
+            f"t interval, equivalence by two one-sided tests (the 90 % interval inside a margin of "
+            f"{'the random masks’ seed spread' if 'sd' in c0.get('margin_basis', '') else 'the fixed table'})): "
+            + "; ".join(parts) + ".")
     div = c0.get("diverged_seeds") or {}
     if any(div.values()):
         n = len(c0.get("excluded_seeds") or [])
@@ -272,11 +319,14 @@ def probe_metrics(rows: list[dict], conf: dict | None, table_md: str, data: Data
     confusion = None if conf is None else {
         "feature": conf["feature"], "accuracy": conf["accuracy"], "matrix": conf["cm"],
         "classes": data.class_names, "text": conf["text"]}
-    control = learned_vs_random(rows)
+    chance = 1 / data.num_classes
+    control = learned_vs_random(rows, chance=chance)
+    matched = against_matched_control(rows, chance=chance)
     return {"rows": rows, "probes": probe_dict(rows), "probes_per_seed": probe_dict(rows, per_seed=True),
-            "table_md": table_md, "chance": 1 / data.num_classes, "best_invariant": best,
+            "table_md": table_md, "chance": chance, "best_invariant": best,
             "confusion": confusion, "learned_vs_random": control,
             "learned_vs_random_text": control_sentence(control),
+            "orbit_vs_matched_control": matched, "orbit_vs_matched_control_text": matched_control_sentence(matched),
             "summary": probe_summary(rows, conf, data.digits)}
 
 
@@ -351,7 +401,7 @@ DESIGNS = {"ald": "paper", "ald-pooled": "pooled", "ald-orbit": "orbit",        
 GOAL_INVARIANCE = 0.2   # goal: centred invariance error ≤ this fraction of its shuffled reference
 DESIGN_KEYS = ("probe/z_i/a", "probe/z_i/b", "probe/z_i/c", "invariance_error_centred",
                "invariance_error_centred_shuffled",
-               "energy_share_zi", "recon_mse", "recon_ssim", "equivariance_error", "swap_content_a",
+               "energy_share_zi_centred", "recon_mse", "recon_ssim", "equivariance_error_centred", "swap_content_a",
                "swap_content_b", "recon_probe_accuracy")
 
 
@@ -608,5 +658,6 @@ def findings(m: Mapping) -> list[str]:
         out.append("The exactly invariant controls, which need no training, score: "
                    + "; ".join(parts) + " — what invariance alone gives a linear probe.")
     out += _best_against_controls(m, controls)
+    out += text_of(m, "orbit_vs_matched_control_text")
     out += text_of(m, "learned_vs_random_text")
     return out + _paired_words(m)

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("clean_pairs: the metrics need a 'rows' list and the stability file a 'runs' object")
     base = int((metrics.get("params") or {}).get("seed", 42))
     rows = mark_diverged(metrics["rows"], stab["runs"], base)
-    comparisons = learned_vs_random(rows)
+    comparisons = learned_vs_random(rows, chance=metrics.get("chance"))
     sentence = control_sentence(comparisons)
     command = "python -m galib.tools.clean_pairs " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))

@@ -271,3 +271,45 @@ def test_control_features_protocol_a_equals_b_on_a_toy():
     with_model = probe_model(m, splits, features=("random-orbit",), fit_kwargs=FAST_FIT,
                              max_train=64, max_test=32)
     assert with_model["random-orbit"]["dim"] == 3 * 4 * 49          # the model's channel count
+
+
+# ----------------------------------------------------------------------------- centred energy share
+def _model_with(invariant_weight: float, invariant_bias: float, variant_weight: float):
+    """exact_model with its 1x1 conv set by hand: the invariant channels (3, 4, 6, 7) read the image
+    with ``invariant_weight`` plus ``invariant_bias``, the variant ones (0, 1, 2, 5) with
+    ``variant_weight`` and no bias."""
+    m = exact_model()
+    conv = m.encoder[1]
+    with torch.no_grad():
+        variant = torch.zeros(8, dtype=torch.bool)
+        variant[[0, 1, 2, 5]] = True
+        conv.weight[:] = torch.where(variant, variant_weight, invariant_weight).view(8, 1, 1, 1)
+        conv.bias[:] = torch.where(variant, 0.0, invariant_bias)
+    return m
+
+
+def test_centred_energy_share_ignores_a_constant_offset():
+    """Fully absent: z_i a constant offset (no image in it) reads 0 centred, though it holds
+    nearly all the energy; fully present: z_i holds all the variation (z_v constant) reads 1."""
+    images = random_images(32)
+    offset = evaluate_model(_model_with(0.0, 5.0, 1.0), images)
+    assert offset["energy_share_zi"] > 0.9 and offset["energy_share_zi_centred"] == pytest.approx(0.0, abs=1e-9)
+    carries = evaluate_model(_model_with(1.0, 0.0, 0.0), images)
+    assert carries["energy_share_zi_centred"] == pytest.approx(1.0, abs=1e-9)
+    assert evaluate_model(unmasked(exact_model()), images)["energy_share_zi_centred"] is None
+
+
+# ----------------------------------------------------------------------------- matched random-encoder control
+def test_matched_control_has_the_orbit_features_count_and_is_exactly_invariant():
+    from galib.models import build_model
+    torch.manual_seed(0)
+    m = build_model("c4", 16).eval()
+    data = random_images(24)
+    f = compute_features(m, data, ("orbit", "random-orbit", "random-orbit-zv"))
+    n_variant = int(m.hard_mask().sum())
+    assert f["random-orbit-zv"].shape == f["orbit"].shape == (24, n_variant * 13 * 3)   # like for like
+    assert f["random-orbit"].shape == (24, 16 * 49 * 3)                                  # all channels
+    g = torch.randint(1, 4, (24,), generator=torch.Generator().manual_seed(1))
+    moved = compute_features(m, data, ("random-orbit-zv",), g=g)["random-orbit-zv"]
+    assert torch.allclose(moved, f["random-orbit-zv"], atol=1e-5)                       # exactly invariant
+    assert compute_features(unmasked(build_model("c4", 16)), data, ("random-orbit-zv",))["random-orbit-zv"] is None

@@ -119,3 +119,27 @@ def test_mask_dynamics_sentence_reads_kappa_per_tau():
     weights = dict(follows, kappa_follows_logits=-1.0, kappa_follows_weights=1.0)
     assert "follows the weights" in init_test_sentence([weights])
     assert init_test_sentence([]) == "No initialisation test in this run."
+
+
+# ----------------------------------------------------------------------------- the matched control
+def _matched_rows(orbit, control, diverged=()):
+    return [{"name": "ald", "seed": s, "probe/orbit/b": o, "probe/random-orbit-zv/b": c,
+             "probe/orbit/dim": 1443, "probe/random-orbit-zv/dim": 1443,
+             **({"diverged_epoch": 7} if s in diverged else {})}
+            for s, o, c in zip(range(42, 42 + len(orbit)), orbit, control)]
+
+
+def test_orbit_against_the_matched_control_at_both_ends():
+    from galib.studies.probes import against_matched_control, matched_control_sentence
+    ahead = against_matched_control(_matched_rows([0.85, 0.86, 0.84, 0.85], [0.60, 0.62, 0.61, 0.60]), chance=0.1)
+    assert ahead["verdict"] == "better" and ahead["same_dims"] and ahead["n_seeds"] == 4
+    assert "beat" in matched_control_sentence(ahead) and "the same feature counts" in matched_control_sentence(ahead)
+    same = against_matched_control(_matched_rows([0.700, 0.720, 0.690, 0.710], [0.701, 0.719, 0.691, 0.709]),
+                                   chance=0.1)
+    assert same["verdict"] == "equivalent"
+    assert same["margin_basis"].startswith("sd of the control")
+    low = against_matched_control(_matched_rows([0.11, 0.12, 0.10], [0.10, 0.11, 0.12]), chance=0.1)
+    assert low["verdict"] == "at chance" and "no verdict" in matched_control_sentence(low)
+    out = against_matched_control(_matched_rows([0.85, 0.86, 0.2], [0.6, 0.6, 0.6], diverged=(44,)), chance=0.1)
+    assert out["n_seeds"] == 2 and out["excluded_seeds"] == [44]                  # a diverged run left out
+    assert against_matched_control(_matched_rows([0.8], [0.6])) is None
