@@ -147,6 +147,7 @@ STUDIES: dict[str, Study] = {s.stem: s for s in (
     Study("04_latent_traversals", traversals, ("summary", "orbit_mse", "params"), **_SHARED,
           baselines=True, plan=_plan_04, scores=_scores_04),
     Study("05_linear_probe", probes, ("summary", "rows", "best_invariant", "chance", "learned_vs_random",
+                                      "orbit_vs_matched_control_text",
                                       "learned_vs_random_text"), **_SHARED, baselines=True,
           plan=_plan_05, scores=_scores_05),
     Study("06_blocked", blocked, ("answer", "table"), folder="blocked", swept=("dataset",),

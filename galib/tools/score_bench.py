@@ -24,7 +24,7 @@ from ..evaluation.scores import evaluate_model
 from ..evaluation.swap import swap_scores
 from ..train import TrainConfig, make_optimizer, model_from_config, run_epoch
 
-ROW_FEATURES = features.LATENT_FEATURES     # z, z_i, z_v, orbit
+ROW_FEATURES = features.LATENT_FEATURES + features.MATCHED_CONTROLS   # an ald row: z, z_i, z_v, orbit, random-orbit-zv
 
 
 def _train_one_epoch(data, seed: int, targets: str = "detached"):

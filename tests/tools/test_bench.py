@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from galib.tools import bench
+from galib.tools.score_bench import ROW_FEATURES
 from galib.datasets import to_float
 from galib.losses import ald_losses
 from galib.train import TrainConfig, model_from_config
@@ -62,7 +63,7 @@ def test_tiny_benchmark_run_writes_a_complete_report(tmp_path, capsys):
     assert res["probe"]["fit_over_training_epoch"] > 0 and "one galib probe fit" in table
     row = res["score_row"]                                   # one scored row against its training
     assert set(row["parts_cpu_s"]) >= {"test scores", "encoding + feature maps", "swap scores"}
-    assert sum(k.startswith("probe fits ") for k in row["parts_cpu_s"]) == 4
+    assert sum(k.startswith("probe fits ") for k in row["parts_cpu_s"]) == len(ROW_FEATURES)
     assert row["row_cpu_s"] == sum(row["parts_cpu_s"].values()) > 0
     assert row["row_over_training"] == row["row_cpu_s"] / (50 * row["epoch_cpu_s"])
     assert row["probe"]["evals"] > 0 and row["probe"]["gflops"] > 0
