@@ -50,6 +50,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Mapping
 
 import torch
 
@@ -146,11 +147,34 @@ def run_dir_of(run_root: str | Path, name: str, seed: int, base_seed: int) -> Pa
     return run_folder(run_root, name, seed, base_seed)
 
 
+def seed_table(cfg: TrainConfig, names, seeds=None) -> dict[str, list[int]]:
+    """Each baseline's training seeds: ``seeds`` for every name (a list; ``None``: the config's
+    seed), or a mapping ``name → seeds`` (a name it lacks trains on no seed). A random-mask control
+    needs its learned mask at each of its seeds (a ``ValueError`` names the seeds that lack it)."""
+    if isinstance(seeds, Mapping):
+        table = {n: [int(s) for s in seeds.get(n, ())] for n in names}
+    else:
+        every = seeds_of(cfg, seeds)
+        table = {n: every for n in names}
+    for r in [n for n in names if n in RANDOM_CONTROLS and RANDOM_CONTROLS[n][0] in table]:
+        missing = sorted(set(table[r]) - set(table[RANDOM_CONTROLS[r][0]]))
+        if missing:
+            raise ValueError(f"baseline {r!r} takes its size from {RANDOM_CONTROLS[r][0]!r} of the same "
+                             f"seed, which does not train on seeds {missing}")
+    return table
+
+
+def all_seeds(table: Mapping) -> list[int]:
+    """Every seed of a :func:`seed_table`, in the order they first appear."""
+    return list(dict.fromkeys(s for seeds in table.values() for s in seeds))
+
+
 def baseline_trainings(base_cfg: TrainConfig, names, run_root: str | Path, seeds=None,
                        data: DataRequest | None = None, prefix: str = "baselines") -> list[Training]:
     """The plan: one training per (trained baseline, seed) — ``pixels`` trains nothing. Keys are
     ``<prefix>/<name>/seed<s>``; a random-mask control needs the same seed's learned run
-    (:data:`RANDOM_CONTROLS`; listed before it)."""
+    (:data:`RANDOM_CONTROLS`; listed before it). ``seeds``: a list for every baseline or a mapping
+    per baseline (:func:`seed_table`)."""
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {list(BASELINES)}")
@@ -160,10 +184,11 @@ def baseline_trainings(base_cfg: TrainConfig, names, run_root: str | Path, seeds
         if learned not in names or names.index(learned) > names.index(r):
             raise ValueError(f"baseline {r!r} takes as many variant channels as the learned mask: "
                              f"list {learned!r} before {r!r}")
-    base_cfg, seeds, data = plan_inputs(base_cfg, seeds, data)
+    base_cfg, _, data = plan_inputs(base_cfg, None, data)
+    table = seed_table(base_cfg, names, seeds)
     out = []
-    for s in seeds:
-        for name in names:
+    for s in all_seeds(table):
+        for name in [n for n in names if s in table[n]]:
             cfg = baseline_config(replace(base_cfg, seed=s), name)
             if cfg is None:
                 continue
@@ -186,7 +211,7 @@ def run_baselines(base_cfg: TrainConfig, names=DEFAULT_NAMES, run_root: str | Pa
     key (on ``data.test``); with ``settings.probe``, ``probe/<feature>/<a|b|c|val_*|…>`` and
     ``probe/<feature>/dim``; and ``eval_seconds``. Untrained baselines (``pixels``, the orbit
     controls) are scored once and marked ``single_valued``. ``seeds`` (default: the config's seed)
-    are training seeds, all on the base seed's data split; ``settings`` (:class:`EvalSettings`)
+    are training seeds, all on the base seed's data split (a mapping per baseline: :func:`seed_table`); ``settings`` (:class:`EvalSettings`)
     holds the evaluation seed, the caps and ``extra`` (more scores of each model whose latent is
     split, e.g. the swaps).
     """
@@ -196,12 +221,12 @@ def run_baselines(base_cfg: TrainConfig, names=DEFAULT_NAMES, run_root: str | Pa
     data = data if data is not None else request.load(verbose=verbose)
     study = _Study({t.key: t for t in baseline_trainings(base_cfg, names, run_root, seeds, request)},
                    data, base_cfg.group, settings, progress, verbose)
-    seeds = seeds_of(base_cfg, seeds)
+    table = seed_table(base_cfg, names, seeds)
     if settings.jobs > 1:
-        _score_in_processes(base_cfg, names, run_root, data, settings, seeds, verbose)
+        _score_in_processes(base_cfg, names, run_root, data, settings, table, verbose)
     rows, untrained = [], {}
-    for s in seeds:
-        for name in names:
+    for s in all_seeds(table):
+        for name in [n for n in names if s in table[n]]:
             if name in untrained:                                # no model: the same for every seed
                 rows.append({**untrained[name], "seed": s})
                 continue
@@ -238,11 +263,12 @@ def baseline_scorings(base_cfg: TrainConfig, names, run_root: str | Path, seeds,
     (each trained baseline and seed, needing that training; each untrained baseline once), keys
     ``<prefix>/rows/<name>/seed<s>``."""
     base_cfg = base_cfg.validate()
-    seeds = seeds_of(base_cfg, seeds)
-    trainings = {t.key: t for t in baseline_trainings(base_cfg, names, run_root, seeds, data, prefix)}
+    table = seed_table(base_cfg, names, seeds)
+    seeds = all_seeds(table)
+    trainings = {t.key: t for t in baseline_trainings(base_cfg, names, run_root, table, data, prefix)}
     out = []
     for s in seeds:
-        for name in names:
+        for name in [n for n in names if s in table[n]]:
             t = trainings.get(f"{prefix}/{name}/seed{s}")
             if t is None and s != seeds[0]:
                 continue                               # an untrained baseline: scored once
@@ -258,15 +284,16 @@ def baseline_scorings(base_cfg: TrainConfig, names, run_root: str | Path, seeds,
 
 
 def _score_in_processes(base_cfg: TrainConfig, names, run_root, data: DataSplits,
-                        settings: EvalSettings, seeds, verbose: bool) -> None:
+                        settings: EvalSettings, table: dict, verbose: bool) -> None:
     """Score the rows whose ``row.json`` is missing in ``settings.jobs`` processes, one task per
     training seed (the untrained baselines in a task of their own), so that the caller's serial
     pass reads them from the cache. Tasks never share a run folder; a row that still misses or is
-    stale afterwards is simply scored by the serial pass. ``seeds``: the training seeds, a list."""
+    stale afterwards is simply scored by the serial pass. ``table``: :func:`seed_table`."""
+    seeds = all_seeds(table)
     untrained = [n for n in names if BASELINES[n].overrides is None]
-    trained = [n for n in names if n not in untrained]
     tasks = [(untrained, seeds[0])] if untrained else []
-    tasks += [(trained, s) for s in seeds if trained]
+    tasks += [(trained, s) for s in seeds
+              if (trained := [n for n in names if n not in untrained and s in table[n]])]
     todo = [(n, s) for n, s in tasks
             if any(not (run_dir_of(run_root, m, s, base_cfg.seed) / "row.json").is_file() for m in n)]
     if len(todo) < 2:

@@ -68,6 +68,10 @@ NOTEBOOK_PARAMS = {
     "probe_iters": ("a positive integer", _positive),
     "n_images": ("a positive integer", _positive),
     "baselines": ("a non-empty list of baseline names", _list_of(lambda x: isinstance(x, str), empty=False)),
+    "baseline_seed_counts": ("a mapping of baseline names to a positive number of seeds, e.g. "
+                             "{\"random2\": 3}, or None", lambda v: v is None or (
+                                 isinstance(v, dict) and all(isinstance(k, str) and _positive(n)
+                                                             for k, n in v.items()))),
     "designs": ("a list of design names or None", _list_of(lambda x: isinstance(x, str), none=True)),
     "datasets": ("a non-empty list of dataset names", _list_of(lambda x: isinstance(x, str), empty=False)),
     "models": ("a list of model names or None", _list_of(lambda x: isinstance(x, str), none=True)),

@@ -386,6 +386,17 @@ def budget_scoring(base_cfg: TrainConfig, run_root: str | Path, settings: EvalSe
                    needs=(t.key, rows_key), fits=4.0)
 
 
+def baseline_seeds(params: Mapping):
+    """05's training seeds: ``seeds`` for every baseline, or — with ``baseline_seed_counts``
+    (``{baseline: n}``) — a mapping in which each baseline named there trains on the first ``n``
+    of ``seeds`` only (:func:`galib.studies.baselines.seed_table`)."""
+    seeds, counts = params.get("seeds"), params.get("baseline_seed_counts")
+    if not counts:
+        return seeds
+    every = [int(s) for s in (seeds if seeds is not None else [params.get("seed", 42)])]
+    return {n: every[:int(counts[n])] if n in counts else every for n in params["baselines"]}
+
+
 def eval_settings(params: Mapping, jobs: int = 1) -> EvalSettings:
     """How notebook 05 scores its rows, from its parameters (the sweep scores them alike);
     ``jobs``: processes that score uncached rows side by side (not part of a score)."""

@@ -102,7 +102,7 @@ def _plan_04(p: Mapping, cfg: TrainConfig) -> list[Training]:
 
 
 def _plan_05(p: Mapping, cfg: TrainConfig) -> list[Training]:
-    return baseline_trainings(cfg, p["baselines"], p["baseline_dir"], p.get("seeds"), _data(p, cfg))
+    return baseline_trainings(cfg, p["baselines"], p["baseline_dir"], probes.baseline_seeds(p), _data(p, cfg))
 
 
 def _plan_06(p: Mapping, cfg: TrainConfig) -> list[Training]:
@@ -126,7 +126,8 @@ def _scores_04(p: Mapping, cfg: TrainConfig) -> list[Scoring]:
 
 def _scores_05(p: Mapping, cfg: TrainConfig) -> list[Scoring]:
     settings = probes.eval_settings(p)
-    out = baseline_scorings(cfg, p["baselines"], p["baseline_dir"], p.get("seeds"), settings, _data(p, cfg))
+    out = baseline_scorings(cfg, p["baselines"], p["baseline_dir"], probes.baseline_seeds(p), settings,
+                            _data(p, cfg))
     if "ald" in p["baselines"]:
         out.append(probes.budget_scoring(cfg, p["baseline_dir"], settings, _data(p, cfg),
                                          f"baselines/rows/ald/seed{cfg.seed}"))

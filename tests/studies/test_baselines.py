@@ -41,8 +41,10 @@ def test_baseline_configs_differ_only_where_they_should():
 
 
 # columns that are undefined (None) by design for a row
-UNDEFINED = {"ae": {"inv err", "inv err c", "E(z_i) share", "variant frac", "z_i a", "z_i b", "z_i c",
-                    "z_v a", "z_v b", "z_v c"}}
+MATCHED = {f"random-orbit-zv {p}" for p in "abc"}          # the matched control: ald rows only
+UNDEFINED = {"ae": {"inv err", "inv err c", "E(z_i) share", "E(z_i) share c", "variant frac", "z_i a", "z_i b",
+                    "z_i c", "z_v a", "z_v b", "z_v c"} | MATCHED,
+             **{name: MATCHED for name in ("manual", "recon+inv", "recon+const")}}
 
 
 def test_run_baselines_end_to_end_and_reuse(tmp_path):
@@ -51,8 +53,8 @@ def test_run_baselines_end_to_end_and_reuse(tmp_path):
     assert [r["name"] for r in rows] == list(DEFAULT_NAMES)
     table = results_table(rows)
     expected_cols = {"model", "recon MSE", "PSNR", "SSIM", "equiv err", "inv err", "equiv err c",
-                     "inv err c", "E(z_i) share", "variant frac"} | {f"{f} {p}" for f in ("pixels", "z", "z_i", "z_v", "orbit")
-                                        for p in "abc"}
+                     "inv err c", "E(z_i) share", "E(z_i) share c", "variant frac"} | MATCHED | {
+        f"{f} {p}" for f in ("pixels", "z", "z_i", "z_v", "orbit") for p in "abc"}
     for row, line in zip(rows, table):
         assert set(line) == expected_cols
         for col, value in line.items():
@@ -203,3 +205,26 @@ def test_probe_budget_reuses_the_rows_fits_exactly(tmp_path):
     reused = probe_budget(model, data, max_train=None, fit={"max_iter": 15}, base=row)
     assert set(fresh["budgets"]) == {"base", "2x iterations"} and reused["base_reused"]
     assert fresh["features"] == reused["features"] and fresh["max_change"] == reused["max_change"]
+
+
+def test_fewer_seeds_for_some_baselines(tmp_path):
+    """05's baseline_seed_counts: random2 and manual train on the first seeds only; the plan, the
+    scorings and the rows agree, and a random control without its learned mask is an error."""
+    from galib.studies.baselines import all_seeds, baseline_scorings, seed_table
+    from galib.studies.probes import baseline_seeds
+    from galib.experiments.plan import DataRequest
+    names = ["pixels", "ald", "random", "random2", "manual"]
+    params = {"seeds": [42, 43, 44, 45], "baselines": names, "baseline_seed_counts": {"random2": 2, "manual": 1}}
+    seeds = baseline_seeds(params)
+    assert seeds["random2"] == [42, 43] and seeds["manual"] == [42] and seeds["ald"] == [42, 43, 44, 45]
+    assert baseline_seeds({**params, "baseline_seed_counts": None}) == [42, 43, 44, 45]
+    base = TrainConfig(dataset="glyphs", epochs=1, max_train=64)
+    keys = [t.key for t in baseline_trainings(base, names, tmp_path, seeds)]
+    assert sum(k.startswith("baselines/random2/") for k in keys) == 2 and "baselines/manual/seed43" not in keys
+    assert len(keys) == 4 + 4 + 2 + 1                                        # ald, random, random2, manual
+    table = seed_table(base, names, seeds)
+    assert all_seeds(table) == [42, 43, 44, 45]
+    rows = [s.key for s in baseline_scorings(base, names, tmp_path, seeds, EvalSettings(), DataRequest.of(base))]
+    assert "baselines/rows/random2/seed44" not in rows and "baselines/rows/pixels/seed42" in rows
+    with pytest.raises(ValueError, match="does not train on seeds \\[44\\]"):
+        seed_table(base, ["ald", "random"], {"ald": [42, 43], "random": [42, 44]})
