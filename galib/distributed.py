@@ -1,9 +1,9 @@
 """Multi-process data-parallel training with ``torch.distributed`` (DDP), launched by ``torchrun``.
 
-    torchrun --standalone --nproc_per_node=2 -m galib.tools.distributed --dataset glyphs --epochs 2 \
+    torchrun --standalone --nproc_per_node=2 -m galib.tools.train_ddp --dataset glyphs --epochs 2 \
         --run-dir runs/ddp
 
-The command line is :mod:`galib.tools.distributed` (flags mirror :class:`galib.train.TrainConfig`);
+The command line is :mod:`galib.tools.train_ddp` (flags mirror :class:`galib.train.TrainConfig`);
 this module is the library part: :func:`init_distributed` joins the process group and
 :func:`train_distributed` trains on every rank. The backend is NCCL when the ranks train on CUDA
 (rank ``r`` uses ``cuda:LOCAL_RANK``) and gloo on CPU.
@@ -66,4 +66,4 @@ def train_distributed(cfg: TrainConfig, run_dir=None, progress: bool = True, fre
 
 if __name__ == "__main__":                                     # the command line moved to galib/tools
     raise SystemExit("galib.distributed is the library part; launch data-parallel training with "
-                     "torchrun --standalone --nproc_per_node=N -m galib.tools.distributed ...")
+                     "torchrun --standalone --nproc_per_node=N -m galib.tools.train_ddp ...")

@@ -43,7 +43,7 @@ def test_two_gloo_ranks_match_single_process(npz_dataset, tmp_path):
     # --standalone: torchrun binds a free port itself (a port picked here and released could be
     # taken by another process before torchrun binds it)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "galib.tools.distributed", "--dataset", npz_dataset, "--epochs", "2", "--batch-size", "32",
+           "-m", "galib.tools.train_ddp", "--dataset", npz_dataset, "--epochs", "2", "--batch-size", "32",
            "--latent-channels", "8", "--seed", "3", "--lr", "0.003", "--device", "cpu",
            "--run-dir", str(tmp_path / "ddp"), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}

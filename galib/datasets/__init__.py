@@ -1,7 +1,7 @@
 """Datasets: the one name → loader table and :func:`load_dataset`.
 
 Each source is one module (``idx``: mnist, fashion-mnist; ``glyphs``; ``shapes3d``; ``npz``;
-``blocked``) exposing a loader ``(Request) -> Loaded | DataSplits`` (:mod:`galib.datasets.base`).
+``occluded``: ``blocked:NAME``) exposing a loader ``(Request) -> Loaded | DataSplits`` (:mod:`galib.datasets.base`).
 A name matches an entry of ``LOADERS`` exactly or as ``ENTRY:SPEC`` (``npz:/data/x.npz``,
 ``shapes3d:600,100``, ``blocked:glyphs``). Adding a dataset is one module plus one line in
 ``LOADERS`` (or :func:`register_dataset` from outside the package). Whatever a loader returns is
@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from . import blocked, glyphs, npz, shapes3d
+from . import glyphs, npz, occluded, shapes3d
 from .base import (DataError, DataSplits, DatasetUnavailable, ImageSet, Loaded, Request,
                    resolve_root, to_float)
 from .idx import DEBIAN_FASHION, load_fashion_mnist, load_idx_dataset, load_mnist
@@ -52,7 +52,7 @@ LOADERS: dict[str, Loader] = {
     "glyphs": glyphs.load,
     "shapes3d": shapes3d.load,        # shapes3d[:N_TRAIN,N_TEST]
     "npz": npz.load,                  # npz:PATH
-    "blocked": blocked.load,          # blocked:NAME
+    "blocked": occluded.load,          # blocked:NAME
 }
 
 

@@ -13,7 +13,7 @@ occluded; ``g`` a random non-identity element) :func:`block_scores` measures, fo
   ``(e_blank − e_full) / e_blank`` — 1 a perfect block, 0 no better than drawing nothing. This is
   the size of the effect: the parts can only share a gain that exists. On the paper's grey block a
   blank decode is already near-perfect there, so use a ``blocked:bright:`` or ``blocked:checker:``
-  dataset (:mod:`galib.datasets.blocked`);
+  dataset (:mod:`galib.datasets.occluded`);
 * ``block_share_zi``: the share of that gain due to ``z_i`` (:func:`block_share`, signed, no clamp):
   1 when the block lives in ``z_i``, 0 when it lives in ``z_v``; ``block_gain_zi`` /
   ``block_gain_zv`` are the two parts (fractions of ``e_blank``, summing to ``block_gain``).

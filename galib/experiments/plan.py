@@ -81,7 +81,7 @@ class Training:
 @dataclass(frozen=True)
 class Scoring:
     """One scoring task of a plan: rows (or other cached scores) of finished runs, computed once
-    and kept in the run folders (:mod:`galib.experiments.rows`), which the notebooks then only
+    and kept in the run folders (:mod:`galib.experiments.scoring`), which the notebooks then only
     read. ``score`` is a picklable call (a :func:`functools.partial` of the study function the
     notebook calls, with the notebook's own settings), so the sweep and the notebook compute, and
     look up, the same row."""

@@ -37,11 +37,11 @@ name            what                                         config overrides
 ``run_root/<name>_seed<s>`` (:func:`~galib.experiments.plan.run_folder`); ``random`` needs the same
 seed's ``ald`` run (its size is derived when that run has finished). :func:`run_baselines` loads
 (or trains) each, scores it through :mod:`galib.evaluation` and caches the row
-(:mod:`galib.experiments.rows`); with ``EvalSettings.jobs > 1`` the rows not yet cached are scored
+(:mod:`galib.experiments.scoring`); with ``EvalSettings.jobs > 1`` the rows not yet cached are scored
 first in that many processes, one training seed per task (scores do not depend on which process
 computes them: each runs the same code at the same thread count).
 :func:`results_table` / :func:`write_table` turn rows into a markdown + JSON table, mean ± sd over
-seeds. The command line is :mod:`galib.tools.baselines`.
+seeds. The command line is :mod:`galib.tools.baseline_table`.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ from ..evaluation.scores import SCORE_LABELS, evaluate_model
 from ..evaluation.spread import aggregate
 from ..evaluation.tables import format_pm, markdown_table
 from ..experiments.plan import DataRequest, Scoring, Training, plan_inputs, run_folder, seeds_of, train_or_load
-from ..experiments.rows import EvalSettings, scored_row
+from ..experiments.scoring import EvalSettings, scored_row
 from ..io import save_json, write_text
 from ..train import TrainConfig
 from .training import divergence_epoch

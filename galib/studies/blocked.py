@@ -25,7 +25,7 @@ from ..evaluation.block import block_pictures, block_scores
 from ..evaluation.spread import aggregate
 from ..evaluation.stats import paired_comparison, spread_margin
 from ..experiments.plan import DataRequest, Training, train_or_load
-from ..experiments.rows import EvalSettings
+from ..experiments.scoring import EvalSettings
 from ..train import TrainConfig
 from .baselines import BASELINES, baseline_scorings, baseline_trainings, run_baselines
 from .plotting import as_images, image_grid, rc_style, save

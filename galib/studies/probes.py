@@ -10,7 +10,7 @@ designs of the invariant part, and the confusion matrix of the best invariant fe
   :func:`invariant_confusion` sums the confusion counts of its rows' own protocol-b fits and
   :func:`describe_confusions` says in words which classes it mixes up (and whether 6↔9 is among
   them);
-* the scoring tasks beside the rows (:mod:`galib.experiments.rows`): :func:`budget_scores` (is the
+* the scoring tasks beside the rows (:mod:`galib.experiments.scoring`): :func:`budget_scores` (is the
   probe limited by its budget?) and 04's :func:`swap_numbers`, each computed once per run.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from ..evaluation.stats import paired_comparison, spread_margin
 from ..evaluation.stats import VERDICTS
 from ..evaluation.swap import swap_scores
 from ..experiments.plan import DataRequest, Scoring, train_or_load
-from ..experiments.rows import EvalSettings, cached_scores
+from ..experiments.scoring import EvalSettings, cached_scores
 from ..train import TrainConfig
 from .baselines import BASELINES, RANDOM_CONTROLS, baseline_trainings, score_baseline
 from .plotting import rc_style, save, to_numpy

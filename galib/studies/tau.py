@@ -26,7 +26,7 @@ from ..evaluation.scores import SCORE_LABELS, evaluate_model
 from ..evaluation.spread import aggregate, format_spread, mean_sd
 from ..evaluation.tables import markdown_table
 from ..experiments.plan import DataRequest, Scoring, Training, plan_inputs, run_folder, train_or_load
-from ..experiments.rows import EvalSettings, scored_row
+from ..experiments.scoring import EvalSettings, scored_row
 from ..train import TrainConfig, initial_mask_probs
 from .plotting import rc_style, save
 from .wording import WORSE, num, pm, text_of
@@ -114,7 +114,7 @@ def sweep_tau(base_cfg: TrainConfig, taus, run_root: str | Path, data: DataSplit
     the mask dynamics of :func:`galib.evaluation.metrics.mask_side_agreement` (``agreement``,
     ``agreement_chance``, ``rank_correlation``), ``epochs``, ``train_loss_first``/``_last``,
     ``eval_seconds`` and ``seconds`` (training plus scoring). Rows are scored once and kept in
-    the run folders (:func:`~galib.experiments.rows.scored_row`; the sweep scores them first:
+    the run folders (:func:`~galib.experiments.scoring.scored_row`; the sweep scores them first:
     :func:`tau_scorings`). ``seeds`` default to the config's seed; ``settings`` hold the evaluation seed
     and the probe's budget."""
     settings = settings or EvalSettings()

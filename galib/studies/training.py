@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from ..evaluation.scores import evaluate_model
 from ..experiments.plan import DataRequest, Scoring, Training, train_or_load
-from ..experiments.rows import cached_scores
+from ..experiments.scoring import cached_scores
 from ..train import TrainConfig, TrainResult
 from .plotting import as_images, image_grid, log_ticks, rc_style, save
 from .wording import INVARIANT, NOT_INVARIANT, invariance_verdict, num, nums

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from ..datasets import DataSplits
 from ..evaluation.swap import swap_scores
 from ..experiments.plan import DataRequest, Scoring, Training, train_or_load
-from ..experiments.rows import cached_scores
+from ..experiments.scoring import cached_scores
 from ..train import TrainConfig
 from .baselines import baseline_trainings
 from .plotting import MAP_CMAP, as_images, image_grid, middle_slice, rc_style, save, to_numpy, wrap_label

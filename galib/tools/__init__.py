@@ -24,7 +24,7 @@ def bench_main(argv: list[str] | None = None) -> int:
 
 
 def baselines_main(argv: list[str] | None = None) -> int:
-    """``galib-baselines``: :func:`galib.tools.baselines.main`, exit status 0."""
+    """``galib-baselines``: :func:`galib.tools.baseline_table.main`, exit status 0."""
     from .baselines import main
     main(argv)
     return 0

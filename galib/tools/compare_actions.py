@@ -3,10 +3,10 @@
     python -m galib.tools.compare_actions --dataset glyphs --epochs 4 --max-train 5000 \\
         --out figures/so2_actions --run-root runs/so2_actions
 
-The command line of the study :mod:`galib.experiments.so2`: it trains (or loads the finished runs
+The command line of the study :mod:`galib.experiments.so2_actions`: it trains (or loads the finished runs
 of) the paper model with ``group='so2'`` once per latent action on the same data, seed and epochs,
 scores each on held-out test images over ``--n-angles`` angles, and writes ``metrics.json`` (the
-:class:`~galib.experiments.so2.SO2Comparison` record, with the commit, the command and paths
+:class:`~galib.experiments.so2_actions.SO2Comparison` record, with the commit, the command and paths
 relative to the repository), ``table.md`` and ``so2_actions.png`` into ``--out``, atomically.
 """
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from ..experiments.plan import DataRequest
-from ..experiments.rows import EvalSettings
+from ..experiments.scoring import EvalSettings
 from ..evaluation.features import with_options
-from ..experiments.so2 import ACTIONS, SO2Comparison, SO2Study, so2_study
+from ..experiments.so2_actions import ACTIONS, SO2Comparison, SO2Study, so2_study
 from ..io import save_json, write_text
 from ..groups import get_group
 from ..losses import resolve_consistency

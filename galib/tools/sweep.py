@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ..experiments.plan import Scoring, Training, epochs_done, merge, run_status
 from ..studies.registry import study_scorings, study_trainings
-from ..experiments.rows import is_scored
+from ..experiments.scoring import is_scored
 from ..paths import DATA_ENV, home
 from ..studies.params import notebook_config
 from ..train.cli import ShortUsageParser, int_at_least

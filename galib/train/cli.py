@@ -1,5 +1,5 @@
-"""The command line of ``python -m galib.train`` (and the parser ``galib.tools.distributed`` and
-``galib.evaluation.baselines`` share).
+"""The command line of ``python -m galib.train`` (and the parser ``galib.tools.train_ddp`` and
+``galib.tools.baseline_table`` share).
 
 One ``--flag`` per :class:`TrainConfig` field, with the field's help and choices
 (:func:`galib.train.config.describe_field`). ``--config PATH`` replays a saved run configuration

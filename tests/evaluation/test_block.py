@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from galib.datasets import DataSplits
-from galib.datasets.blocked import Occluder, blocked
+from galib.datasets.occluded import Occluder, blocked
 from galib.evaluation.block import block_pictures, block_scores, block_share, occluder_region
 from galib.models import ALDMask, GroupLatentAutoencoder, ModelOptions, build_model
 from tests.synthetic import synthetic_splits

@@ -1,4 +1,4 @@
-"""Tests for galib.studies.baselines (and the galib.tools.baselines CLI): configs, a tiny end-to-end run with reuse, tables and the CLI."""
+"""Tests for galib.studies.baselines (and the galib.tools.baseline_table CLI): configs, a tiny end-to-end run with reuse, tables and the CLI."""
 import json
 import math
 
@@ -7,8 +7,8 @@ import pytest
 
 from galib.studies.baselines import (BASELINES, DEFAULT_NAMES, baseline_config, baseline_trainings,
                                         format_markdown, results_table, run_baselines, write_table)
-from galib.experiments.rows import EvalSettings
-from galib.tools.baselines import main
+from galib.experiments.scoring import EvalSettings
+from galib.tools.baseline_table import main
 from galib.train import TrainConfig
 from tests.synthetic import synthetic_splits
 

@@ -1,4 +1,4 @@
-"""Fast test of galib.tools.compare_actions (the command line of galib.experiments.so2): tiny glyph
+"""Fast test of galib.tools.compare_actions (the command line of galib.experiments.so2_actions): tiny glyph
 set, 1 epoch, 8 latent channels."""
 import json
 import math

@@ -1,11 +1,11 @@
-"""Known-answer tests for blocked:NAME (galib.datasets.blocked), plus a quick so2 training run on it."""
+"""Known-answer tests for blocked:NAME (galib.datasets.occluded), plus a quick so2 training run on it."""
 import math
 
 import pytest
 import torch
 
 from galib.datasets import DataSplits, ImageSet, load_dataset
-from galib.datasets.blocked import Occluder, blocked
+from galib.datasets.occluded import Occluder, blocked
 from galib.groups import get_group
 from galib.pairs import iterate_pairs, make_pairs
 from galib.train import TrainConfig, train
@@ -73,7 +73,7 @@ def test_train_so2_learned_on_blocked_glyphs():
 
 
 def test_block_styles_through_load_dataset(tmp_path):
-    from galib.datasets.blocked import parse_spec
+    from galib.datasets.occluded import parse_spec
     _write_npz(tmp_path / "d2.npz", (28, 28))
     bright = load_dataset(f"blocked:bright:npz:{tmp_path / 'd2.npz'}", verbose=False)
     assert bright.name == f"blocked:bright:npz:{tmp_path / 'd2.npz'}"

@@ -1,6 +1,6 @@
-"""``torchrun -m galib.tools.distributed``: data-parallel training from the command line.
+"""``torchrun -m galib.tools.train_ddp``: data-parallel training from the command line.
 
-    torchrun --standalone --nproc_per_node=2 -m galib.tools.distributed --dataset glyphs \\
+    torchrun --standalone --nproc_per_node=2 -m galib.tools.train_ddp --dataset glyphs \\
         --epochs 2 --run-dir runs/ddp
 
 Flags mirror :class:`galib.train.TrainConfig` (as ``python -m galib.train``, ``--config``,
@@ -22,7 +22,7 @@ import torch.distributed as dist
 from ..distributed import init_distributed, train_distributed
 from ..train import config_from_args, config_parser, run_cli
 
-PROG = "torchrun -m galib.tools.distributed"
+PROG = "torchrun -m galib.tools.train_ddp"
 
 
 def summary(result) -> dict:
@@ -53,4 +53,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    run_cli(main, prog="galib.tools.distributed")
+    run_cli(main, prog="galib.tools.train_ddp")

@@ -1,6 +1,6 @@
 """Train (or load), evaluate and probe the baselines; write a markdown/JSON table.
 
-    python -m galib.tools.baselines --dataset fashion-mnist --epochs 3 --max-train 10000 --out DIR
+    python -m galib.tools.baseline_table --dataset fashion-mnist --epochs 3 --max-train 10000 --out DIR
     galib-baselines ...                                  # the same, as a console script
 """
 from __future__ import annotations
@@ -13,13 +13,13 @@ from pathlib import Path
 from ..evaluation.features import PROBE_FIT
 from ..studies.baselines import (BASELINES, DEFAULT_NAMES, format_markdown, results_table,
                                      run_baselines, write_table)
-from ..experiments.rows import EvalSettings
+from ..experiments.scoring import EvalSettings
 from ..train import config_from_args, config_parser, run_cli
 from ..train.limits import seed_arg
 
 
 def _parser():
-    parser = config_parser(__doc__.split("\n")[0], prog="python -m galib.tools.baselines")
+    parser = config_parser(__doc__.split("\n")[0], prog="python -m galib.tools.baseline_table")
     parser.add_argument("--out", default="baselines_out", help="folder for the table files")
     parser.add_argument("--run-root", default=None, help="folder for the runs (default OUT/runs)")
     parser.add_argument("--names", nargs="+", default=list(DEFAULT_NAMES), choices=list(BASELINES),
@@ -57,4 +57,4 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    run_cli(main, prog="python -m galib.tools.baselines")
+    run_cli(main, prog="python -m galib.tools.baseline_table")

@@ -1,11 +1,11 @@
-"""galib.experiments.so2 without training: the plan (one run per action × seed, folders from
+"""galib.experiments.so2_actions without training: the plan (one run per action × seed, folders from
 run_folder, every seed on the base seed's split), the table's angle means and the sentences."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from galib.experiments.plan import merge
-from galib.experiments.so2 import ACTIONS, SO2Comparison, row_value, so2_sentences, so2_trainings, table_md
+from galib.experiments.so2_actions import ACTIONS, SO2Comparison, row_value, so2_sentences, so2_trainings, table_md
 from galib.train import TrainConfig
 
 CFG = TrainConfig(dataset="glyphs", epochs=1, latent_channels=8, device="cpu", seed=42, max_train=64)

@@ -4,7 +4,7 @@
 (latent action, seed) in ``run_root/<dataset>_<action>_<consistency>[_seed<s>]`` (bilinear
 rotation of the latent map, or :class:`~galib.groups.so2.LearnedSO2Action`), every seed on the
 base seed's data split. :func:`so2_study` loads (or trains) each run of an :class:`SO2Study` and
-scores it once (the row is cached in the run folder, :func:`~galib.experiments.rows.scored_row`),
+scores it once (the row is cached in the run folder, :func:`~galib.experiments.scoring.scored_row`),
 on held-out test images:
 
 * transformed-reconstruction MSE ``‖D(z_i + Phi_g z_v) − T_g x‖²`` and equivariance error
@@ -33,7 +33,7 @@ from ..evaluation.tables import markdown_table
 from ..groups import homomorphism_error
 from ..train import TrainConfig
 from .plan import DataRequest, Training, run_folder, seeds_of, train_or_load
-from .rows import EvalSettings, scored_row
+from .scoring import EvalSettings, scored_row
 
 ACTIONS = ("resample", "learned")
 
