@@ -248,9 +248,9 @@ def verdict(low: float, high: float, margin: float, lower_is_better: bool,
 
 
 def paired_comparison(a: Sequence[float], b: Sequence[float], key: str = "",
-                      margin: float | None = None, lower_is_better_: bool | None = None,
+                      margin: float | tuple[float, str] | None = None, lower_is_better_: bool | None = None,
                       confidence: float = 0.95, per_image: tuple | None = None,
-                      chance: float | None = None, margin_basis: str | None = None) -> dict:
+                      chance: float | None = None) -> dict:
     """Model ``a`` against ``b`` on score ``key`` (values per seed, the same seeds in order).
 
     Returns :func:`t_interval`'s keys (the ``confidence`` interval, 95 %) plus ``tost_low`` /
@@ -259,8 +259,10 @@ def paired_comparison(a: Sequence[float], b: Sequence[float], key: str = "",
     chance`` when both sides sit at ``chance``, :func:`at_chance`) and ``significant`` (the 95 %
     interval excludes 0). With ``per_image = (A, B)`` (``(seeds, images)`` tables) also
     ``bootstrap`` (the :func:`bootstrap_interval` dict) and ``bootstrap_verdict``. ``margin`` and
-    the direction default to :func:`margin_for` / :func:`lower_is_better` of ``key``.
+    the direction default to :func:`margin_for` / :func:`lower_is_better` of ``key``; ``margin``
+    may come with its basis, ``(margin, basis)`` as :func:`spread_margin` gives it.
     """
+    margin, margin_basis = margin if isinstance(margin, tuple) else (margin, None)
     m = margin_for(key) if margin is None else float(margin)
     low_better = lower_is_better(key) if lower_is_better_ is None else bool(lower_is_better_)
     directed = not is_undirected(key)

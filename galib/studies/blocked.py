@@ -158,10 +158,9 @@ def _paired_words(rows: list[dict], other: str) -> str:
         seeds, a, b = paired_values(rows, "ald", other, key)
         if len(seeds) < 2:
             return ""
-        margin, basis = spread_margin(b, key)
-        c = paired_comparison(a, b, key, margin=margin, margin_basis=basis)
+        c = paired_comparison(a, b, key, margin=spread_margin(b, key))
         words.append(f"{what} {c['verdict']} (difference {c['diff']:+.2f}, 95 % CI "
-                     f"[{c['low']:+.2f}, {c['high']:+.2f}], margin {c['margin']:.2f}: {basis})")
+                     f"[{c['low']:+.2f}, {c['high']:+.2f}], margin {c['margin']:.2f}: {c['margin_basis']})")
     return f" Against {BASELINES[other].label} over {len(seeds)} seeds: " + "; ".join(words) + "."
 
 

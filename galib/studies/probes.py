@@ -171,10 +171,9 @@ def compare_rows(rows: list[dict], a: str, b: str | tuple, keys, chance: float |
     for key in keys:
         seeds, va, vb = paired_values(rows, a, b, key)
         if len(seeds) >= 2:
-            margin, basis = spread_margin(vb, key)
             out.append({"key": key, "a_mean": sum(va) / len(va), "b_mean": sum(vb) / len(vb),
                         "n_seeds": len(seeds), "seeds": seeds, "excluded_seeds": excluded,
-                        **paired_comparison(va, vb, key, margin=margin, margin_basis=basis,
+                        **paired_comparison(va, vb, key, margin=spread_margin(vb, key),
                                             chance=chance if key.startswith(CHANCE_KEYS) else None)})
     return out
 
@@ -192,12 +191,11 @@ def against_matched_control(rows: list[dict], name: str = "ald", protocol: str =
     if len(pairs) < 2:
         return None
     seeds, va, vb = zip(*sorted(pairs))
-    margin, basis = spread_margin(vb, key)
     dims = [r.get("probe/orbit/dim") for r in mine], [r.get("probe/random-orbit-zv/dim") for r in mine]
     return {"key": key, "model": name, "a_mean": sum(va) / len(va), "b_mean": sum(vb) / len(vb),
             "n_seeds": len(seeds), "seeds": list(seeds), "same_dims": dims[0] == dims[1],
             "excluded_seeds": diverged_seeds(rows, (name,)),
-            **paired_comparison(list(va), list(vb), key, margin=margin, margin_basis=basis, chance=chance)}
+            **paired_comparison(list(va), list(vb), key, margin=spread_margin(vb, key), chance=chance)}
 
 
 def matched_control_sentence(c: dict | None) -> str:
