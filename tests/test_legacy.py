@@ -34,6 +34,13 @@ def test_the_fixture_is_in_the_old_names():
     assert json.loads((FIXTURE / "ae" / "history.json").read_text())["config"]["objective"] == "ae"
 
 
+@pytest.mark.parametrize("name", ["designs", "ae"])
+def test_an_old_run_folder_reads_as_finished(name):
+    from galib.train.runs import run_status
+    assert run_status(FIXTURE / name, _cfg(name, 1))[0] == "finished"         # its config, today's names
+    assert run_status(FIXTURE / name, _cfg(name, 2))[0] == "unfinished"
+
+
 def test_an_old_checkpoint_loads_under_todays_names():
     model, cfg, _ = load_checkpoint(FIXTURE / "designs" / "best.pt", _cfg("designs", 1))
     assert (cfg.zi_design, cfg.inv_form, cfg.mask_init) == ("orbit", "normalised", "negated")
