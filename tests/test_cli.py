@@ -142,7 +142,7 @@ def test_bad_config_file_names_it(tmp_path, capsys):
 
 
 def test_distributed_and_baselines_errors_are_one_line(capsys):
-    from galib.tools import baselines, distributed
+    from galib.tools import baseline_table as baselines, train_ddp as distributed
     for mod, argv in ((distributed, ["--lr", "inf", "--device", "cpu"]),
                       (baselines, ["--config", "/no/such/run"])):
         with pytest.raises(SystemExit) as exit_:

@@ -1,5 +1,5 @@
 """Entry points, every command line of galib: ``pipeline`` (run the notebooks → ``figures/``),
-``sweep`` (train a profile's plan on local workers, Slurm or Ray), ``baselines`` (a baselines
+``sweep`` (train a profile's plan on local workers, Slurm or Ray), ``baseline_table`` (a baselines
 table), ``bench`` (training speed), ``compare_actions`` (SO(2) latent actions).
 
 The console scripts of ``pyproject.toml`` call these thin wrappers where a tool's ``main``
@@ -25,6 +25,6 @@ def bench_main(argv: list[str] | None = None) -> int:
 
 def baselines_main(argv: list[str] | None = None) -> int:
     """``galib-baselines``: :func:`galib.tools.baseline_table.main`, exit status 0."""
-    from .baselines import main
+    from .baseline_table import main
     main(argv)
     return 0
