@@ -212,20 +212,16 @@ def features_from_latent(model, z: torch.Tensor, name: str, options: FeatureOpti
     if name != "orbit":
         raise ValueError(f"unknown latent feature {name!r}; choose "
                          f"{', '.join(LATENT_FEATURES[:-1])} or {LATENT_FEATURES[-1]}")
-    keep = torch.ones(z.shape[1], dtype=torch.bool, device=z.device) if mask is None else mask > 0
-    if not bool(keep.any()):
-        return None
     kind = opt.orbit_kind or group.orbit_kind()
     els, _ = group.evaluation_grid(n_eval)
-    reps = (coordinate_orbit_representatives(act, els, z.shape[1:], z.device) if opt.distinct
-            else None)
-    cols = None if reps is None else reps[keep].reshape(-1)             # (C_v*h*w,) bool
+    coords = orbit_coordinates(mask, act, els, z.shape[1:], opt.distinct, z.device)
+    if coords is None:
+        return None
     out = []
     for start in range(0, len(z), opt.batch_size):
         _, zv = split_latent(z[start:start + opt.batch_size], mask)      # (B, C, h, w)
         orbit = torch.stack([act(zv, repeat_element(e, len(zv), zv.device)) for e in els], 1)
-        orbit = orbit[:, :, keep].flatten(2)                             # (B, G, C_v*h*w)
-        out.append(orbit_invariants(orbit if cols is None else orbit[:, :, cols], kind))
+        out.append(orbit_invariants(orbit[:, :, coords], kind))          # (B, G, kept coordinates)
     return torch.cat(out)
 
 
@@ -237,17 +233,31 @@ def random_encoder(channels: int, spatial_dims: int = 2, seed: int = RANDOM_ENCO
         return paper_encoder(1, channels, spatial_dims).eval()
 
 
-def matched_coordinates(model, latent_shape, n_eval: int = 8) -> torch.Tensor | None:
-    """Bool ``(C, *spatial)``: the latent coordinates the model's ``orbit`` feature keeps (its
-    variant channels, one position per coordinate orbit where ``Phi_g`` permutes positions);
-    ``None`` for a model without a mask or variant channels (``random-orbit-zv`` is then undefined)."""
-    mask = model.hard_mask()
-    if mask is None or not bool((mask > 0).any()):
+def orbit_coordinates(mask: torch.Tensor | None, act, elements: torch.Tensor, shape,
+                      distinct: bool = True, device="cpu") -> torch.Tensor | None:
+    """Bool ``(C, *spatial)``: the latent coordinates the ``orbit`` feature keeps — the variant
+    channels (every channel without a ``mask``) and, with ``distinct``, one position per coordinate
+    orbit where ``act`` permutes positions (:func:`coordinate_orbit_representatives`); ``None``
+    when no channel is variant."""
+    keep = torch.ones(shape[0], dtype=torch.bool, device=device) if mask is None else mask.to(device) > 0
+    if not bool(keep.any()):
         return None
-    keep = (mask > 0).cpu().view(-1, *([1] * (len(latent_shape) - 1))).expand(*latent_shape)
-    els, _ = model.group.evaluation_grid(n_eval)
-    reps = coordinate_orbit_representatives(model.act, els, tuple(latent_shape))
-    return keep.clone() if reps is None else keep & reps.cpu()
+    keep = keep.view(-1, *([1] * (len(shape) - 1))).expand(*shape).clone()
+    reps = coordinate_orbit_representatives(act, elements, tuple(shape), device) if distinct else None
+    return keep if reps is None else keep & reps
+
+
+def matched_coordinates(model, latent_shape, options: FeatureOptions | None = None,
+                        n_eval: int = 8) -> torch.Tensor | None:
+    """The latent coordinates the model's own ``orbit`` feature keeps (:func:`orbit_coordinates`
+    under the same group, action and ``distinct``), on the CPU; ``None`` for a model without a mask
+    or variant channels (``random-orbit-zv`` is then undefined)."""
+    opt = options or FeatureOptions()
+    group, act, mask = resolve_view(model, opt.group)
+    if mask is None:
+        return None
+    els, _ = group.evaluation_grid(n_eval)
+    return orbit_coordinates(mask.cpu(), act, els, tuple(latent_shape), opt.distinct)
 
 
 @torch.no_grad()
@@ -333,7 +343,7 @@ def _control(model, f: str, images: torch.Tensor, group: Group, opt: FeatureOpti
     keep = None
     if f in MATCHED_CONTROLS:
         shape = random_encoder(_channels(model), group.spatial_dims)(images[:1].cpu()).shape[1:]
-        keep = matched_coordinates(model, shape)
+        keep = matched_coordinates(model, shape, opt)
         if keep is None:
             return None
     return control_features(f, images, group, opt.orbit_kind, _channels(model), opt.batch_size, keep)

@@ -309,6 +309,8 @@ def test_matched_control_has_the_orbit_features_count_and_is_exactly_invariant()
     n_variant = int(m.hard_mask().sum())
     assert f["random-orbit-zv"].shape == f["orbit"].shape == (24, n_variant * 13 * 3)   # like for like
     assert f["random-orbit"].shape == (24, 16 * 49 * 3)                                  # all channels
+    every = compute_features(m, data, ("orbit", "random-orbit-zv"), distinct=False)        # every position
+    assert every["random-orbit-zv"].shape == every["orbit"].shape == (24, n_variant * 49 * 3)
     g = torch.randint(1, 4, (24,), generator=torch.Generator().manual_seed(1))
     moved = compute_features(m, data, ("random-orbit-zv",), g=g)["random-orbit-zv"]
     assert torch.allclose(moved, f["random-orbit-zv"], atol=1e-5)                       # exactly invariant
